@@ -1,9 +1,11 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -11,14 +13,21 @@ import (
 // The raw* types hold what the YAML said, with positions, before defaults and
 // validation. A field whose node is nil was omitted.
 type rawTopology struct {
+	root    *yaml.Node
 	name    *yaml.Node
 	network rawNetwork
 	nodes   []rawNode
 	nodesAt *yaml.Node
+	// nodesOK is false when "nodes" was given but is not a list (already
+	// reported), so "a lab needs at least one node" would only repeat it.
+	nodesOK bool
 }
 
 type rawNetwork struct {
-	at           *yaml.Node
+	at *yaml.Node
+	// ok is false when "network" is not a mapping (already reported). Its
+	// addresses are unknown then, so nothing is checked against them.
+	ok           bool
 	underlay     *yaml.Node
 	clusterCIDR  *yaml.Node
 	serviceCIDR  *yaml.Node
@@ -29,6 +38,7 @@ type rawNetwork struct {
 
 type rawNode struct {
 	at      *yaml.Node
+	ok      bool // a mapping; otherwise already reported and skipped
 	path    string
 	name    *yaml.Node
 	ip      *yaml.Node
@@ -40,6 +50,7 @@ type rawNode struct {
 
 type rawPod struct {
 	at   *yaml.Node
+	ok   bool // a mapping; otherwise already reported and skipped
 	path string
 	name *yaml.Node
 	ip   *yaml.Node
@@ -67,28 +78,59 @@ func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
 	d.problems = append(d.problems, p)
 }
 
+// alias reports n if it is a YAML alias. Following aliases would let a small
+// file expand into a huge lab, and errors inside the anchored value would
+// point somewhere else than where it is used.
+func (d *decoder) alias(n *yaml.Node, path string) bool {
+	if n.Kind != yaml.AliasNode {
+		return false
+	}
+	d.addf(n, path, "YAML aliases (*%s) are not supported; write the value out", n.Value)
+	return true
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
 // fields walks a mapping node, handing each known key's value to its setter
-// and reporting unknown, duplicate and reserved keys.
-func (d *decoder) fields(n *yaml.Node, path string, known map[string]func(v *yaml.Node), future map[string]string) {
+// and reporting unknown, duplicate and reserved keys. It reports whether n
+// was usable as a mapping; with allowNull an empty value counts as an empty
+// mapping.
+func (d *decoder) fields(n *yaml.Node, path string, allowNull bool, known map[string]func(v *yaml.Node), future map[string]string) bool {
+	if d.alias(n, path) {
+		return false
+	}
+	if allowNull && isNull(n) {
+		return true
+	}
 	if n.Kind != yaml.MappingNode {
 		d.addf(n, path, "must be a mapping, not %s", kindName(n))
-		return
+		return false
 	}
-	seen := map[string]bool{}
+	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		kp := join(path, k.Value)
-		if seen[k.Value] {
-			d.addf(k, kp, "duplicate key")
+		if k.Kind != yaml.ScalarNode {
+			d.addf(k, path, "keys must be plain names, not %s", kindName(k))
 			continue
 		}
-		seen[k.Value] = true
+		kp := join(path, k.Value)
+		if prev, dup := seen[k.Value]; dup {
+			d.addf(k, kp, "duplicate key %q (first given on line %d)", k.Value, prev.Line)
+			continue
+		}
+		seen[k.Value] = k
 		if set, ok := known[k.Value]; ok {
 			set(v)
 			continue
 		}
 		if what, ok := future[k.Value]; ok {
 			d.addf(k, kp, "%s are not supported yet", what)
+			continue
+		}
+		if k.Value == "<<" {
+			d.addf(k, kp, "YAML merge keys (<<) are not supported; write the keys out")
 			continue
 		}
 		names := make([]string, 0, len(known))
@@ -99,9 +141,10 @@ func (d *decoder) fields(n *yaml.Node, path string, known map[string]func(v *yam
 		if guess := closest(k.Value, names); guess != "" {
 			d.addf(k, kp, "unknown key %q (did you mean %q?)", k.Value, guess)
 		} else {
-			d.addf(k, kp, "unknown key %q (known keys: %v)", k.Value, names)
+			d.addf(k, kp, "unknown key %q (known keys: %s)", k.Value, strings.Join(names, ", "))
 		}
 	}
+	return true
 }
 
 func join(path, key string) string {
@@ -120,7 +163,7 @@ func kindName(n *yaml.Node) string {
 	case yaml.AliasNode:
 		return "an alias"
 	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
+		if isNull(n) {
 			return "empty"
 		}
 		return fmt.Sprintf("the value %q", n.Value)
@@ -128,21 +171,37 @@ func kindName(n *yaml.Node) string {
 	return "unknown"
 }
 
-func (d *decoder) decode(doc *yaml.Node) rawTopology {
-	var t rawTopology
+// root returns the single document's top node, or reports why there is none.
+func (d *decoder) root(doc *yaml.Node) (*yaml.Node, bool) {
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
-			d.addf(doc, "", "the file is empty")
-			return t
+			d.addf(nil, "", "the file is empty")
+			return nil, false
 		}
 		doc = doc.Content[0]
 	}
-	d.fields(doc, "", map[string]func(*yaml.Node){
+	if isNull(doc) {
+		d.addf(nil, "", "the file is empty")
+		return nil, false
+	}
+	if d.alias(doc, "") {
+		return nil, false
+	}
+	if doc.Kind != yaml.MappingNode {
+		d.addf(doc, "", "a topology must be a mapping with name, network and nodes, not %s", kindName(doc))
+		return nil, false
+	}
+	return doc, true
+}
+
+func (d *decoder) decode(root *yaml.Node) rawTopology {
+	t := rawTopology{root: root, network: rawNetwork{ok: true}, nodesOK: true}
+	d.fields(root, "", false, map[string]func(*yaml.Node){
 		"name":    func(v *yaml.Node) { t.name = v },
 		"network": func(v *yaml.Node) { t.network = d.decodeNetwork(v) },
 		"nodes": func(v *yaml.Node) {
 			t.nodesAt = v
-			d.list(v, "nodes", func(i int, item *yaml.Node, path string) {
+			t.nodesOK = d.list(v, "nodes", func(i int, item *yaml.Node, path string) {
 				t.nodes = append(t.nodes, d.decodeNode(item, path))
 			})
 		},
@@ -150,22 +209,28 @@ func (d *decoder) decode(doc *yaml.Node) rawTopology {
 	return t
 }
 
-func (d *decoder) list(n *yaml.Node, path string, each func(i int, item *yaml.Node, path string)) {
+// list calls each for every item of a list; an empty value is an empty list.
+// It reports whether n was usable as a list.
+func (d *decoder) list(n *yaml.Node, path string, each func(i int, item *yaml.Node, path string)) bool {
+	if d.alias(n, path) {
+		return false
+	}
 	if n.Kind != yaml.SequenceNode {
-		if n.Tag == "!!null" {
-			return
+		if isNull(n) {
+			return true
 		}
 		d.addf(n, path, "must be a list, not %s", kindName(n))
-		return
+		return false
 	}
 	for i, item := range n.Content {
 		each(i, item, fmt.Sprintf("%s[%d]", path, i))
 	}
+	return true
 }
 
 func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 	nw := rawNetwork{at: n}
-	d.fields(n, "network", map[string]func(*yaml.Node){
+	nw.ok = d.fields(n, "network", true, map[string]func(*yaml.Node){
 		"underlay":         func(v *yaml.Node) { nw.underlay = v },
 		"clusterCIDR":      func(v *yaml.Node) { nw.clusterCIDR = v },
 		"serviceCIDR":      func(v *yaml.Node) { nw.serviceCIDR = v },
@@ -178,7 +243,7 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 
 func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 	node := rawNode{at: n, path: path}
-	d.fields(n, path, map[string]func(*yaml.Node){
+	node.ok = d.fields(n, path, false, map[string]func(*yaml.Node){
 		"name":    func(v *yaml.Node) { node.name = v },
 		"ip":      func(v *yaml.Node) { node.ip = v },
 		"podCIDR": func(v *yaml.Node) { node.podCIDR = v },
@@ -187,7 +252,7 @@ func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 			node.podsAt = v
 			d.list(v, path+".pods", func(i int, item *yaml.Node, ppath string) {
 				pod := rawPod{at: item, path: ppath}
-				d.fields(item, ppath, map[string]func(*yaml.Node){
+				pod.ok = d.fields(item, ppath, false, map[string]func(*yaml.Node){
 					"name": func(v *yaml.Node) { pod.name = v },
 					"ip":   func(v *yaml.Node) { pod.ip = v },
 				}, futurePodKeys)
@@ -199,11 +264,12 @@ func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 }
 
 // scalar returns the string value of a scalar node, reporting anything else.
+// A nil node (omitted key) yields false without a report.
 func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
-	if n == nil {
+	if n == nil || d.alias(n, path) {
 		return "", false
 	}
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
 		d.addf(n, path, "must be a single value, not %s", kindName(n))
 		return "", false
 	}
@@ -216,7 +282,17 @@ func (d *decoder) integer(n *yaml.Node, path string) (int, bool) {
 		return 0, false
 	}
 	v, err := strconv.Atoi(s)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		d.addf(n, path, "%s is out of range", s)
+		return 0, false
+	case err != nil && strings.HasPrefix(s, "/"):
+		if _, err := strconv.Atoi(s[1:]); err == nil {
+			d.addf(n, path, "%q: give the prefix length without the slash", s)
+			return 0, false
+		}
+		fallthrough
+	case err != nil:
 		d.addf(n, path, "%q is not a whole number", s)
 		return 0, false
 	}

@@ -27,37 +27,50 @@ func Load(path string) (*Topology, error) {
 // provides the default lab name.
 func Parse(file string, data []byte) (*Topology, error) {
 	d := &decoder{file: file}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.addf(nil, "", "the file is empty")
-			return nil, &InvalidError{Problems: d.problems}
-		}
-		return nil, &InvalidError{Problems: []Problem{yamlProblem(file, err)}}
+	doc, ok := d.parseYAML(data)
+	if !ok {
+		return nil, d.invalid()
 	}
-	raw := d.decode(&doc)
+	root, ok := d.root(doc)
+	if !ok {
+		return nil, d.invalid()
+	}
+	raw := d.decode(root)
 	v := &validator{decoder: d}
 	t := v.build(file, raw)
 	if len(d.problems) > 0 {
-		sortProblems(d.problems)
-		return nil, &InvalidError{Problems: d.problems}
+		return nil, d.invalid()
 	}
 	return t, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+func (d *decoder) invalid() error {
+	sortProblems(d.problems)
+	return &InvalidError{Problems: d.problems}
+}
 
-// yamlProblem turns a YAML syntax error into a located problem.
-func yamlProblem(file string, err error) Problem {
-	msg := err.Error()
-	p := Problem{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		fmt.Sscan(m[1], &p.Line)
-		p.Col = 1
-		p.Msg = "invalid YAML: " + m[2]
+// parseYAML reads the file's one YAML document.
+func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			d.addf(nil, "", "the file is empty")
+		} else {
+			d.problems = append(d.problems, yamlProblem(d.file, data, err))
+		}
+		return nil, false
 	}
-	return p
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		d.addf(&next, "", "the file holds more than one YAML document; a topology is exactly one")
+		return nil, false
+	case !errors.Is(err, io.EOF):
+		d.problems = append(d.problems, yamlProblem(d.file, data, err))
+		return nil, false
+	}
+	return &doc, true
 }
 
 type validator struct {
@@ -74,6 +87,9 @@ var ifNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // MaxNameLen keeps "<lab>-<object>" namespace names short enough to type.
 const MaxNameLen = 63
+
+// MaxIfNameLen is the longest Linux interface name (IFNAMSIZ minus the NUL).
+const MaxIfNameLen = 15
 
 // reservedNames would collide with namespaces labctl itself creates.
 var reservedNames = map[string]bool{"underlay": true}
@@ -114,8 +130,8 @@ func checkIfName(s string) string {
 	switch {
 	case s == "":
 		return "must not be empty"
-	case len(s) > 15:
-		return fmt.Sprintf("is %d bytes long; Linux interface names hold at most 15", len(s))
+	case len(s) > MaxIfNameLen:
+		return fmt.Sprintf("is %d bytes long; Linux interface names hold at most %d", len(s), MaxIfNameLen)
 	case s == "." || s == "..":
 		return "is not a valid interface name"
 	case strings.ContainsAny(s, "/: \t\n"):
@@ -124,6 +140,12 @@ func checkIfName(s string) string {
 		return "may contain only letters, digits, '-', '_' and '.'"
 	}
 	return ""
+}
+
+// reservedIfName reports whether a bridge called s would clash with a device
+// labctl puts in every node: eth0 to the underlay, lo, and the pods' veths.
+func reservedIfName(s string) bool {
+	return s == "eth0" || s == "lo" || strings.HasPrefix(s, "veth")
 }
 
 func (v *validator) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
@@ -135,6 +157,8 @@ func (v *validator) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
 	if err != nil {
 		if a, aerr := netip.ParseAddr(s); aerr == nil && a.Is4() {
 			v.addf(n, path, "%q is an address, not a CIDR (add a prefix length such as /24)", s)
+		} else if aerr == nil || strings.Contains(s, ":") {
+			v.addf(n, path, "%q: IPv6 is not supported yet", s)
 		} else {
 			v.addf(n, path, "%q is not a CIDR like 10.0.0.0/24", s)
 		}
@@ -162,8 +186,12 @@ func (v *validator) addr(n *yaml.Node, path string) (netip.Addr, bool) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		if _, perr := netip.ParsePrefix(s); perr == nil {
-			v.addf(n, path, "%q: give the address without a prefix length", s)
+		if p, perr := netip.ParsePrefix(s); perr == nil {
+			if p.Addr().Is4() {
+				v.addf(n, path, "%q: give the address without a prefix length", s)
+			} else {
+				v.addf(n, path, "%q: IPv6 is not supported yet", s)
+			}
 		} else {
 			v.addf(n, path, "%q is not an IPv4 address", s)
 		}
@@ -176,12 +204,19 @@ func (v *validator) addr(n *yaml.Node, path string) (netip.Addr, bool) {
 	return a, true
 }
 
-// withDefault parses n when present, or the default value otherwise.
+// prefixOr parses n when present, or the default value otherwise.
 func (v *validator) prefixOr(n *yaml.Node, path, def string) (netip.Prefix, bool) {
 	if n == nil {
 		return netip.MustParsePrefix(def), true
 	}
 	return v.prefix(n, path)
+}
+
+// netCheck tracks whether a lab-wide setting is known good. When it is not,
+// the problem has been reported and nothing is checked against it, so one
+// mistake yields one message.
+type netCheck struct {
+	underlay, cluster, service, mask bool
 }
 
 func (v *validator) build(file string, raw rawTopology) *Topology {
@@ -192,113 +227,144 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 		t.Name, _ = v.name(raw.name, "name", "lab")
 	} else {
 		base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-		if msg := checkName(base); msg != "" || file == "" {
-			v.addf(nil, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: it %s)", base, msg)
-		} else {
+		switch msg := checkName(base); {
+		case file == "":
+			v.addf(raw.root, "name", "the lab needs a name: add `name:`")
+		case msg != "":
+			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: it %s)", base, msg)
+		default:
 			t.Name = base
 		}
 	}
 
-	nw := &t.Network
-	underOK, clusterOK, serviceOK := false, false, false
-	nw.Underlay, underOK = v.prefixOr(raw.network.underlay, "network.underlay", DefaultUnderlay)
-	nw.ClusterCIDR, clusterOK = v.prefixOr(raw.network.clusterCIDR, "network.clusterCIDR", DefaultClusterCIDR)
-	nw.ServiceCIDR, serviceOK = v.prefixOr(raw.network.serviceCIDR, "network.serviceCIDR", DefaultServiceCIDR)
+	ok := v.buildNetwork(&t.Network, raw.network)
+
+	if raw.nodesOK && len(raw.nodes) == 0 {
+		at := raw.nodesAt
+		if at == nil {
+			at = raw.root
+		}
+		v.addf(at, "nodes", "a lab needs at least one node")
+	}
+
+	v.buildNodes(t, raw, ok)
+	return t
+}
+
+func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
+	var ok netCheck
+	nw.Underlay, ok.underlay = v.prefixOr(raw.underlay, "network.underlay", DefaultUnderlay)
+	nw.ClusterCIDR, ok.cluster = v.prefixOr(raw.clusterCIDR, "network.clusterCIDR", DefaultClusterCIDR)
+	nw.ServiceCIDR, ok.service = v.prefixOr(raw.serviceCIDR, "network.serviceCIDR", DefaultServiceCIDR)
 	nets := []struct {
 		ok   bool
 		p    netip.Prefix
 		n    *yaml.Node
 		path string
+		what string
 	}{
-		{underOK, nw.Underlay, raw.network.underlay, "network.underlay"},
-		{clusterOK, nw.ClusterCIDR, raw.network.clusterCIDR, "network.clusterCIDR"},
-		{serviceOK, nw.ServiceCIDR, raw.network.serviceCIDR, "network.serviceCIDR"},
+		{ok.underlay, nw.Underlay, raw.underlay, "network.underlay", "underlay"},
+		{ok.cluster, nw.ClusterCIDR, raw.clusterCIDR, "network.clusterCIDR", "cluster CIDR"},
+		{ok.service, nw.ServiceCIDR, raw.serviceCIDR, "network.serviceCIDR", "service CIDR"},
 	}
 	for i := range nets {
 		for j := i + 1; j < len(nets); j++ {
 			a, b := nets[i], nets[j]
-			if a.ok && b.ok && a.p.Overlaps(b.p) {
-				at := b.n
-				if at == nil {
-					at = a.n
-				}
-				if at == nil {
-					at = raw.network.at
-				}
-				v.addf(at, b.path, "%s overlaps %s %s", b.p, a.path, a.p)
+			if !a.ok || !b.ok || !a.p.Overlaps(b.p) {
+				continue
+			}
+			// Report at the later explicit setting; a default cannot be
+			// pointed at, so say where to move it.
+			switch {
+			case b.n != nil && a.n != nil:
+				v.addf(b.n, b.path, "%s %s overlaps the %s %s (%s)", b.what, b.p, a.what, a.p, a.path)
+			case b.n != nil:
+				v.addf(b.n, b.path, "%s %s overlaps the default %s %s (set %s to another range)", b.what, b.p, a.what, a.p, a.path)
+			default:
+				v.addf(a.n, a.path, "%s %s overlaps the default %s %s (set %s to another range)", a.what, a.p, b.what, b.p, b.path)
 			}
 		}
 	}
 
 	nw.NodeMaskSize = DefaultNodeMaskSize
-	maskOK := true
-	if raw.network.nodeMaskSize != nil {
-		if m, ok := v.integer(raw.network.nodeMaskSize, "network.nodeCIDRMaskSize"); ok {
+	ok.mask = true
+	if raw.nodeMaskSize != nil {
+		const path = "network.nodeCIDRMaskSize"
+		m, good := v.integer(raw.nodeMaskSize, path)
+		switch {
+		case !good:
+			ok.mask = false
+		case m < 1 || m > 30:
+			v.addf(raw.nodeMaskSize, path, "node subnet size /%d is out of range (use 1 to 30; 24 is usual)", m)
+			ok.mask = false
+		case ok.cluster && m < nw.ClusterCIDR.Bits():
+			v.addf(raw.nodeMaskSize, path, "node subnets of /%d do not fit the cluster CIDR %s (use a size between %d and 30)",
+				m, nw.ClusterCIDR, nw.ClusterCIDR.Bits())
+			ok.mask = false
+		default:
 			nw.NodeMaskSize = m
-		} else {
-			maskOK = false
 		}
-	}
-	if maskOK && clusterOK {
-		if nw.NodeMaskSize < nw.ClusterCIDR.Bits() || nw.NodeMaskSize > 30 {
-			at := raw.network.nodeMaskSize
-			if at == nil {
-				at = raw.network.clusterCIDR
-			}
-			v.addf(at, "network.nodeCIDRMaskSize", "node subnets of /%d do not fit cluster CIDR %s (use a size between %d and 30)",
-				nw.NodeMaskSize, nw.ClusterCIDR, nw.ClusterCIDR.Bits())
-			maskOK = false
-		}
+	} else if ok.cluster && nw.ClusterCIDR.Bits() > nw.NodeMaskSize {
+		v.addf(raw.clusterCIDR, "network.clusterCIDR", "cluster CIDR %s is smaller than one /%d node subnet (set network.nodeCIDRMaskSize between %d and 30)",
+			nw.ClusterCIDR, nw.NodeMaskSize, nw.ClusterCIDR.Bits())
+		ok.mask = false
 	}
 
 	nw.Backend = DefaultBackend
-	if s, ok := v.scalar(raw.network.backend, "network.backend"); ok {
+	if s, good := v.scalar(raw.backend, "network.backend"); good {
 		switch Backend(s) {
 		case BackendHostGW:
 			nw.Backend = BackendHostGW
 		case BackendVXLAN, BackendIPIP:
-			v.addf(raw.network.backend, "network.backend", "backend %q is not supported yet (only %q is)", s, BackendHostGW)
+			v.addf(raw.backend, "network.backend", "backend %q is not supported yet (only %q is)", s, BackendHostGW)
 		default:
-			v.addf(raw.network.backend, "network.backend", "unknown backend %q (use %q, %q or %q)", s, BackendHostGW, BackendVXLAN, BackendIPIP)
+			v.addf(raw.backend, "network.backend", "unknown backend %q (use %q, %q or %q)", s, BackendHostGW, BackendVXLAN, BackendIPIP)
 		}
 	}
 
 	nw.MTU = DefaultMTU
-	if raw.network.mtu != nil {
-		if m, ok := v.integer(raw.network.mtu, "network.mtu"); ok {
+	if raw.mtu != nil {
+		if m, good := v.integer(raw.mtu, "network.mtu"); good {
 			if m < 576 || m > 65535 {
-				v.addf(raw.network.mtu, "network.mtu", "MTU %d is out of range (576 to 65535)", m)
+				v.addf(raw.mtu, "network.mtu", "MTU %d is out of range (576 to 65535)", m)
 			} else {
 				nw.MTU = m
 			}
 		}
 	}
 
-	if len(raw.nodes) == 0 {
-		at := raw.nodesAt
-		v.addf(at, "nodes", "a lab needs at least one node")
+	if !raw.ok {
+		// "network" is not a mapping: the intended addresses are unknown.
+		return netCheck{}
 	}
-
-	v.buildNodes(t, raw, underOK, clusterOK && maskOK)
-	return t
+	return ok
 }
 
 // located pairs a value with where it was written, for conflict messages.
 type located struct {
-	node *yaml.Node
 	path string
-	name string
+	name string // the owning node's or pod's name, "" if it has none
 }
 
-func (v *validator) buildNodes(t *Topology, raw rawTopology, underOK, clusterOK bool) {
+// owner describes who holds a value: `pod "pod1a" (nodes[0].pods[0].ip)`.
+func (l located) owner(kind string) string {
+	if l.name == "" {
+		return l.path
+	}
+	return fmt.Sprintf("%s %q (%s)", kind, l.name, l.path)
+}
+
+func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 	nw := t.Network
-	names := map[string]located{}
+	type claim struct{ path, kind string }
+	names := map[string]claim{}
 	claimName := func(n *yaml.Node, path, name, kind string) {
 		if prev, dup := names[name]; dup {
-			v.addf(n, path, "%s name %q is already used by the %s at %s (node and pod names must be unique in a lab)", kind, name, prev.name, strings.TrimSuffix(prev.path, ".name"))
+			v.addf(n, path, "%s name %q is already used by the %s at %s (node and pod names must be unique in a lab)",
+				kind, name, prev.kind, strings.TrimSuffix(prev.path, ".name"))
 			return
 		}
-		names[name] = located{n, path, kind}
+		names[name] = claim{path, kind}
 	}
 
 	// First pass: names and explicit addresses.
@@ -308,65 +374,60 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, underOK, clusterOK 
 		located
 	}
 	var subnets []subnetClaim
-	podIPs := map[netip.Addr]located{}
 	t.Nodes = make([]Node, len(raw.nodes))
 	for i, rn := range raw.nodes {
+		if !rn.ok {
+			continue
+		}
 		n := &t.Nodes[i]
 		if rn.name == nil {
 			v.addf(rn.at, rn.path+".name", "every node needs a name")
-		} else if name, ok := v.name(rn.name, rn.path+".name", "node"); ok {
+		} else if name, good := v.name(rn.name, rn.path+".name", "node"); good {
 			n.Name = name
 			claimName(rn.name, rn.path+".name", name, "node")
 		}
-		label := n.Name
-		if label == "" {
-			label = rn.path
-		}
-		if rn.ip != nil {
-			if ip, ok := v.addr(rn.ip, rn.path+".ip"); ok && underOK {
-				switch {
-				case !nw.Underlay.Contains(ip):
-					v.addf(rn.ip, rn.path+".ip", "%s is outside the underlay %s", ip, nw.Underlay)
-				case ip == nw.Underlay.Addr():
-					v.addf(rn.ip, rn.path+".ip", "%s is the underlay's network address", ip)
-				case ip == broadcast(nw.Underlay):
-					v.addf(rn.ip, rn.path+".ip", "%s is the underlay's broadcast address", ip)
-				default:
-					if prev, dup := nodeIPs[ip]; dup {
-						v.addf(rn.ip, rn.path+".ip", "%s is already the IP of %s", ip, prev.path)
-					} else {
-						nodeIPs[ip] = located{rn.ip, rn.path + ".ip", label}
-						n.IP = ip
-					}
+		if ip, good := v.addr(rn.ip, rn.path+".ip"); good && ok.underlay {
+			path := rn.path + ".ip"
+			switch {
+			case !nw.Underlay.Contains(ip):
+				v.addf(rn.ip, path, "%s is outside the underlay %s", ip, nw.Underlay)
+			case ip == nw.Underlay.Addr():
+				v.addf(rn.ip, path, "%s is the network address of the underlay %s", ip, nw.Underlay)
+			case ip == broadcast(nw.Underlay):
+				v.addf(rn.ip, path, "%s is the broadcast address of the underlay %s", ip, nw.Underlay)
+			default:
+				if prev, dup := nodeIPs[ip]; dup {
+					v.addf(rn.ip, path, "%s is already the IP of %s", ip, prev.owner("node"))
+				} else {
+					nodeIPs[ip] = located{path, n.Name}
+					n.IP = ip
 				}
 			}
 		}
-		if rn.podCIDR != nil {
-			if p, ok := v.prefix(rn.podCIDR, rn.path+".podCIDR"); ok && clusterOK {
-				switch {
-				case !(nw.ClusterCIDR.Contains(p.Addr()) && p.Bits() >= nw.ClusterCIDR.Bits()):
-					v.addf(rn.podCIDR, rn.path+".podCIDR", "%s is outside the cluster CIDR %s", p, nw.ClusterCIDR)
-				default:
-					clash := false
-					for _, s := range subnets {
-						if s.p.Overlaps(p) {
-							v.addf(rn.podCIDR, rn.path+".podCIDR", "%s overlaps %s's pod CIDR %s (%s)", p, s.name, s.p, s.path)
-							clash = true
-							break
-						}
+		if p, good := v.prefix(rn.podCIDR, rn.path+".podCIDR"); good && ok.cluster {
+			path := rn.path + ".podCIDR"
+			if !(nw.ClusterCIDR.Contains(p.Addr()) && p.Bits() >= nw.ClusterCIDR.Bits()) {
+				v.addf(rn.podCIDR, path, "%s is outside the cluster CIDR %s", p, nw.ClusterCIDR)
+			} else {
+				clash := false
+				for _, s := range subnets {
+					if s.p.Overlaps(p) {
+						v.addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, s.p, s.owner("node"))
+						clash = true
+						break
 					}
-					if !clash {
-						subnets = append(subnets, subnetClaim{p, located{rn.podCIDR, rn.path + ".podCIDR", label}})
-						n.PodSubnet = p
-					}
+				}
+				if !clash {
+					subnets = append(subnets, subnetClaim{p, located{path, n.Name}})
+					n.PodSubnet = p
 				}
 			}
 		}
 		n.Bridge = DefaultBridge
-		if s, ok := v.scalar(rn.bridge, rn.path+".bridge"); ok {
+		if s, good := v.scalar(rn.bridge, rn.path+".bridge"); good {
 			if msg := checkIfName(s); msg != "" {
 				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q %s", s, msg)
-			} else if s == "eth0" || s == "lo" || strings.HasPrefix(s, "veth") {
+			} else if reservedIfName(s) {
 				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q clashes with the node's eth0, lo or pod veth devices", s)
 			} else {
 				n.Bridge = s
@@ -374,9 +435,13 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, underOK, clusterOK 
 		}
 		for _, rp := range rn.pods {
 			p := Pod{Node: n.Name}
+			if !rp.ok {
+				n.Pods = append(n.Pods, p)
+				continue
+			}
 			if rp.name == nil {
 				v.addf(rp.at, rp.path+".name", "every pod needs a name")
-			} else if name, ok := v.name(rp.name, rp.path+".name", "pod"); ok {
+			} else if name, good := v.name(rp.name, rp.path+".name", "pod"); good {
 				p.Name = name
 				claimName(rp.name, rp.path+".name", name, "pod")
 			}
@@ -385,97 +450,125 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, underOK, clusterOK 
 	}
 
 	// Second pass: automatic node subnets and node IPs, in file order, never
-	// reusing what another node asked for explicitly.
-	if clusterOK {
+	// reusing what any node, earlier or later, asked for explicitly.
+	if ok.cluster && ok.mask {
 		taken := make([]netip.Prefix, 0, len(subnets))
 		for _, s := range subnets {
 			taken = append(taken, s.p)
 		}
 		next := netip.PrefixFrom(nw.ClusterCIDR.Addr(), nw.NodeMaskSize)
-		for i := range t.Nodes {
-			if t.Nodes[i].PodSubnet.IsValid() || raw.nodes[i].podCIDR != nil {
+		var short []int // nodes left without a subnet
+		for i, rn := range raw.nodes {
+			if !rn.ok || rn.podCIDR != nil {
 				continue // explicit, or explicit but invalid (already reported)
 			}
 			for next.IsValid() && overlapsAny(next, taken) {
 				next = nextPrefix(next, nw.ClusterCIDR)
 			}
 			if !next.IsValid() {
-				v.addf(raw.network.clusterCIDR, "network.clusterCIDR", "cluster CIDR %s has no free /%d subnet left for %s", nw.ClusterCIDR, nw.NodeMaskSize, raw.nodes[i].path)
-				break
+				short = append(short, i)
+				continue
 			}
 			t.Nodes[i].PodSubnet = next
 			taken = append(taken, next)
 		}
+		if len(short) > 0 {
+			rn := raw.nodes[short[0]]
+			v.addf(rn.at, rn.path, "no free /%d subnet left in the cluster CIDR %s for %s%s (use a larger network.clusterCIDR or a larger network.nodeCIDRMaskSize)",
+				nw.NodeMaskSize, nw.ClusterCIDR, nodeLabel(t.Nodes[short[0]].Name, rn.path), andMore(len(short)-1))
+		}
 	}
-	if underOK {
-		next := nw.Underlay.Addr().Next().Next() // .1 stays free for a future underlay gateway
-		for i := range t.Nodes {
-			if t.Nodes[i].IP.IsValid() || raw.nodes[i].ip != nil {
+	if ok.underlay {
+		// .1 stays free for a future underlay gateway.
+		next := nw.Underlay.Addr().Next().Next()
+		last := broadcast(nw.Underlay)
+		var short []int
+		for i, rn := range raw.nodes {
+			if !rn.ok || rn.ip != nil {
 				continue
 			}
-			for {
+			for next != last {
 				if _, used := nodeIPs[next]; !used {
 					break
 				}
 				next = next.Next()
 			}
-			if !nw.Underlay.Contains(next) || next == broadcast(nw.Underlay) {
-				v.addf(raw.network.underlay, "network.underlay", "underlay %s has no free address left for %s", nw.Underlay, raw.nodes[i].path)
-				break
+			if next == last {
+				short = append(short, i)
+				continue
 			}
 			t.Nodes[i].IP = next
-			nodeIPs[next] = located{nil, raw.nodes[i].path, t.Nodes[i].Name}
+			nodeIPs[next] = located{rn.path, t.Nodes[i].Name}
 			next = next.Next()
+		}
+		if len(short) > 0 {
+			rn := raw.nodes[short[0]]
+			v.addf(rn.at, rn.path, "no free address left in the underlay %s for %s%s (use a larger network.underlay)",
+				nw.Underlay, nodeLabel(t.Nodes[short[0]].Name, rn.path), andMore(len(short)-1))
 		}
 	}
 
 	// Third pass: gateways and pod IPs inside each node's subnet.
+	podIPs := map[netip.Addr]located{}
 	for i, rn := range raw.nodes {
+		if !rn.ok {
+			continue
+		}
 		n := &t.Nodes[i]
 		if !n.PodSubnet.IsValid() {
+			// The subnet is unknown (already reported): only check that
+			// explicit pod IPs are addresses at all.
+			for _, rp := range rn.pods {
+				if rp.ok {
+					v.addr(rp.ip, rp.path+".ip")
+				}
+			}
 			continue
 		}
 		subnet := n.PodSubnet
 		n.Gateway = subnet.Addr().Next()
 		bcast := broadcast(subnet)
 		capacity := (1 << (32 - subnet.Bits())) - 3 // network, gateway, broadcast
-		if len(rn.pods) > capacity {
-			at := rn.podsAt
-			v.addf(at, rn.path+".pods", "%d pods do not fit %s's pod CIDR %s, which holds %d", len(rn.pods), nameOr(n.Name, rn.path), subnet, capacity)
-			continue
+		fits := len(rn.pods) <= capacity
+		if !fits {
+			v.addf(rn.podsAt, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
+				len(rn.pods), nodeLabel(n.Name, rn.path), subnet, capacity)
 		}
 		local := map[netip.Addr]bool{}
 		for j, rp := range rn.pods {
-			if rp.ip == nil {
+			if !rp.ok {
 				continue
 			}
-			ip, ok := v.addr(rp.ip, rp.path+".ip")
-			if !ok {
+			ip, good := v.addr(rp.ip, rp.path+".ip")
+			if !good {
 				continue
 			}
 			path := rp.path + ".ip"
 			switch {
 			case !subnet.Contains(ip):
-				v.addf(rp.ip, path, "%s is outside %s's pod CIDR %s", ip, nameOr(n.Name, rn.path), subnet)
+				v.addf(rp.ip, path, "%s is outside %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
 			case ip == subnet.Addr():
-				v.addf(rp.ip, path, "%s is the network address of %s", ip, subnet)
+				v.addf(rp.ip, path, "%s is the network address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
 			case ip == n.Gateway:
-				v.addf(rp.ip, path, "%s is the gateway (bridge) address of %s", ip, nameOr(n.Name, rn.path))
+				v.addf(rp.ip, path, "%s is the gateway (bridge) address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
 			case ip == bcast:
-				v.addf(rp.ip, path, "%s is the broadcast address of %s", ip, subnet)
+				v.addf(rp.ip, path, "%s is the broadcast address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
 			default:
 				if prev, dup := podIPs[ip]; dup {
-					v.addf(rp.ip, path, "%s is already the IP of %s", ip, prev.path)
+					v.addf(rp.ip, path, "%s is already the IP of %s", ip, prev.owner("pod"))
 					continue
 				}
-				podIPs[ip] = located{rp.ip, path, n.Pods[j].Name}
+				podIPs[ip] = located{path, n.Pods[j].Name}
 				local[ip] = true
 				n.Pods[j].IP = ip
 			}
 		}
+		if !fits {
+			continue
+		}
 		next := n.Gateway.Next()
 		for j, rp := range rn.pods {
-			if rp.ip != nil {
+			if !rp.ok || rp.ip != nil {
 				continue
 			}
 			for local[next] {
@@ -488,11 +581,21 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, underOK, clusterOK 
 	}
 }
 
-func nameOr(name, path string) string {
+func nodeLabel(name, path string) string {
 	if name != "" {
 		return name
 	}
 	return path
+}
+
+func andMore(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return " and 1 more node"
+	}
+	return fmt.Sprintf(" and %d more nodes", n)
 }
 
 // broadcast returns the last address of an IPv4 prefix.
@@ -500,7 +603,7 @@ func broadcast(p netip.Prefix) netip.Addr {
 	a := p.Addr().As4()
 	hostBits := 32 - p.Bits()
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= (1 << hostBits) - 1
+	v |= uint32(1)<<hostBits - 1
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/plan"
+)
+
+// labStatus is what status reports for one lab; its JSON form is the
+// machine-readable output.
+type labStatus struct {
+	Name        string            `json:"name"`
+	File        string            `json:"file,omitempty"`
+	Phase       string            `json:"phase"`
+	CreatedAt   time.Time         `json:"createdAt"`
+	Backend     string            `json:"backend"`
+	Underlay    string            `json:"underlay"`
+	ClusterCIDR string            `json:"clusterCIDR"`
+	ServiceCIDR string            `json:"serviceCIDR"`
+	MTU         int               `json:"mtu"`
+	Namespaces  []namespaceStatus `json:"namespaces"`
+}
+
+type namespaceStatus struct {
+	Namespace  string             `json:"namespace"`
+	Role       string             `json:"role"`
+	Name       string             `json:"name,omitempty"`
+	Node       string             `json:"node,omitempty"`
+	IP         string             `json:"ip,omitempty"`
+	PodCIDR    string             `json:"podCIDR,omitempty"`
+	Present    bool               `json:"present"`
+	Error      string             `json:"error,omitempty"`
+	Interfaces []kernel.Interface `json:"interfaces,omitempty"`
+	Routes     []kernel.Route     `json:"routes,omitempty"`
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status [NAME]",
+		Short: "Show labs: nodes, pods, IPs, namespace names and interfaces",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return usageError{fmt.Sprintf("unknown output format %q (use table or json)", output)}
+			}
+			m := g.manager()
+			var recs []*lab.Record
+			if len(args) == 1 {
+				r, err := m.Load(labNameOf(args[0]))
+				if err != nil {
+					return err
+				}
+				recs = []*lab.Record{r}
+			} else {
+				var err error
+				if recs, err = m.List(); err != nil {
+					return err
+				}
+			}
+			statuses := make([]labStatus, 0, len(recs))
+			for _, r := range recs {
+				statuses = append(statuses, collectStatus(r))
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(statuses)
+			}
+			if len(statuses) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "no labs are up (labctl up FILE brings one up)")
+				return nil
+			}
+			for i, s := range statuses {
+				if i > 0 {
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				writeStatusTable(cmd.OutOrStdout(), s)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func collectStatus(r *lab.Record) labStatus {
+	t := r.Topology
+	s := labStatus{
+		Name: r.Name, File: r.File, Phase: r.Phase, CreatedAt: r.CreatedAt,
+		Backend: string(t.Network.Backend), Underlay: t.Network.Underlay.String(),
+		ClusterCIDR: t.Network.ClusterCIDR.String(), ServiceCIDR: t.Network.ServiceCIDR.String(),
+		MTU: t.Network.MTU,
+	}
+	root := os.Geteuid() == 0
+	for _, ns := range r.Namespaces {
+		st := namespaceStatus{Namespace: ns.Name, Role: ns.Role, Name: ns.Object}
+		switch ns.Role {
+		case plan.RoleNode:
+			if n, ok := t.Node(ns.Object); ok {
+				st.IP, st.PodCIDR = n.IP.String(), n.PodSubnet.String()
+			}
+		case plan.RolePod:
+			if p, ok := t.Pod(ns.Object); ok {
+				st.IP, st.Node = p.IP.String(), p.Node
+			}
+		case plan.RoleUnderlay:
+			st.Name = "underlay"
+		}
+		if _, err := os.Stat(kernel.NamespacePath(ns.Name)); err == nil {
+			st.Present = true
+			if root {
+				ifs, routes, err := kernel.Inspect(ns.Name)
+				if err != nil {
+					st.Error = err.Error()
+				}
+				st.Interfaces, st.Routes = ifs, routes
+			}
+		}
+		s.Namespaces = append(s.Namespaces, st)
+	}
+	return s
+}
+
+func writeStatusTable(w io.Writer, s labStatus) {
+	fmt.Fprintf(w, "Lab %s  (%s, %s, up %s)\n", s.Name, s.Backend, s.Phase, roundAge(time.Since(s.CreatedAt)))
+	if s.File != "" {
+		fmt.Fprintf(w, "  file %s\n", s.File)
+	}
+	fmt.Fprintf(w, "  underlay %s  cluster %s  services %s  mtu %d\n\n", s.Underlay, s.ClusterCIDR, s.ServiceCIDR, s.MTU)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tNAME\tNODE\tIP\tNAMESPACE\tINTERFACES")
+	for _, ns := range s.Namespaces {
+		ifs := describeInterfaces(ns)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ns.Role, dash(ns.Name), dash(ns.Node), dash(ns.IP), ns.Namespace, ifs)
+	}
+	tw.Flush()
+}
+
+func describeInterfaces(ns namespaceStatus) string {
+	if !ns.Present {
+		return "MISSING (namespace is gone)"
+	}
+	if ns.Error != "" {
+		return "error: " + ns.Error
+	}
+	if ns.Interfaces == nil {
+		return "(run as root to see interfaces)"
+	}
+	var parts []string
+	for _, i := range ns.Interfaces {
+		if i.Name == "lo" {
+			continue
+		}
+		if ns.Role == plan.RoleUnderlay && i.Kind == "veth" {
+			continue // summarised on the bridge
+		}
+		if ns.Role == plan.RoleNode && i.Master != "" {
+			continue // pod veths are summarised on the bridge
+		}
+		p := i.Name
+		if len(i.Addresses) > 0 {
+			p += " " + strings.Join(i.Addresses, ",")
+		}
+		if i.Kind == "bridge" {
+			n := 0
+			for _, port := range ns.Interfaces {
+				if port.Master == i.Name {
+					n++
+				}
+			}
+			p += fmt.Sprintf(" [bridge, %d %s]", n, plural(n, "port"))
+		}
+		if i.State != "up" {
+			p += " (down)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func roundAge(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Minute)
+}

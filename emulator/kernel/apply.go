@@ -1,0 +1,372 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/plan"
+)
+
+// Options tune how a plan is applied.
+type Options struct {
+	// Owner records the namespaces as belonging to lab LabID.
+	Owner Ownership
+	LabID string
+	// Workers is how many units run at once (default: 2 per CPU). The
+	// kernel serialises most link changes, so more rarely helps.
+	Workers int
+	// Progress, if set, is called after each unit with the number of units
+	// done and the total. It is called from worker goroutines.
+	Progress func(done, total int)
+}
+
+// Apply builds the plan in the kernel. On any error, or when ctx is
+// cancelled, it deletes every namespace it created (which removes every
+// device, address and route in them) and returns the cause.
+func Apply(ctx context.Context, p *plan.Plan, opt Options) (err error) {
+	if err := ensureNetnsDir(); err != nil {
+		return err
+	}
+	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.NsHandle{}, index: map[string]map[string]int{}}
+	defer a.closeFDs()
+	defer func() {
+		if err != nil {
+			if rerr := a.rollback(); rerr != nil {
+				err = fmt.Errorf("%w (rollback: %v)", err, rerr)
+			}
+		}
+	}()
+	total := 0
+	for _, s := range p.Stages {
+		total += len(s.Units)
+	}
+	a.total = total
+	for _, s := range p.Stages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.runStage(ctx, s); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+type applier struct {
+	opt   Options
+	lab   string
+	total int
+	done  atomic.Int64
+
+	mu      sync.Mutex
+	created []OwnedNamespace          // in creation order, for rollback
+	fds     map[string]netns.NsHandle // namespaces later units refer to
+	index   map[string]map[string]int // namespace -> bridge name -> ifindex
+}
+
+func (a *applier) runStage(ctx context.Context, s plan.Stage) error {
+	workers := a.opt.Workers
+	if workers <= 0 {
+		workers = 2 * runtime.NumCPU()
+	}
+	if workers > len(s.Units) {
+		workers = len(s.Units)
+	}
+	units := make(chan plan.Unit)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- a.worker(ctx, units)
+		}()
+	}
+	var firstErr error
+feed:
+	for _, u := range s.Units {
+		select {
+		case units <- u:
+		case err := <-errc:
+			firstErr = err
+			break feed
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(units)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// worker runs units on one locked OS thread, switching it into each unit's
+// namespace and back. A thread that cannot get back home is never unlocked,
+// so the runtime retires it.
+func (a *applier) worker(ctx context.Context, units <-chan plan.Unit) error {
+	runtime.LockOSThread()
+	home, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("remember current namespace: %w", err)
+	}
+	defer home.Close()
+	for u := range units {
+		if ctx.Err() != nil {
+			continue // drain; Apply reports the cancellation
+		}
+		uerr := a.runUnit(u)
+		if err := netns.Set(home); err != nil {
+			// Leave the thread locked: it dies with this goroutine.
+			for range units {
+			}
+			return fmt.Errorf("return from namespace %q: %w", u.Namespace, err)
+		}
+		if uerr != nil {
+			for range units {
+			}
+			runtime.UnlockOSThread()
+			return uerr
+		}
+		if a.opt.Progress != nil {
+			a.opt.Progress(int(a.done.Add(1)), a.total)
+		}
+	}
+	runtime.UnlockOSThread()
+	return nil
+}
+
+// runUnit enters (or creates) the unit's namespace on the current locked
+// thread and performs its operations through one netlink socket there.
+func (a *applier) runUnit(u plan.Unit) error {
+	ops := u.Ops
+	if len(ops) > 0 {
+		if add, ok := ops[0].(plan.AddNamespace); ok && add.Name == u.Namespace {
+			if err := a.createNamespace(u.Namespace); err != nil {
+				return fmt.Errorf("create namespace %q: %w", u.Namespace, err)
+			}
+			ops = ops[1:]
+		} else if err := a.enter(u.Namespace); err != nil {
+			return err
+		}
+	}
+	c, err := openRTNL()
+	if err != nil {
+		return fmt.Errorf("namespace %q: %w", u.Namespace, err)
+	}
+	defer c.Close()
+	for _, op := range ops {
+		if err := a.runOp(c, u.Namespace, op); err != nil {
+			return fmt.Errorf("%s: %w", describe(op), err)
+		}
+	}
+	return nil
+}
+
+func (a *applier) enter(name string) error {
+	a.mu.Lock()
+	fd, ok := a.fds[name]
+	a.mu.Unlock()
+	if ok {
+		return netns.Set(fd)
+	}
+	h, err := netns.GetFromPath(NamespacePath(name))
+	if err != nil {
+		return fmt.Errorf("open namespace %q: %w", name, err)
+	}
+	defer h.Close()
+	return netns.Set(h)
+}
+
+// createNamespace moves the current thread into a new network namespace,
+// records ownership, then names it under /run/netns like `ip netns add`.
+func (a *applier) createNamespace(name string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+	fd, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID, Dev: st.Dev, Ino: st.Ino}
+	if err := a.opt.Owner.write(rec); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("record ownership: %w", err)
+	}
+	path := NamespacePath(name)
+	mp, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fd)
+		_ = a.opt.Owner.forget(name)
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("%s already exists", path)
+		}
+		return err
+	}
+	unix.Close(mp)
+	a.mu.Lock()
+	a.created = append(a.created, rec)
+	a.mu.Unlock()
+	if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("bind mount %s: %w", path, err)
+	}
+	a.mu.Lock()
+	a.fds[name] = netns.NsHandle(fd)
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *applier) nsFD(name string) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fd, ok := a.fds[name]
+	if !ok {
+		return -1, fmt.Errorf("namespace %q is not part of this lab", name)
+	}
+	return int(fd), nil
+}
+
+func (a *applier) bridgeIndex(ns, name string) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if i, ok := a.index[ns][name]; ok {
+		return i, nil
+	}
+	return 0, fmt.Errorf("bridge %q in namespace %q was not created by this plan", name, ns)
+}
+
+func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
+	switch o := op.(type) {
+	case plan.SetSysctl:
+		if o.Namespace != here {
+			return fmt.Errorf("sysctl for %q planned in %q", o.Namespace, here)
+		}
+		path := "/proc/sys/" + strings.ReplaceAll(o.Key, ".", "/")
+		return os.WriteFile(path, []byte(o.Value+"\n"), 0o644)
+	case plan.SetLinkUp:
+		if o.Namespace != here {
+			return fmt.Errorf("link change for %q planned in %q", o.Namespace, here)
+		}
+		return c.setUp(o.Device)
+	case plan.AddBridge:
+		if o.Namespace != here {
+			return fmt.Errorf("bridge for %q planned in %q", o.Namespace, here)
+		}
+		if err := c.addBridge(o.Name, o.MTU); err != nil {
+			return err
+		}
+		idx, err := c.linkIndex(o.Name)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		if a.index[here] == nil {
+			a.index[here] = map[string]int{}
+		}
+		a.index[here][o.Name] = idx
+		a.mu.Unlock()
+		return nil
+	case plan.AddVeth:
+		end := vethEnd{name: o.Name, nsFD: -1, up: true}
+		peer := vethEnd{name: o.PeerName, nsFD: -1}
+		var err error
+		if o.Master != "" {
+			if end.master, err = a.bridgeIndex(o.Namespace, o.Master); err != nil {
+				return err
+			}
+		}
+		if o.Namespace != here {
+			if end.nsFD, err = a.nsFD(o.Namespace); err != nil {
+				return err
+			}
+		}
+		if o.PeerNamespace != here {
+			if peer.nsFD, err = a.nsFD(o.PeerNamespace); err != nil {
+				return err
+			}
+		}
+		return c.addVeth(end, peer, o.MTU)
+	case plan.AddAddress:
+		if o.Namespace != here {
+			return fmt.Errorf("address for %q planned in %q", o.Namespace, here)
+		}
+		return c.addAddress(o.Device, o.Address)
+	case plan.AddRoute:
+		if o.Namespace != here {
+			return fmt.Errorf("route for %q planned in %q", o.Namespace, here)
+		}
+		return c.addRoute(o.Dst, o.Via, o.Device)
+	case plan.AddNamespace:
+		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
+	}
+	return fmt.Errorf("unknown operation %T", op)
+}
+
+// describe names an operation for error messages, in the words of the
+// command it stands for.
+func describe(op plan.Op) string {
+	switch o := op.(type) {
+	case plan.SetSysctl:
+		return fmt.Sprintf("set %s=%s", o.Key, o.Value)
+	case plan.SetLinkUp:
+		return fmt.Sprintf("set %q up", o.Device)
+	case plan.AddBridge:
+		return fmt.Sprintf("add bridge %q", o.Name)
+	case plan.AddVeth:
+		s := fmt.Sprintf("add veth %q (peer %q in %q)", o.Name, o.PeerName, o.PeerNamespace)
+		if o.Master != "" {
+			s += fmt.Sprintf(" to bridge %q", o.Master)
+		}
+		return s
+	case plan.AddAddress:
+		return fmt.Sprintf("add address %s to %q", o.Address, o.Device)
+	case plan.AddRoute:
+		dst := "default"
+		if o.Dst.IsValid() {
+			dst = o.Dst.String()
+		}
+		return fmt.Sprintf("add route %s via %s", dst, o.Via)
+	}
+	return fmt.Sprintf("%T", op)
+}
+
+func (a *applier) closeFDs() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, fd := range a.fds {
+		fd.Close()
+		delete(a.fds, name)
+	}
+}
+
+func (a *applier) rollback() error {
+	a.closeFDs()
+	a.mu.Lock()
+	recs := append([]OwnedNamespace(nil), a.created...)
+	a.mu.Unlock()
+	return DeleteNamespaces(a.opt.Owner, recs)
+}

@@ -1,0 +1,186 @@
+package kernel
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// rtnl is a route-netlink socket bound to the namespace it was opened in,
+// speaking just the messages a lab needs. It builds each message itself
+// rather than going through netlink.Handle.LinkAdd, which looks the new link
+// up by name afterwards and sets its master in a second request: both wrong
+// when the link is created straight into another namespace, and slower.
+type rtnl struct {
+	sock  *nl.SocketHandle
+	index map[string]int // device name -> ifindex in this socket's namespace
+}
+
+// openRTNL opens a socket in the calling thread's current namespace.
+func openRTNL() (*rtnl, error) {
+	s, err := nl.Subscribe(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	// Extended acks carry the kernel's own explanation of a refusal.
+	_ = s.SetExtAck(true)
+	return &rtnl{sock: &nl.SocketHandle{Socket: s}, index: map[string]int{}}, nil
+}
+
+func (c *rtnl) Close() { c.sock.Socket.Close() }
+
+func (c *rtnl) request(msgType, flags int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(msgType, flags|unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
+	return req
+}
+
+func (c *rtnl) exec(req *nl.NetlinkRequest) error {
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// linkIndex returns the ifindex of a device in this namespace.
+func (c *rtnl) linkIndex(name string) (int, error) {
+	if i, ok := c.index[name]; ok {
+		return i, nil
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
+		return 0, fmt.Errorf("find device %q: %w", name, err)
+	}
+	if len(msgs) == 0 {
+		return 0, fmt.Errorf("find device %q: no answer", name)
+	}
+	i := int(nl.DeserializeIfInfomsg(msgs[0]).Index)
+	c.index[name] = i
+	return i, nil
+}
+
+// setUp brings a device up by name.
+func (c *rtnl) setUp(name string) error {
+	req := c.request(unix.RTM_NEWLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	return c.exec(req)
+}
+
+// addBridge creates a bridge, up, in this namespace.
+func (c *rtnl) addBridge(name string, mtu int) error {
+	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+	req.AddData(info)
+	return c.exec(req)
+}
+
+// vethEnd describes one end of a veth pair. nsFD < 0 means "this socket's
+// namespace"; master is an ifindex in the end's own namespace (0: none).
+type vethEnd struct {
+	name   string
+	nsFD   int
+	master int
+	up     bool
+}
+
+// addVeth creates a veth pair with both ends already in their namespaces,
+// attached and up as asked, in one request.
+func (c *rtnl) addVeth(a, b vethEnd, mtu int) error {
+	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	if a.up {
+		msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	}
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(a.name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	if a.master > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(a.master))))
+	}
+	if a.nsFD >= 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(a.nsFD))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	peer := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
+	pmsg := nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	if b.up {
+		pmsg.Flags, pmsg.Change = unix.IFF_UP, unix.IFF_UP
+	}
+	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(b.name))
+	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu)))
+	if b.master > 0 {
+		peer.AddRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(b.master)))
+	}
+	if b.nsFD >= 0 {
+		peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(b.nsFD)))
+	}
+	req.AddData(info)
+	return c.exec(req)
+}
+
+// addAddress assigns addr/len to a device in this namespace.
+func (c *rtnl) addAddress(dev string, p netip.Prefix) error {
+	idx, err := c.linkIndex(dev)
+	if err != nil {
+		return err
+	}
+	req := c.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	msg := nl.NewIfAddrmsg(unix.AF_INET)
+	msg.Prefixlen = uint8(p.Bits())
+	msg.Index = uint32(idx)
+	req.AddData(msg)
+	a := p.Addr().AsSlice()
+	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a))
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a))
+	if p.Bits() < 31 {
+		b := broadcastOf(p)
+		req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, b.AsSlice()))
+	}
+	return c.exec(req)
+}
+
+// addRoute adds a unicast route in the main table; an invalid dst means the
+// default route.
+func (c *rtnl) addRoute(dst netip.Prefix, via netip.Addr, dev string) error {
+	req := c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	msg := nl.NewRtMsg() // main table, boot protocol, universe scope, unicast
+	msg.Family = unix.AF_INET
+	if dst.IsValid() {
+		msg.Dst_len = uint8(dst.Bits())
+	}
+	req.AddData(msg)
+	if dst.IsValid() {
+		req.AddData(nl.NewRtAttr(unix.RTA_DST, dst.Addr().AsSlice()))
+	}
+	req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, via.AsSlice()))
+	if dev != "" {
+		idx, err := c.linkIndex(dev)
+		if err != nil {
+			return err
+		}
+		req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(idx))))
+	}
+	return c.exec(req)
+}
+
+func broadcastOf(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= (1 << (32 - p.Bits())) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

@@ -1,0 +1,49 @@
+package plan
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// stageNotes say, for the reader of a --dry-run script, what each stage
+// builds in textbook terms.
+var stageNotes = map[string]string{
+	"underlay": "The underlay: a namespace holding one bridge, the \"physical\" switch\n# every node's eth0 is cabled to.",
+	"nodes":    "Nodes: a namespace each, with eth0 on the underlay, the pod bridge holding\n# the pods' gateway address, IP forwarding on, and (host-gw) a route to every\n# other node's pod subnet via that node's underlay IP.",
+	"pods":     "Pods: a namespace each, with eth0 (the pod end of a veth pair whose other\n# end is a port of the node's bridge), its IP, and a default route via the\n# bridge's gateway address.",
+}
+
+// WriteScript renders the plan as a bash script of the equivalent iproute2
+// and sysctl commands. Running it as root builds the same lab labctl builds
+// (without labctl's bookkeeping, so `labctl down` does not know about it).
+func (p *Plan) WriteScript(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#!/usr/bin/env bash\n")
+	fmt.Fprintf(&b, "# Lab %q as iproute2 commands: what `labctl up` does through netlink.\n", p.Lab)
+	fmt.Fprintf(&b, "# Run as root; needs iproute2 and procps (sysctl).\n")
+	fmt.Fprintf(&b, "set -euo pipefail\n")
+	for _, s := range p.Stages {
+		b.WriteString("\n# ")
+		if note, ok := stageNotes[s.Name]; ok {
+			b.WriteString(note)
+		} else {
+			b.WriteString(s.Name)
+		}
+		b.WriteString("\n")
+		for _, u := range s.Units {
+			for _, op := range u.Ops {
+				b.WriteString(op.Command())
+				b.WriteString("\n")
+			}
+		}
+	}
+	b.WriteString("\n# Tear down: deleting the namespaces deletes every device, address and\n# route inside them (veth pairs die with either end):\n# for ns in")
+	for _, ns := range p.Namespaces {
+		b.WriteString(" ")
+		b.WriteString(ns.Name)
+	}
+	b.WriteString("; do ip netns del \"$ns\"; done\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
