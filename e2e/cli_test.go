@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/spec"
+)
+
+var labctlBin struct {
+	once sync.Once
+	path string
+	err  error
+	dir  string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if labctlBin.dir != "" {
+		os.RemoveAll(labctlBin.dir)
+	}
+	os.Exit(code)
+}
+
+// buildLabctl builds the CLI once per test binary.
+func buildLabctl(t *testing.T) string {
+	t.Helper()
+	labctlBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "labctl-e2e-")
+		if err != nil {
+			labctlBin.err = err
+			return
+		}
+		labctlBin.dir = dir
+		labctlBin.path = filepath.Join(dir, "labctl")
+		out, err := exec.Command("go", "build", "-o", labctlBin.path, "../cmd/labctl").CombinedOutput()
+		if err != nil {
+			labctlBin.err = errors.New(string(out))
+		}
+	})
+	if labctlBin.err != nil {
+		t.Fatalf("build labctl: %v", labctlBin.err)
+	}
+	return labctlBin.path
+}
+
+// run runs a command and returns its combined output and exit code.
+func run(t *testing.T, bin string, args ...string) (string, int) {
+	t.Helper()
+	return runWithInput(t, "", bin, args...)
+}
+
+func runWithInput(t *testing.T, stdin, bin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &exit):
+		return out.String(), exit.ExitCode()
+	}
+	t.Fatalf("run %s %v: %v", bin, args, err)
+	return "", -1
+}
+
+func TestCLIWalkthrough(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	state := t.TempDir()
+	path, name := copyTopology(t, "two-node.yaml", "tcli")
+	t.Cleanup(func() {
+		run(t, bin, "--state-dir", state, "down", name)
+		assertNoNamespaces(t, name)
+	})
+
+	out, code := run(t, bin, "--state-dir", state, "up", path)
+	if code != 0 || !strings.Contains(out, "is up") {
+		t.Fatalf("up: exit %d: %s", code, out)
+	}
+	out, code = run(t, bin, "--state-dir", state, "up", path)
+	if code != 0 || !strings.Contains(out, "already up") {
+		t.Errorf("second up: exit %d: %s", code, out)
+	}
+
+	// exec: output, exit code and stdin are the command's own.
+	out, code = run(t, bin, "--state-dir", state, "exec", "pod1a", "--", "ip", "route")
+	if code != 0 || !strings.Contains(out, "default via 192.168.1.1 dev eth0") {
+		t.Errorf("exec ip route: exit %d: %s", code, out)
+	}
+	if _, code = run(t, bin, "--state-dir", state, "exec", "pod2", "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec exit code = %d, want 7", code)
+	}
+	out, _ = runWithInput(t, "hello from stdin\n", bin, "--state-dir", state, "exec", "node1", "--", "cat")
+	if out != "hello from stdin\n" {
+		t.Errorf("exec stdin pass-through: got %q", out)
+	}
+	out, code = run(t, bin, "--state-dir", state, "exec", "nosuchpod", "--", "true")
+	if code != 4 || !strings.Contains(out, "pod1a") {
+		t.Errorf("exec unknown pod: exit %d: %s (want 4 and a list of known names)", code, out)
+	}
+
+	// status: table and JSON show namespaces and live interfaces.
+	out, code = run(t, bin, "--state-dir", state, "status", name)
+	if code != 0 || !strings.Contains(out, plan.NamespaceName(name, "pod1a")) || !strings.Contains(out, "192.168.1.1/24") {
+		t.Errorf("status: exit %d:\n%s", code, out)
+	}
+	out, code = run(t, bin, "--state-dir", state, "status", name, "-o", "json")
+	var st []struct {
+		Name       string
+		Namespaces []struct {
+			Namespace  string
+			Role       string
+			IP         string
+			Present    bool
+			Interfaces []struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status -o json: exit %d, %v:\n%s", code, err, out)
+	}
+	if len(st) != 1 || len(st[0].Namespaces) != 6 {
+		t.Fatalf("status json: %+v", st)
+	}
+	for _, ns := range st[0].Namespaces {
+		if !ns.Present || len(ns.Interfaces) == 0 {
+			t.Errorf("status json: namespace %s present=%v interfaces=%v", ns.Namespace, ns.Present, ns.Interfaces)
+		}
+	}
+
+	out, code = run(t, bin, "--state-dir", state, "down", path)
+	if code != 0 || !strings.Contains(out, "is down") {
+		t.Errorf("down by file: exit %d: %s", code, out)
+	}
+	assertNoNamespaces(t, name)
+	if _, code = run(t, bin, "--state-dir", state, "down", name); code != 4 {
+		t.Errorf("down of a lab that is not up: exit %d, want 4", code)
+	}
+}
+
+func TestValidateExitCodes(t *testing.T) {
+	bin := buildLabctl(t)
+	out, code := run(t, bin, "validate", "../topologies/two-node.yaml")
+	if code != 0 || !strings.Contains(out, "is valid") {
+		t.Errorf("validate two-node: exit %d: %s", code, out)
+	}
+	bad := writeTopology(t, "name: x\nnetwork:\n  mtu: 10\nnodes:\n  - name: a/b\n")
+	out, code = run(t, bin, "validate", bad)
+	if code != 3 {
+		t.Errorf("validate invalid: exit %d, want 3: %s", code, out)
+	}
+	for _, want := range []string{bad + ":3:3: network.mtu", bad + ":5:5: nodes[0].name", "2 problems"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, code = run(t, bin, "validate"); code != 2 {
+		t.Errorf("validate without a file: exit %d, want 2", code)
+	}
+}
+
+// The --dry-run script, run by bash, builds a lab that passes the same
+// checks as labctl's own.
+func TestDryRunScriptBuildsSameLab(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("the dry-run test needs iproute2 (apt-get install iproute2)")
+	}
+	bin := buildLabctl(t)
+	for _, file := range []string{"two-node.yaml", "three-node.yaml"} {
+		path, name := copyTopology(t, file, "tdry")
+		script, code := run(t, bin, "up", "--dry-run", path)
+		if code != 0 {
+			t.Fatalf("dry-run: exit %d: %s", code, script)
+		}
+		topo, err := spec.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := plan.Compile(topo)
+		t.Cleanup(func() {
+			for _, ns := range p.Namespaces {
+				exec.Command("ip", "netns", "del", ns.Name).Run()
+			}
+			assertNoNamespaces(t, name)
+		})
+		cmd := exec.Command("bash", "-s")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("bash dry-run script: %v\n%s", err, out)
+		}
+		checkNetworkModel(t, topo)
+	}
+}
+
+// A labctl killed halfway through up leaves namespaces that down still finds,
+// and a lost state file does not stop down --all.
+func TestDownAfterCrashAndLostState(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	state := t.TempDir()
+	name := uniqueName("tcr")
+	path := writeTopology(t, bigTopology(name, 5, 400))
+	t.Cleanup(func() {
+		run(t, bin, "--state-dir", state, "down", "--all")
+		assertNoNamespaces(t, name)
+	})
+
+	crash := func() {
+		t.Helper()
+		cmd := exec.Command(bin, "--state-dir", state, "up", "--workers", "1", path)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(labNamespaces(t, name)) < 30 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if n := len(labNamespaces(t, name)); n == 0 || n == 1+5+400 {
+			t.Skipf("could not catch up halfway (%d namespaces); machine too fast or too slow", n)
+		}
+	}
+
+	crash()
+	out, code := run(t, bin, "--state-dir", state, "up", path)
+	if code != 5 || !strings.Contains(out, "interrupted") {
+		t.Errorf("up after crash: exit %d: %s (want 5 and advice to run down)", code, out)
+	}
+	out, code = run(t, bin, "--state-dir", state, "down", name)
+	if code != 0 {
+		t.Fatalf("down after crash: exit %d: %s", code, out)
+	}
+	assertNoNamespaces(t, name)
+
+	crash()
+	if err := os.RemoveAll(filepath.Join(state, "labs")); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run(t, bin, "--state-dir", state, "down", "--all")
+	if code != 0 || !strings.Contains(out, name) {
+		t.Fatalf("down --all after losing the lab record: exit %d: %s", code, out)
+	}
+	assertNoNamespaces(t, name)
+}

@@ -1,0 +1,172 @@
+package plan
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/labctl/labctl/emulator/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func compileFile(t *testing.T, path string) *Plan {
+	t.Helper()
+	topo, err := spec.Load(path)
+	if err != nil {
+		t.Fatalf("load %s: %v", path, err)
+	}
+	p, err := Compile(topo)
+	if err != nil {
+		t.Fatalf("compile %s: %v", path, err)
+	}
+	return p
+}
+
+// The --dry-run script is the product users read, so it is pinned by golden
+// files; it also lists every operation of the plan in order.
+func TestScriptGolden(t *testing.T) {
+	for _, name := range []string{"two-node", "three-node"} {
+		t.Run(name, func(t *testing.T) {
+			p := compileFile(t, filepath.Join("..", "..", "topologies", name+".yaml"))
+			var buf bytes.Buffer
+			if err := p.WriteScript(&buf); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", name+".sh.golden")
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got := buf.String(); got != string(want) {
+				t.Errorf("script differs from %s (go test -update to accept):\n%s", golden, diff(string(want), got))
+			}
+		})
+	}
+}
+
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("line " + itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
+		}
+	}
+	return b.String()
+}
+
+func itoa(i int) string {
+	var buf [20]byte
+	n := len(buf)
+	for {
+		n--
+		buf[n] = byte('0' + i%10)
+		i /= 10
+		if i == 0 {
+			break
+		}
+	}
+	return string(buf[n:])
+}
+
+// The kernel package relies on these structural rules to run units in
+// parallel: each namespace is created by the first op of its own unit, in a
+// stage before any stage that refers to it.
+func TestPlanStructure(t *testing.T) {
+	p := compileFile(t, filepath.Join("..", "..", "topologies", "three-node.yaml"))
+	if len(p.Namespaces) != 1+3+4 {
+		t.Fatalf("namespaces = %d, want 8", len(p.Namespaces))
+	}
+	known := map[string]bool{}
+	for _, s := range p.Stages {
+		createdHere := map[string]bool{}
+		for _, u := range s.Units {
+			add, ok := u.Ops[0].(AddNamespace)
+			if !ok || add.Name != u.Namespace {
+				t.Errorf("unit %q does not start by creating its namespace", u.Namespace)
+			}
+			createdHere[u.Namespace] = true
+			for _, op := range u.Ops[1:] {
+				if v, ok := op.(AddVeth); ok {
+					other := v.Namespace
+					if other == u.Namespace {
+						other = v.PeerNamespace
+					}
+					if !known[other] {
+						t.Errorf("unit %q: veth %q refers to namespace %q not created in an earlier stage", u.Namespace, v.Name, other)
+					}
+				}
+			}
+		}
+		for ns := range createdHere {
+			known[ns] = true
+		}
+	}
+	for _, ns := range p.Namespaces {
+		if !known[ns.Name] {
+			t.Errorf("namespace %q is listed but never created", ns.Name)
+		}
+	}
+}
+
+func TestHostGWRoutes(t *testing.T) {
+	p := compileFile(t, filepath.Join("..", "..", "topologies", "three-node.yaml"))
+	routes := map[string][]string{}
+	for _, op := range p.Ops() {
+		if r, ok := op.(AddRoute); ok && r.Dst.IsValid() {
+			routes[r.Namespace] = append(routes[r.Namespace], r.Dst.String()+" via "+r.Via.String())
+		}
+	}
+	want := map[string][]string{
+		"three-node-node-0": {"10.200.1.0/24 via 192.168.64.5", "10.200.2.0/24 via 192.168.64.6"},
+		"three-node-node-1": {"10.200.0.0/24 via 192.168.64.4", "10.200.2.0/24 via 192.168.64.6"},
+		"three-node-node-2": {"10.200.0.0/24 via 192.168.64.4", "10.200.1.0/24 via 192.168.64.5"},
+	}
+	for ns, w := range want {
+		if strings.Join(routes[ns], ",") != strings.Join(w, ",") {
+			t.Errorf("%s routes = %v, want %v", ns, routes[ns], w)
+		}
+	}
+}
+
+func TestVethName(t *testing.T) {
+	tests := []struct {
+		object, want string
+	}{
+		{"pod1a", "veth-pod1a"},
+		{"node1", "veth-node1"},
+		{"abcdefghij", "veth-abcdefghij"}, // exactly 15 bytes
+		{"abcdefghijk", "veth"},           // hashed: prefix checked below
+	}
+	for _, tt := range tests {
+		got := VethName(tt.object)
+		if len(got) > 15 {
+			t.Errorf("VethName(%q) = %q is longer than 15 bytes", tt.object, got)
+		}
+		if !strings.HasPrefix(got, tt.want) {
+			t.Errorf("VethName(%q) = %q, want prefix %q", tt.object, got, tt.want)
+		}
+	}
+	if VethName("a-very-long-pod-name-1") == VethName("a-very-long-pod-name-2") {
+		t.Error("hashed veth names collide for different pods")
+	}
+	if VethName("a-very-long-pod-name-1") != VethName("a-very-long-pod-name-1") {
+		t.Error("VethName is not deterministic")
+	}
+}
