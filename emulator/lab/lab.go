@@ -340,6 +340,10 @@ func NeighbourAdvice(t *spec.Topology) string {
 	if err != nil {
 		return ""
 	}
+	return neighbourAdvice(t, limit)
+}
+
+func neighbourAdvice(t *spec.Topology, limit int) string {
 	need := EstimateNeighbours(t)
 	if need <= limit {
 		return ""
