@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 	"syscall"
 )
 
@@ -31,7 +32,7 @@ type ICMPError struct {
 func (e *ICMPError) Error() string {
 	s := icmpName(e.Type, e.Code)
 	if e.MTU > 0 {
-		s += fmt.Sprintf(", next-hop mtu %d", e.MTU)
+		s = strings.TrimSuffix(s, ")") + fmt.Sprintf(", next-hop mtu %d)", e.MTU)
 	}
 	return s + " from " + e.From.String()
 }

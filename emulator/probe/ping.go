@@ -195,6 +195,7 @@ type pinger struct {
 	f      *os.File
 	rc     syscall.RawConn
 	mtuFD  int // UDP socket connected to dst, to ask the kernel the path MTU; -1 without DF
+	mtuTo  unix.Sockaddr
 	id     uint16
 	cookie [8]byte
 }
@@ -219,7 +220,7 @@ func openPinger(nsPath string, dst netip.Addr, opts PingOptions) (*pinger, error
 			s.close()
 			return nil, err
 		}
-		s.mtuFD = ufd
+		s.mtuFD, s.mtuTo = ufd, sa
 		if err := s.bindSource(ufd); err != nil {
 			s.close()
 			return nil, err
@@ -249,12 +250,46 @@ func (s *pinger) setup(fd int) error {
 	if err := s.bindSource(fd); err != nil {
 		return err
 	}
+	prog := echoFilter(s.id)
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fmt.Errorf("attach echo filter: %w", os.NewSyscallError("setsockopt", err))
+	}
 	rc, err := s.f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	s.rc = rc
 	return nil
+}
+
+// echoFilter keeps only echo replies carrying id and the ICMP errors that
+// may quote our echoes. Without it every raw ICMP socket of the namespace
+// queues every ICMP packet, and many parallel pings overflow each other's
+// receive buffers. Userspace still checks everything, this only sheds load.
+func echoFilter(id uint16) []unix.SockFilter {
+	const (
+		accept = 0xffffffff
+		drop   = 0
+	)
+	stmt := func(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
+	jeq := func(k uint32, jt, jf uint8) unix.SockFilter {
+		return unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: k, Jt: jt, Jf: jf}
+	}
+	return []unix.SockFilter{
+		stmt(unix.BPF_LDX|unix.BPF_B|unix.BPF_MSH, 0), // X = IP header length
+		stmt(unix.BPF_LD|unix.BPF_B|unix.BPF_IND, 0),  // A = ICMP type
+		jeq(icmpEchoReply, 5, 0),                      // to "A = echo id"
+		jeq(icmpDestUnreach, 2, 0),
+		jeq(icmpTimeExceeded, 1, 0),
+		jeq(icmpParamProblem, 0, 1),
+		stmt(unix.BPF_RET|unix.BPF_K, accept),
+		stmt(unix.BPF_RET|unix.BPF_K, drop),
+		stmt(unix.BPF_LD|unix.BPF_H|unix.BPF_IND, 4), // A = echo id
+		jeq(uint32(id), 0, 1),
+		stmt(unix.BPF_RET|unix.BPF_K, accept),
+		stmt(unix.BPF_RET|unix.BPF_K, drop),
+	}
 }
 
 func (s *pinger) bindSource(fd int) error {
@@ -331,7 +366,7 @@ func (s *pinger) run(ctx context.Context, res *PingResult) error {
 				wake = t
 			}
 		}
-		if err := cancel.setDeadline(wake); err != nil {
+		if err := cancel.setReadDeadline(wake); err != nil {
 			return err
 		}
 		n, err := s.recv(buf)
@@ -395,14 +430,26 @@ func (s *pinger) send(seq uint16) (time.Time, error) {
 	}
 	if serr != nil {
 		se := &SendError{Err: serr}
-		if serr == unix.EMSGSIZE && s.mtuFD >= 0 {
-			if mtu, err := unix.GetsockoptInt(s.mtuFD, unix.IPPROTO_IP, unix.IP_MTU); err == nil {
-				se.MTU = mtu
-			}
+		if serr == unix.EMSGSIZE {
+			se.MTU = s.pathMTU()
 		}
 		return t, se
 	}
 	return t, nil
+}
+
+// pathMTU asks the kernel for the MTU towards dst, 0 if it cannot say.
+// Connecting again looks the route up afresh: the route cached at the first
+// connect does not learn a path MTU reported later.
+func (s *pinger) pathMTU() int {
+	if s.mtuFD < 0 || unix.Connect(s.mtuFD, s.mtuTo) != nil {
+		return 0
+	}
+	mtu, err := unix.GetsockoptInt(s.mtuFD, unix.IPPROTO_IP, unix.IP_MTU)
+	if err != nil {
+		return 0
+	}
+	return mtu
 }
 
 // recv reads one packet. Errors the kernel derives from ICMP (a frag-needed

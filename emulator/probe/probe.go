@@ -112,6 +112,7 @@ var longAgo = time.Unix(1, 0)
 
 type deadliner interface {
 	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
 }
 
 // canceler turns context cancellation into a past deadline on a socket, so
@@ -135,13 +136,15 @@ func newCanceler(ctx context.Context, d deadliner) *canceler {
 	return c
 }
 
-func (c *canceler) setDeadline(t time.Time) error {
+// setReadDeadline leaves writes alone: a read deadline that has passed must
+// not fail the next send.
+func (c *canceler) setReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.canceled {
 		return nil
 	}
-	return c.d.SetDeadline(t)
+	return c.d.SetReadDeadline(t)
 }
 
 // close stops watching the context; call it before closing the socket.

@@ -153,7 +153,8 @@ func (c ConnCheck) SourceNAT() bool { return c.Local.Addr() != c.Seen.Addr() }
 //
 // The listener takes every address of toNS, so a check through a service
 // address that is DNATed to toNS on the same port arrives too. The port must
-// be free in toNS.
+// be free in toNS. ctx bounds the whole check: give it a deadline, as a
+// blackholed SYN is otherwise retried for minutes.
 func CheckTCP(ctx context.Context, fromNS, toNS string, dst netip.AddrPort) (ConnCheck, error) {
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	cc, err := checkTCP(ctx, fromNS, toNS, dst)

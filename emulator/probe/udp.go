@@ -202,7 +202,7 @@ func sendHello(ctx context.Context, fromNS string, dst netip.AddrPort, hello []b
 			}
 			return netip.AddrPort{}, fmt.Errorf("send: %w", err)
 		}
-		if err := cancel.setDeadline(time.Now().Add(wait)); err != nil {
+		if err := cancel.setReadDeadline(time.Now().Add(wait)); err != nil {
 			return netip.AddrPort{}, err
 		}
 		for {
