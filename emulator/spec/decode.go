@@ -68,10 +68,25 @@ var (
 type decoder struct {
 	file     string
 	problems []Problem
+	// keyOf maps a mapping value to its key. Problems with a value point at
+	// its key, where the YAML path ends: "27:9: nodes[1].pods[0].ip: ...".
+	keyOf map[*yaml.Node]*yaml.Node
+	// guessed records, per mapping, the known keys an unknown key was taken
+	// for ("nmae" -> "name"), so the key is not also reported as missing.
+	guessed map[*yaml.Node]map[string]bool
+}
+
+// misspelled reports whether an unknown key of mapping m was already
+// reported as a likely typo of key.
+func (d *decoder) misspelled(m *yaml.Node, key string) bool {
+	return d.guessed[m][key]
 }
 
 func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
 	p := Problem{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if k, ok := d.keyOf[n]; ok {
+		n = k
+	}
 	if n != nil {
 		p.Line, p.Col = n.Line, n.Column
 	}
@@ -122,6 +137,10 @@ func (d *decoder) fields(n *yaml.Node, path string, allowNull bool, known map[st
 		}
 		seen[k.Value] = k
 		if set, ok := known[k.Value]; ok {
+			if d.keyOf == nil {
+				d.keyOf = map[*yaml.Node]*yaml.Node{}
+			}
+			d.keyOf[v] = k
 			set(v)
 			continue
 		}
@@ -139,6 +158,13 @@ func (d *decoder) fields(n *yaml.Node, path string, allowNull bool, known map[st
 		}
 		sort.Strings(names)
 		if guess := closest(k.Value, names); guess != "" {
+			if d.guessed == nil {
+				d.guessed = map[*yaml.Node]map[string]bool{}
+			}
+			if d.guessed[n] == nil {
+				d.guessed[n] = map[string]bool{}
+			}
+			d.guessed[n][guess] = true
 			d.addf(k, kp, "unknown key %q (did you mean %q?)", k.Value, guess)
 		} else {
 			d.addf(k, kp, "unknown key %q (known keys: %s)", k.Value, strings.Join(names, ", "))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -103,7 +104,9 @@ func (v *validator) name(n *yaml.Node, path, what string) (string, bool) {
 		v.addf(n, path, "%s name %q %s", what, s, msg)
 		return "", false
 	}
-	if reservedNames[s] {
+	// Node and pod namespaces sit next to the lab's underlay namespace; the
+	// lab name only prefixes them all, so it cannot clash.
+	if what != "lab" && reservedNames[s] {
 		v.addf(n, path, "%s name %q is reserved for the lab's underlay namespace", what, s)
 		return "", false
 	}
@@ -225,7 +228,7 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	// Lab name: explicit, or the file's base name.
 	if raw.name != nil {
 		t.Name, _ = v.name(raw.name, "name", "lab")
-	} else {
+	} else if !v.misspelled(raw.root, "name") {
 		base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 		switch msg := checkName(base); {
 		case file == "":
@@ -273,8 +276,8 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 			if !a.ok || !b.ok || !a.p.Overlaps(b.p) {
 				continue
 			}
-			// Report at the later explicit setting; a default cannot be
-			// pointed at, so say where to move it.
+			// Report at an explicit setting (the second when both are);
+			// a default cannot be pointed at, so say where to move it.
 			switch {
 			case b.n != nil && a.n != nil:
 				v.addf(b.n, b.path, "%s %s overlaps the %s %s (%s)", b.what, b.p, a.what, a.p, a.path)
@@ -381,7 +384,9 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 		}
 		n := &t.Nodes[i]
 		if rn.name == nil {
-			v.addf(rn.at, rn.path+".name", "every node needs a name")
+			if !v.misspelled(rn.at, "name") {
+				v.addf(rn.at, rn.path+".name", "every node needs a name")
+			}
 		} else if name, good := v.name(rn.name, rn.path+".name", "node"); good {
 			n.Name = name
 			claimName(rn.name, rn.path+".name", name, "node")
@@ -440,7 +445,9 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 				continue
 			}
 			if rp.name == nil {
-				v.addf(rp.at, rp.path+".name", "every pod needs a name")
+				if !v.misspelled(rp.at, "name") {
+					v.addf(rp.at, rp.path+".name", "every pod needs a name")
+				}
 			} else if name, good := v.name(rp.name, rp.path+".name", "pod"); good {
 				p.Name = name
 				claimName(rp.name, rp.path+".name", name, "pod")
@@ -452,25 +459,21 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 	// Second pass: automatic node subnets and node IPs, in file order, never
 	// reusing what any node, earlier or later, asked for explicitly.
 	if ok.cluster && ok.mask {
-		taken := make([]netip.Prefix, 0, len(subnets))
+		explicit := make([]netip.Prefix, 0, len(subnets))
 		for _, s := range subnets {
-			taken = append(taken, s.p)
+			explicit = append(explicit, s.p)
 		}
-		next := netip.PrefixFrom(nw.ClusterCIDR.Addr(), nw.NodeMaskSize)
+		alloc := newSubnetAllocator(nw.ClusterCIDR, nw.NodeMaskSize, explicit)
 		var short []int // nodes left without a subnet
 		for i, rn := range raw.nodes {
 			if !rn.ok || rn.podCIDR != nil {
 				continue // explicit, or explicit but invalid (already reported)
 			}
-			for next.IsValid() && overlapsAny(next, taken) {
-				next = nextPrefix(next, nw.ClusterCIDR)
-			}
-			if !next.IsValid() {
+			if p, good := alloc.next(); good {
+				t.Nodes[i].PodSubnet = p
+			} else {
 				short = append(short, i)
-				continue
 			}
-			t.Nodes[i].PodSubnet = next
-			taken = append(taken, next)
 		}
 		if len(short) > 0 {
 			rn := raw.nodes[short[0]]
@@ -607,21 +610,50 @@ func broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// nextPrefix returns the prefix of the same size right after p, or an
-// invalid prefix once it leaves within.
-func nextPrefix(p, within netip.Prefix) netip.Prefix {
-	n := broadcast(p).Next()
-	if !n.IsValid() || !within.Contains(n) {
-		return netip.Prefix{}
-	}
-	return netip.PrefixFrom(n, p.Bits())
+// subnetAllocator hands out node subnets in address order, stepping around
+// explicit ones. Explicit subnets do not overlap each other, so sorted by
+// address they are also sorted by their end, and one forward sweep serves
+// every request: O(n log n) however large the explicit subnets are.
+type subnetAllocator struct {
+	within   netip.Prefix
+	cur      netip.Prefix // next candidate; invalid once within is exhausted
+	explicit []netip.Prefix
 }
 
-func overlapsAny(p netip.Prefix, ps []netip.Prefix) bool {
-	for _, q := range ps {
-		if p.Overlaps(q) {
-			return true
+func newSubnetAllocator(within netip.Prefix, bits int, explicit []netip.Prefix) *subnetAllocator {
+	explicit = slices.Clone(explicit)
+	slices.SortFunc(explicit, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return &subnetAllocator{within: within, cur: netip.PrefixFrom(within.Addr(), bits), explicit: explicit}
+}
+
+func (a *subnetAllocator) next() (netip.Prefix, bool) {
+	for a.cur.IsValid() {
+		// Drop explicit subnets that end before the candidate starts.
+		for len(a.explicit) > 0 && broadcast(a.explicit[0]).Less(a.cur.Addr()) {
+			a.explicit = a.explicit[1:]
 		}
+		if len(a.explicit) == 0 || !a.explicit[0].Overlaps(a.cur) {
+			p := a.cur
+			a.cur = a.after(broadcast(p))
+			return p, true
+		}
+		// Skip past whichever ends later; both are aligned to a size at
+		// least as large as a node subnet, so the result stays aligned.
+		end := broadcast(a.cur)
+		if e := broadcast(a.explicit[0]); end.Less(e) {
+			end = e
+		}
+		a.cur = a.after(end)
 	}
-	return false
+	return netip.Prefix{}, false
+}
+
+// after returns the candidate starting right after end, or an invalid
+// prefix once that leaves the cluster CIDR.
+func (a *subnetAllocator) after(end netip.Addr) netip.Prefix {
+	n := end.Next()
+	if !n.IsValid() || !a.within.Contains(n) {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(n, a.cur.Bits())
 }

@@ -15,9 +15,8 @@ import (
 var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 // parserErrors are the messages of the YAML parser proper, as opposed to its
-// scanner. go-yaml reports them with the 0-based line of the enclosing
-// construct, and omits the line when that is 0; scanner errors carry a
-// 1-based line, also omitted on the first line.
+// scanner. go-yaml reports them with a 0-based line and scanner errors with
+// a 1-based one, omitting either when the 0-based line is 0.
 var parserErrors = map[string]bool{
 	"did not find expected <stream-start>":   true,
 	"did not find expected <document start>": true,
@@ -32,41 +31,53 @@ var parserErrors = map[string]bool{
 	"found duplicate %TAG directive":         true,
 }
 
-// blockErrors are parser errors located at the start of the enclosing block
-// (often far above the mistake, typically a wrongly indented line).
-var blockErrors = map[string]bool{
-	"did not find expected '-' indicator": true,
-	"did not find expected key":           true,
+// lineStartErrors are located at the first non-blank character of the line
+// where they appear; for other errors the column is unknown.
+var lineStartErrors = map[string]bool{
+	"did not find expected '-' indicator":                          true,
+	"did not find expected key":                                    true,
+	"found a tab character that violates indentation":              true,
+	"found a tab character where an indentation space is expected": true,
+}
+
+// readerErrors mean the input is not clean text.
+var readerErrors = map[string]bool{
+	"control characters are not allowed": true,
+	"invalid leading UTF-8 octet":        true,
+	"invalid trailing UTF-8 octet":       true,
+	"incomplete UTF-8 octet sequence":    true,
+	"invalid length of a UTF-8 sequence": true,
+	"invalid Unicode character":          true,
 }
 
 // yamlProblem turns a YAML syntax error into a problem located as precisely
-// as go-yaml allows.
+// as go-yaml allows. go-yaml reports the line where the construct holding
+// the mistake starts (for some errors off by one), which can be far above
+// the mistake, so the line is refined by finding the first line whose
+// inclusion makes the document fail the same way.
 func yamlProblem(file string, data []byte, err error) Problem {
 	line, msg := splitYAMLError(err)
 	p := Problem{File: file, Msg: "invalid YAML: " + msg}
 	switch {
-	case parserErrors[msg]:
-		p.Line = line + 1
-		if blockErrors[msg] {
-			if l, c, ok := firstFailingLine(data, p.Line, msg); ok {
-				p.Line, p.Col = l, c
-			}
-		}
 	case strings.HasPrefix(msg, "unknown anchor '"):
 		name := strings.TrimSuffix(strings.TrimPrefix(msg, "unknown anchor '"), "' referenced")
 		p.Line, p.Col = findAlias(data, name)
 	case msg == "document contains excessive aliasing" || strings.HasPrefix(msg, "anchor '") ||
 		strings.HasPrefix(msg, "attempted to go past") || strings.HasPrefix(msg, "cannot decode"):
 		// Found while composing the document: go-yaml gives no position.
+	case readerErrors[msg]:
+		p.Line, p.Col, _ = firstBadChar(data)
 	default:
-		if l, c, ok := firstBadChar(data); ok {
-			p.Line, p.Col = l, c // a reader error: the input is not clean text
-		} else {
-			p.Line = max(line, 1)
+		if parserErrors[msg] {
+			line++
 		}
-	}
-	if p.Line > 0 && p.Col == 0 {
-		p.Col = 1
+		p.Line, p.Col = max(line, 1), 1
+		if l, c, ok := firstFailingLine(data, p.Line, msg); ok {
+			p.Line = l
+			if lineStartErrors[msg] {
+				p.Col = c
+			}
+		}
 	}
 	return p
 }

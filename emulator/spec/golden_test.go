@@ -1,0 +1,135 @@
+package spec
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// golden compares got with the golden file, or rewrites it with -update.
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run go test -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// TestInvalidTopologies loads every testdata/invalid/*.yaml, one mistake (or
+// one family of mistakes) per file, and compares the full report with the
+// .golden file next to it.
+func TestInvalidTopologies(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test inputs: %v", err)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			topo, err := Load(file)
+			var inv *InvalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("Load(%s) = %+v, %v; want an *InvalidError", file, topo, err)
+			}
+			if topo != nil {
+				t.Errorf("Load(%s) returned a topology along with its error", file)
+			}
+			checkProblems(t, file, inv.Problems)
+			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
+		})
+	}
+}
+
+// checkProblems asserts what holds for every report: each problem names the
+// file, has a position unless the file is empty, reads in lowercase, and the
+// list is sorted by position without repeats.
+func checkProblems(t *testing.T, file string, ps []Problem) {
+	t.Helper()
+	if len(ps) == 0 {
+		t.Fatal("an InvalidError without problems")
+	}
+	seen := map[string]bool{}
+	for i, p := range ps {
+		if p.File != file {
+			t.Errorf("problem %q names file %q, want %q", p, p.File, file)
+		}
+		if p.Line <= 0 || p.Col <= 0 {
+			if p.Msg != "the file is empty" {
+				t.Errorf("problem %q has no position", p)
+			}
+		}
+		if first := p.Msg[:1]; first != strings.ToLower(first) && !strings.HasPrefix(p.Msg, "MTU") &&
+			!strings.HasPrefix(p.Msg, "YAML") {
+			t.Errorf("problem %q does not start in lowercase", p)
+		}
+		if strings.HasSuffix(p.Msg, ".") {
+			t.Errorf("problem %q ends with a period", p)
+		}
+		if seen[p.Error()] {
+			t.Errorf("problem %q reported twice", p)
+		}
+		seen[p.Error()] = true
+		if i > 0 {
+			q := ps[i-1]
+			if p.Line < q.Line || p.Line == q.Line && p.Col < q.Col {
+				t.Errorf("problems out of order: %q before %q", q, p)
+			}
+		}
+	}
+}
+
+// TestValidTopologies parses every testdata/valid/*.yaml and compares a dump
+// of the model, every address filled in, with the .golden file next to it.
+func TestValidTopologies(t *testing.T) {
+	files, err := filepath.Glob("testdata/valid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test inputs: %v", err)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			topo, err := Load(file)
+			if err != nil {
+				t.Fatalf("Load(%s): %v", file, err)
+			}
+			checkInvariants(t, topo)
+			again, err := Load(file)
+			if err != nil || !reflect.DeepEqual(topo, again) {
+				t.Errorf("loading %s twice gave different models:\n%s\n%s", file, dump(topo), dump(again))
+			}
+			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", dump(topo))
+		})
+	}
+}
+
+// dump renders a topology one object a line, for golden files.
+func dump(t *Topology) string {
+	var b strings.Builder
+	nw := t.Network
+	fmt.Fprintf(&b, "lab %s\n", t.Name)
+	fmt.Fprintf(&b, "network underlay=%s cluster=%s service=%s nodeMask=/%d backend=%s mtu=%d podMTU=%d\n",
+		nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.NodeMaskSize, nw.Backend, nw.MTU, nw.PodMTU())
+	for _, n := range t.Nodes {
+		fmt.Fprintf(&b, "node %s ip=%s subnet=%s gateway=%s bridge=%s\n", n.Name, n.IP, n.PodSubnet, n.Gateway, n.Bridge)
+		for _, p := range n.Pods {
+			fmt.Fprintf(&b, "  pod %s ip=%s node=%s\n", p.Name, p.IP, p.Node)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,79 @@
+package spec
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// checkInvariants asserts what every accepted topology guarantees, whatever
+// the input: the contract the plan package builds on.
+func checkInvariants(t testing.TB, topo *Topology) {
+	t.Helper()
+	nw := topo.Network
+	for _, p := range []netip.Prefix{nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR} {
+		if !p.IsValid() || !p.Addr().Is4() || p.Masked() != p || p.Bits() > 30 {
+			t.Fatalf("network prefix %s is not a valid IPv4 CIDR of /30 or larger", p)
+		}
+	}
+	if nw.Underlay.Overlaps(nw.ClusterCIDR) || nw.Underlay.Overlaps(nw.ServiceCIDR) || nw.ClusterCIDR.Overlaps(nw.ServiceCIDR) {
+		t.Fatalf("network prefixes overlap: %+v", nw)
+	}
+	if nw.NodeMaskSize < nw.ClusterCIDR.Bits() || nw.NodeMaskSize > 30 {
+		t.Fatalf("node mask /%d does not fit cluster CIDR %s", nw.NodeMaskSize, nw.ClusterCIDR)
+	}
+	if nw.Backend != BackendHostGW {
+		t.Fatalf("backend %q accepted", nw.Backend)
+	}
+	if nw.MTU < 576 || nw.MTU > 65535 || nw.PodMTU() <= 0 || nw.PodMTU() > nw.MTU {
+		t.Fatalf("MTU %d / pod MTU %d out of range", nw.MTU, nw.PodMTU())
+	}
+	if checkName(topo.Name) != "" {
+		t.Fatalf("lab name %q is invalid", topo.Name)
+	}
+	if len(topo.Nodes) == 0 {
+		t.Fatal("a topology without nodes was accepted")
+	}
+	names := map[string]bool{}
+	nodeIPs := map[netip.Addr]bool{}
+	podIPs := map[netip.Addr]bool{}
+	var subnets []netip.Prefix
+	for _, n := range topo.Nodes {
+		if checkName(n.Name) != "" || reservedNames[n.Name] || names[n.Name] {
+			t.Fatalf("node name %q is invalid, reserved or repeated", n.Name)
+		}
+		names[n.Name] = true
+		if checkIfName(n.Bridge) != "" || reservedIfName(n.Bridge) {
+			t.Fatalf("node %s: bridge name %q is invalid", n.Name, n.Bridge)
+		}
+		if !n.IP.Is4() || !nw.Underlay.Contains(n.IP) || n.IP == nw.Underlay.Addr() || n.IP == broadcast(nw.Underlay) || nodeIPs[n.IP] {
+			t.Fatalf("node %s: IP %s is not a free host address of the underlay %s", n.Name, n.IP, nw.Underlay)
+		}
+		nodeIPs[n.IP] = true
+		s := n.PodSubnet
+		if !s.IsValid() || s.Masked() != s || s.Bits() > 30 || s.Bits() < nw.ClusterCIDR.Bits() || !nw.ClusterCIDR.Contains(s.Addr()) {
+			t.Fatalf("node %s: pod subnet %s is not inside the cluster CIDR %s", n.Name, s, nw.ClusterCIDR)
+		}
+		for _, o := range subnets {
+			if o.Overlaps(s) {
+				t.Fatalf("node %s: pod subnet %s overlaps %s", n.Name, s, o)
+			}
+		}
+		subnets = append(subnets, s)
+		if n.Gateway != s.Addr().Next() {
+			t.Fatalf("node %s: gateway %s is not the first host of %s", n.Name, n.Gateway, s)
+		}
+		for _, p := range n.Pods {
+			if checkName(p.Name) != "" || reservedNames[p.Name] || names[p.Name] {
+				t.Fatalf("pod name %q is invalid, reserved or repeated", p.Name)
+			}
+			names[p.Name] = true
+			if p.Node != n.Name {
+				t.Fatalf("pod %s: node %q, want %q", p.Name, p.Node, n.Name)
+			}
+			if !p.IP.Is4() || !s.Contains(p.IP) || p.IP == s.Addr() || p.IP == n.Gateway || p.IP == broadcast(s) || podIPs[p.IP] {
+				t.Fatalf("pod %s: IP %s is not a free host address of %s's subnet %s", p.Name, p.IP, n.Name, s)
+			}
+			podIPs[p.IP] = true
+		}
+	}
+}
