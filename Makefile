@@ -1,10 +1,9 @@
 # Common tasks. `test` and `bench` need root: they build real namespaces.
 GO ?= go
 
-# Root tests of different packages share host-wide kernel state (the rtnl
-# lock, the neighbour table, the netns cleanup workqueue); one package at a
-# time keeps them from slowing each other into timeouts. Tests inside a
-# package still run in parallel where they say so.
+# The same flags as the README's test command. Root tests of different
+# packages run in parallel and must not collide (unique lab names); on a
+# loaded machine TESTFLAGS='-count=1 -p 1' runs one package at a time.
 TESTFLAGS ?= -count=1
 
 # e.g. make bench BENCHFLAGS='-sizes 10x100 -runs 10'
