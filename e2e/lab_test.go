@@ -177,7 +177,7 @@ func TestFailedApplyRollsBack(t *testing.T) {
 	u := &last.Units[len(last.Units)-1]
 	u.Ops = append(u.Ops, plan.AddRoute{Namespace: u.Namespace, Dst: netip.MustParsePrefix("10.99.0.0/16"), Via: netip.MustParseAddr("10.98.0.1")})
 	owner := kernel.Ownership{Dir: t.TempDir()}
-	err = kernel.Apply(context.Background(), p, kernel.Options{Owner: owner, LabID: "x"})
+	_, err = kernel.Apply(context.Background(), p, kernel.Options{Owner: owner, LabID: "x"})
 	if err == nil {
 		t.Fatal("apply succeeded with an unreachable gateway")
 	}

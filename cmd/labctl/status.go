@@ -14,6 +14,7 @@ import (
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/spec"
 )
 
 // labStatus is what status reports for one lab; its JSON form is the
@@ -28,7 +29,22 @@ type labStatus struct {
 	ClusterCIDR string            `json:"clusterCIDR"`
 	ServiceCIDR string            `json:"serviceCIDR"`
 	MTU         int               `json:"mtu"`
+	PodMTU      int               `json:"podMTU"`
+	Links       []string          `json:"links,omitempty"`
 	Namespaces  []namespaceStatus `json:"namespaces"`
+	Datapaths   []datapathStatus  `json:"datapaths,omitempty"`
+}
+
+// datapathStatus says what serves a node's IPIP device, and whether a
+// userspace datapath process is still alive.
+type datapathStatus struct {
+	Node    string `json:"node"`
+	Device  string `json:"device"`
+	Kind    string `json:"kind"`
+	Reason  string `json:"reason"`
+	PID     int    `json:"pid,omitempty"`
+	Running bool   `json:"running"`
+	Log     string `json:"log,omitempty"`
 }
 
 type namespaceStatus struct {
@@ -98,9 +114,23 @@ func collectStatus(r *lab.Record) labStatus {
 	t := r.Topology
 	s := labStatus{
 		Name: r.Name, File: r.File, Phase: r.Phase, CreatedAt: r.CreatedAt,
-		Backend: string(t.Network.Backend), Underlay: t.Network.Underlay.String(),
+		Underlay: t.Network.Underlay.String(),
 		ClusterCIDR: t.Network.ClusterCIDR.String(), ServiceCIDR: t.Network.ServiceCIDR.String(),
-		MTU: t.Network.MTU,
+		MTU: t.Network.MTU, PodMTU: t.PodMTU(), Backend: backendSummary(t),
+	}
+	for _, l := range t.Links {
+		s.Links = append(s.Links, fmt.Sprintf("%s-%s %s", l.Nodes[0], l.Nodes[1], l.Backend))
+	}
+	for _, n := range t.Nodes {
+		d, ok := r.Datapaths[n.Name]
+		if !ok {
+			continue
+		}
+		ds := datapathStatus{Node: n.Name, Device: d.Device, Kind: d.Kind, Reason: d.Reason, Running: true}
+		if d.Process != nil {
+			ds.PID, ds.Running, ds.Log = d.Process.PID, d.Process.Alive(), d.Process.Log
+		}
+		s.Datapaths = append(s.Datapaths, ds)
 	}
 	root := os.Geteuid() == 0
 	for _, ns := range r.Namespaces {
@@ -137,7 +167,11 @@ func writeStatusTable(w io.Writer, s labStatus) {
 	if s.File != "" {
 		fmt.Fprintf(w, "  file %s\n", s.File)
 	}
-	fmt.Fprintf(w, "  underlay %s  cluster %s  services %s  mtu %d\n\n", s.Underlay, s.ClusterCIDR, s.ServiceCIDR, s.MTU)
+	fmt.Fprintf(w, "  underlay %s  cluster %s  services %s  mtu %d (pods %d)\n", s.Underlay, s.ClusterCIDR, s.ServiceCIDR, s.MTU, s.PodMTU)
+	if len(s.Links) > 0 {
+		fmt.Fprintf(w, "  links %s\n", strings.Join(s.Links, ", "))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tNAME\tNODE\tIP\tNAMESPACE\tINTERFACES")
 	for _, ns := range s.Namespaces {
@@ -145,6 +179,38 @@ func writeStatusTable(w io.Writer, s labStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ns.Role, dash(ns.Name), dash(ns.Node), dash(ns.IP), ns.Namespace, ifs)
 	}
 	tw.Flush()
+	if len(s.Datapaths) > 0 {
+		fmt.Fprintln(w, "\nIPIP datapaths:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, d := range s.Datapaths {
+			state := "kernel device"
+			if d.Kind == "userspace" {
+				state = fmt.Sprintf("labctl process %d running", d.PID)
+				if !d.Running {
+					state = fmt.Sprintf("DEAD: process %d is gone; pods across this node's ipip links are cut off (log: %s)", d.PID, d.Log)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(%s)\n", d.Node, d.Device, d.Kind, state, d.Reason)
+		}
+		tw.Flush()
+	}
+}
+
+// backendSummary names the backend, or each backend in use when links mix them.
+func backendSummary(t *spec.Topology) string {
+	used := t.Backends()
+	if len(used) == 1 {
+		b := string(used[0])
+		if used[0] == spec.BackendVXLAN {
+			b += " (" + string(t.Network.VXLAN.Mode) + ")"
+		}
+		return b
+	}
+	names := make([]string, len(used))
+	for i, b := range used {
+		names[i] = string(b)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " per link"
 }
 
 func describeInterfaces(ns namespaceStatus) string {

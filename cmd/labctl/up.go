@@ -75,7 +75,7 @@ func up(ctx context.Context, m lab.Manager, t *spec.Topology, workers int, stdou
 	pods := len(t.Pods())
 	fmt.Fprintf(stdout, "lab %q is up in %s: %d %s, %d %s, %d namespaces, backend %s\n",
 		t.Name, roundDuration(time.Since(start)), len(t.Nodes), plural(len(t.Nodes), "node"),
-		pods, plural(pods, "pod"), len(rec.Namespaces), t.Network.Backend)
+		pods, plural(pods, "pod"), len(rec.Namespaces), backendSummary(t))
 	example := t.Nodes[0].Name
 	if ps := t.Pods(); len(ps) > 0 {
 		example = ps[0].Name

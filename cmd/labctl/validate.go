@@ -20,7 +20,7 @@ func newValidateCmd() *cobra.Command {
 			}
 			pods := len(t.Pods())
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: lab %q is valid: %d %s, %d %s, backend %s\n",
-				args[0], t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), t.Network.Backend)
+				args[0], t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), backendSummary(t))
 			return nil
 		},
 	}

@@ -29,14 +29,22 @@ type Options struct {
 	Progress func(done, total int)
 }
 
+// Result tells what Apply chose where the plan left a choice.
+type Result struct {
+	// IPIP maps each node namespace with an IPIP device to the datapath
+	// serving it.
+	IPIP map[string]IPIPDatapath
+}
+
 // Apply builds the plan in the kernel. On any error, or when ctx is
 // cancelled, it deletes every namespace it created (which removes every
 // device, address and route in them) and returns the cause.
-func Apply(ctx context.Context, p *plan.Plan, opt Options) (err error) {
+func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err error) {
 	if err := ensureNetnsDir(); err != nil {
-		return err
+		return nil, err
 	}
-	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.NsHandle{}, index: map[string]map[string]int{}}
+	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.NsHandle{}, index: map[string]map[string]int{},
+		result: &Result{IPIP: map[string]IPIPDatapath{}}}
 	defer a.closeFDs()
 	defer func() {
 		if err != nil {
@@ -52,13 +60,32 @@ func Apply(ctx context.Context, p *plan.Plan, opt Options) (err error) {
 	a.total = total
 	for _, s := range p.Stages {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		if err := a.runStage(ctx, s); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return a.result, nil
+}
+
+// Rollback deletes what a successful Apply created, for a caller whose own
+// next step failed.
+func Rollback(owner Ownership, p *plan.Plan, labID string) error {
+	recs, err := owner.List()
+	if err != nil {
+		return err
+	}
+	var mine []OwnedNamespace
+	for _, r := range recs {
+		if r.LabID == labID {
+			mine = append(mine, r)
+		}
+	}
+	return DeleteNamespaces(owner, mine)
 }
 
 type applier struct {
@@ -71,6 +98,7 @@ type applier struct {
 	created []OwnedNamespace          // in creation order, for rollback
 	fds     map[string]netns.NsHandle // namespaces later units refer to
 	index   map[string]map[string]int // namespace -> bridge name -> ifindex
+	result  *Result
 }
 
 func (a *applier) runStage(ctx context.Context, s plan.Stage) error {
@@ -265,8 +293,13 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		if o.Namespace != here {
 			return fmt.Errorf("sysctl for %q planned in %q", o.Namespace, here)
 		}
-		path := "/proc/sys/" + strings.ReplaceAll(o.Key, ".", "/")
-		return os.WriteFile(path, []byte(o.Value+"\n"), 0o644)
+		for _, kv := range o.Settings {
+			path := "/proc/sys/" + strings.ReplaceAll(kv.Key, ".", "/")
+			if err := os.WriteFile(path, []byte(kv.Value+"\n"), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
 	case plan.SetLinkUp:
 		if o.Namespace != here {
 			return fmt.Errorf("link change for %q planned in %q", o.Namespace, here)
@@ -319,7 +352,45 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		if o.Namespace != here {
 			return fmt.Errorf("route for %q planned in %q", o.Namespace, here)
 		}
-		return c.addRoute(o.Dst, o.Via, o.Device)
+		return c.addRoute(o.Dst, o.Via, o.Device, o.OnLink)
+	case plan.AddVXLAN:
+		if o.Namespace != here {
+			return fmt.Errorf("vxlan for %q planned in %q", o.Namespace, here)
+		}
+		link, err := c.linkIndex(o.Underlay)
+		if err != nil {
+			return err
+		}
+		v := vxlanSpec{name: o.Name, vni: o.VNI, port: o.Port, local: o.Local, link: link,
+			learning: o.Learning, group: o.Group, mac: o.MAC, mtu: o.MTU}
+		if o.Master != "" {
+			if v.master, err = a.bridgeIndex(here, o.Master); err != nil {
+				return err
+			}
+		}
+		return c.addVXLAN(v)
+	case plan.AddNeighbor:
+		if o.Namespace != here {
+			return fmt.Errorf("neighbour for %q planned in %q", o.Namespace, here)
+		}
+		return c.addNeighbor(o.Device, o.IP, o.MAC)
+	case plan.AddFDB:
+		if o.Namespace != here {
+			return fmt.Errorf("fdb entry for %q planned in %q", o.Namespace, here)
+		}
+		return c.addFDB(o.Device, o.MAC, o.Dst, o.Append)
+	case plan.AddIPIPTunnel:
+		if o.Namespace != here {
+			return fmt.Errorf("ipip tunnel for %q planned in %q", o.Namespace, here)
+		}
+		dp, err := addIPIPTunnel(c, o)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.result.IPIP[here] = dp
+		a.mu.Unlock()
+		return nil
 	case plan.AddNamespace:
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}
@@ -331,7 +402,11 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 func describe(op plan.Op) string {
 	switch o := op.(type) {
 	case plan.SetSysctl:
-		return fmt.Sprintf("set %s=%s", o.Key, o.Value)
+		var kvs []string
+		for _, kv := range o.Settings {
+			kvs = append(kvs, kv.Key+"="+kv.Value)
+		}
+		return "set " + strings.Join(kvs, " ")
 	case plan.SetLinkUp:
 		return fmt.Sprintf("set %q up", o.Device)
 	case plan.AddBridge:
@@ -344,10 +419,21 @@ func describe(op plan.Op) string {
 		return s
 	case plan.AddAddress:
 		return fmt.Sprintf("add address %s to %q", o.Address, o.Device)
+	case plan.AddVXLAN:
+		return fmt.Sprintf("add vxlan %q (vni %d, port %d)", o.Name, o.VNI, o.Port)
+	case plan.AddNeighbor:
+		return fmt.Sprintf("add neighbour %s lladdr %s on %q", o.IP, o.MAC, o.Device)
+	case plan.AddFDB:
+		return fmt.Sprintf("add fdb entry %s dst %s on %q", o.MAC, o.Dst, o.Device)
+	case plan.AddIPIPTunnel:
+		return fmt.Sprintf("set up ipip device %q", o.Name)
 	case plan.AddRoute:
 		dst := "default"
 		if o.Dst.IsValid() {
 			dst = o.Dst.String()
+		}
+		if !o.Via.IsValid() {
+			return fmt.Sprintf("add route %s dev %s", dst, o.Device)
 		}
 		return fmt.Sprintf("add route %s via %s", dst, o.Via)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -155,19 +156,27 @@ func (c *rtnl) addAddress(dev string, p netip.Prefix) error {
 }
 
 // addRoute adds a unicast route in the main table; an invalid dst means the
-// default route.
-func (c *rtnl) addRoute(dst netip.Prefix, via netip.Addr, dev string) error {
+// default route, an invalid via a device route (scope link).
+func (c *rtnl) addRoute(dst netip.Prefix, via netip.Addr, dev string, onlink bool) error {
 	req := c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewRtMsg() // main table, boot protocol, universe scope, unicast
 	msg.Family = unix.AF_INET
 	if dst.IsValid() {
 		msg.Dst_len = uint8(dst.Bits())
 	}
+	if !via.IsValid() {
+		msg.Scope = unix.RT_SCOPE_LINK
+	}
+	if onlink {
+		msg.Flags |= unix.RTNH_F_ONLINK
+	}
 	req.AddData(msg)
 	if dst.IsValid() {
 		req.AddData(nl.NewRtAttr(unix.RTA_DST, dst.Addr().AsSlice()))
 	}
-	req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, via.AsSlice()))
+	if via.IsValid() {
+		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, via.AsSlice()))
+	}
 	if dev != "" {
 		idx, err := c.linkIndex(dev)
 		if err != nil {
@@ -183,4 +192,112 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	v |= (1 << (32 - p.Bits())) - 1
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// vxlanSpec is what addVXLAN needs; indexes are in this namespace.
+type vxlanSpec struct {
+	name     string
+	vni      int
+	port     int
+	local    netip.Addr
+	link     int // underlay device index
+	learning bool
+	group    netip.Addr
+	mac      []byte
+	master   int
+	mtu      int
+}
+
+// addVXLAN creates a VXLAN device, up.
+func (c *rtnl) addVXLAN(v vxlanSpec) error {
+	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(v.name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(v.mtu))))
+	if v.mac != nil {
+		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, v.mac))
+	}
+	if v.master > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(v.master))))
+	}
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("vxlan"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_VXLAN_ID, nl.Uint32Attr(uint32(v.vni)))
+	data.AddRtAttr(nl.IFLA_VXLAN_LOCAL, v.local.AsSlice())
+	data.AddRtAttr(nl.IFLA_VXLAN_LINK, nl.Uint32Attr(uint32(v.link)))
+	data.AddRtAttr(nl.IFLA_VXLAN_PORT, htons(uint16(v.port)))
+	learning := uint8(0)
+	if v.learning {
+		learning = 1
+	}
+	data.AddRtAttr(nl.IFLA_VXLAN_LEARNING, nl.Uint8Attr(learning))
+	if v.group.IsValid() {
+		data.AddRtAttr(nl.IFLA_VXLAN_GROUP, v.group.AsSlice())
+	}
+	req.AddData(info)
+	return c.exec(req)
+}
+
+func htons(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
+
+// addNeighbor adds a permanent ARP entry.
+func (c *rtnl) addNeighbor(dev string, ip netip.Addr, mac []byte) error {
+	idx, err := c.linkIndex(dev)
+	if err != nil {
+		return err
+	}
+	req := c.request(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET, Index: uint32(idx), State: unix.NUD_PERMANENT, Type: unix.RTN_UNICAST})
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, ip.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
+	return c.exec(req)
+}
+
+// addFDB adds a permanent entry to a VXLAN device's own forwarding table
+// (`bridge fdb add|append ... self permanent`).
+func (c *rtnl) addFDB(dev string, mac []byte, dst netip.Addr, appendEntry bool) error {
+	idx, err := c.linkIndex(dev)
+	if err != nil {
+		return err
+	}
+	flags := unix.NLM_F_CREATE | unix.NLM_F_EXCL
+	if appendEntry {
+		flags = unix.NLM_F_CREATE | unix.NLM_F_APPEND
+	}
+	req := c.request(unix.RTM_NEWNEIGH, flags)
+	req.AddData(&netlink.Ndmsg{Family: unix.AF_BRIDGE, Index: uint32(idx), State: unix.NUD_PERMANENT, Flags: unix.NTF_SELF})
+	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, dst.AsSlice()))
+	return c.exec(req)
+}
+
+// addIPIP creates an ipip device. With an invalid local it is the
+// any-to-any kind, like the module's fallback tunl0.
+func (c *rtnl) addIPIP(name string, local netip.Addr) error {
+	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("ipip"))
+	if local.IsValid() {
+		data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+		data.AddRtAttr(nl.IFLA_IPTUN_LOCAL, local.AsSlice())
+		data.AddRtAttr(nl.IFLA_IPTUN_PMTUDISC, nl.Uint8Attr(1))
+	}
+	req.AddData(info)
+	return c.exec(req)
+}
+
+// setMTUUp sets a device's MTU and brings it up.
+func (c *rtnl) setMTUUp(name string, mtu int) error {
+	req := c.request(unix.RTM_NEWLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	return c.exec(req)
 }

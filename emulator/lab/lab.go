@@ -41,6 +41,16 @@ var (
 // Manager finds and changes labs recorded under StateDir.
 type Manager struct {
 	StateDir string
+	// Executable is the labctl binary helper processes run from (default:
+	// this program), e.g. the userspace IPIP datapath.
+	Executable string
+}
+
+func (m Manager) executable() (string, error) {
+	if m.Executable != "" {
+		return m.Executable, nil
+	}
+	return os.Executable()
 }
 
 // Record is what labctl remembers about a lab that is up.
@@ -53,6 +63,15 @@ type Record struct {
 	CreatedAt  time.Time        `json:"createdAt"`
 	Topology   *spec.Topology   `json:"topology"`
 	Namespaces []plan.Namespace `json:"namespaces"`
+	// Datapaths holds, per node with an IPIP device, what serves it and
+	// the userspace datapath process when there is one.
+	Datapaths map[string]*Datapath `json:"datapaths,omitempty"`
+}
+
+// Datapath is the IPIP datapath of one node.
+type Datapath struct {
+	kernel.IPIPDatapath
+	Process *Process `json:"process,omitempty"`
 }
 
 const (
@@ -217,9 +236,16 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 	if err := m.save(rec); err != nil {
 		return nil, fmt.Errorf("up %q: save record: %w", t.Name, err)
 	}
-	err = kernel.Apply(ctx, p, kernel.Options{
+	res, err := kernel.Apply(ctx, p, kernel.Options{
 		Owner: m.Ownership(), LabID: rec.ID, Workers: opt.Workers, Progress: opt.Progress,
 	})
+	if err == nil {
+		err = m.startDatapaths(rec, res)
+		if err != nil {
+			m.stopProcesses(rec)
+			err = errors.Join(err, kernel.Rollback(m.Ownership(), p, rec.ID))
+		}
+	}
 	if err != nil {
 		// Apply already removed what it built; drop the record too.
 		_ = os.Remove(m.recordPath(t.Name))
@@ -279,9 +305,13 @@ func (m Manager) Down(name string) error {
 			mine = append(mine, o)
 		}
 	}
-	_, recErr := os.Stat(m.recordPath(name))
+	rec, recErr := m.Load(name)
 	if len(mine) == 0 && recErr != nil {
 		return fmt.Errorf("down %q: no such lab: %w", name, ErrNotFound)
+	}
+	if rec != nil {
+		// Processes first: a process inside a namespace keeps it alive.
+		m.stopProcesses(rec)
 	}
 	err = kernel.DeleteNamespaces(m.Ownership(), mine)
 	if rerr := os.Remove(m.recordPath(name)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -319,6 +349,50 @@ func (m Manager) DownAll() ([]string, error) {
 	}
 	sort.Strings(done)
 	return done, errors.Join(errs...)
+}
+
+// startDatapaths starts the userspace IPIP datapath of every node whose
+// kernel lacks ipip (or that asked for it), and records every node's.
+func (m Manager) startDatapaths(rec *Record, res *kernel.Result) error {
+	if len(res.IPIP) == 0 {
+		return nil
+	}
+	rec.Datapaths = map[string]*Datapath{}
+	exe, err := m.executable()
+	if err != nil {
+		return err
+	}
+	logDir := filepath.Join(m.dir(), "logs", rec.Name)
+	for _, ns := range rec.Namespaces {
+		dp, ok := res.IPIP[ns.Name]
+		if !ok {
+			continue
+		}
+		d := &Datapath{IPIPDatapath: dp}
+		rec.Datapaths[ns.Object] = d
+		if dp.Kind != spec.DatapathUserspace {
+			continue
+		}
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			return err
+		}
+		log := filepath.Join(logDir, ns.Object+"-ipip.log")
+		proc, err := startProcess(ns.Name, exe, []string{"internal", "ipip-datapath", "--device", dp.Device, "--netns", ns.Name}, log)
+		if err != nil {
+			return fmt.Errorf("node %q: start userspace ipip datapath: %w", ns.Object, err)
+		}
+		d.Process = &proc
+	}
+	return nil
+}
+
+// stopProcesses ends every helper process of a lab.
+func (m Manager) stopProcesses(rec *Record) {
+	for _, d := range rec.Datapaths {
+		if d.Process != nil {
+			_ = d.Process.Stop(2 * time.Second)
+		}
+	}
 }
 
 func newID() string {

@@ -8,7 +8,9 @@ package plan
 import (
 	"fmt"
 	"hash/fnv"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/labctl/labctl/emulator/spec"
@@ -64,13 +66,23 @@ type AddNamespace struct {
 	Name string
 }
 
-// SetSysctl writes a sysctl inside a namespace. Only net.* keys are
-// per-namespace, so only those are ever planned.
+// SetSysctl writes sysctls inside a namespace, in order. Only net.* keys
+// are per-namespace, so only those are ever planned.
 type SetSysctl struct {
 	Namespace string
-	Key       string // dotted form, e.g. net.ipv4.ip_forward
-	Value     string
+	Settings  []Sysctl
 }
+
+// Sysctl is one key (dotted form, e.g. net.ipv4.ip_forward) and its value.
+type Sysctl struct {
+	Key, Value string
+}
+
+// noIPv6 switches IPv6 off in a new namespace before it has devices: labs
+// are IPv4, and without it every new link chatters (router solicitations,
+// MLD reports, duplicate address detection), which clutters captures and
+// VXLAN learning tables and costs time.
+var noIPv6 = []Sysctl{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}
 
 // SetLinkUp brings an existing device up.
 type SetLinkUp struct {
@@ -104,18 +116,77 @@ type AddAddress struct {
 	Address   netip.Prefix // address/len, e.g. 192.168.1.1/24
 }
 
-// AddRoute adds a unicast route. A zero Dst means the default route.
+// AddRoute adds a unicast route. A zero Dst means the default route; a zero
+// Via makes it a device route (scope link). OnLink tells the kernel the
+// gateway is directly reachable on Device even though no address of the
+// device covers it, as flannel's and Calico's tunnel routes do.
 type AddRoute struct {
 	Namespace string
 	Dst       netip.Prefix
 	Via       netip.Addr
-	Device    string // optional
+	Device    string // optional when Via is set
+	OnLink    bool
+}
+
+// AddVXLAN creates a VXLAN device bound to an underlay device and brings it
+// up. Without Group it only sends where FDB entries say (flannel); with a
+// multicast Group it floods there. Master makes it a bridge port.
+type AddVXLAN struct {
+	Namespace string
+	Name      string
+	VNI       int
+	Port      int
+	Local     netip.Addr
+	Underlay  string // the device carrying the encapsulated packets (eth0)
+	Learning  bool
+	Group     netip.Addr
+	MAC       net.HardwareAddr // fixed VTEP MAC (flannel publishes it); nil: kernel-chosen
+	Master    string
+	MTU       int
+}
+
+// AddNeighbor adds a permanent neighbour (ARP) entry.
+type AddNeighbor struct {
+	Namespace string
+	Device    string
+	IP        netip.Addr
+	MAC       net.HardwareAddr
+}
+
+// AddFDB adds a permanent forwarding entry to a VXLAN device's own FDB:
+// frames for MAC go to the VTEP at Dst. Append adds another destination for
+// the same MAC, which is how unicast flooding lists every node for the
+// all-zero MAC.
+type AddFDB struct {
+	Namespace string
+	Device    string
+	MAC       net.HardwareAddr
+	Dst       netip.Addr
+	Append    bool
+}
+
+// AddIPIPTunnel makes an IPIP device ready, as Calico does with tunl0: the
+// ipip module's fallback device (remote any, local any), which sends to
+// whatever gateway the route names. Where the kernel lacks ipip, or
+// Datapath is userspace, the kernel package builds a TUN device of the same
+// name and labctl serves it from userspace.
+type AddIPIPTunnel struct {
+	Namespace string
+	Name      string
+	Local     netip.Addr // set for a device other than tunl0, which needs its own parameters
+	MTU       int
+	Datapath  string // spec.DatapathAuto, DatapathKernel or DatapathUserspace
 }
 
 func (o AddNamespace) Command() string { return "ip netns add " + o.Name }
 
 func (o SetSysctl) Command() string {
-	return fmt.Sprintf("ip netns exec %s sysctl -qw %s=%s", o.Namespace, o.Key, o.Value)
+	var b strings.Builder
+	fmt.Fprintf(&b, "ip netns exec %s sysctl -qw", o.Namespace)
+	for _, kv := range o.Settings {
+		fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value)
+	}
+	return b.String()
 }
 
 func (o SetLinkUp) Command() string {
@@ -145,11 +216,69 @@ func (o AddRoute) Command() string {
 	if o.Dst.IsValid() {
 		dst = o.Dst.String()
 	}
-	cmd := fmt.Sprintf("ip -n %s route add %s via %s", o.Namespace, dst, o.Via)
+	cmd := fmt.Sprintf("ip -n %s route add %s", o.Namespace, dst)
+	if o.Via.IsValid() {
+		cmd += " via " + o.Via.String()
+	}
 	if o.Device != "" {
 		cmd += " dev " + o.Device
 	}
+	if o.OnLink {
+		cmd += " onlink"
+	}
 	return cmd
+}
+
+func (o AddVXLAN) Command() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ip -n %s link add %s", o.Namespace, o.Name)
+	if o.MAC != nil {
+		fmt.Fprintf(&b, " address %s", o.MAC)
+	}
+	fmt.Fprintf(&b, " mtu %d", o.MTU)
+	if o.Master != "" {
+		fmt.Fprintf(&b, " master %s", o.Master)
+	}
+	fmt.Fprintf(&b, " up type vxlan id %d", o.VNI)
+	if o.Group.IsValid() {
+		fmt.Fprintf(&b, " group %s", o.Group)
+	}
+	fmt.Fprintf(&b, " local %s dev %s dstport %d", o.Local, o.Underlay, o.Port)
+	if !o.Learning {
+		b.WriteString(" nolearning")
+	}
+	return b.String()
+}
+
+func (o AddNeighbor) Command() string {
+	return fmt.Sprintf("ip -n %s neigh add %s lladdr %s dev %s nud permanent", o.Namespace, o.IP, o.MAC, o.Device)
+}
+
+func (o AddFDB) Command() string {
+	verb := "add"
+	if o.Append {
+		verb = "append"
+	}
+	return fmt.Sprintf("bridge -n %s fdb %s %s dev %s dst %s self permanent", o.Namespace, verb, o.MAC, o.Device, o.Dst)
+}
+
+func (o AddIPIPTunnel) Command() string {
+	up := fmt.Sprintf("ip -n %s link set %s mtu %d up", o.Namespace, o.Name, o.MTU)
+	if o.Datapath == spec.DatapathUserspace {
+		return fmt.Sprintf("# labctl serves %s from userspace (network.ipip.datapath: userspace): a TUN device whose packets\n"+
+			"# it wraps in IPIP (protocol 4) itself; the kernel's own device would be `ip link add %[2]s type ipip`.\n"+
+			"ip -n %[3]s tuntap add dev %[2]s mode tun multi_queue\n%[4]s", o.Name, o.Name, o.Namespace, up)
+	}
+	add := fmt.Sprintf("ip -n %s link add %s type ipip", o.Namespace, o.Name)
+	if o.Local.IsValid() {
+		add += " local " + o.Local.String()
+	}
+	note := ""
+	if o.Name == "tunl0" {
+		note = fmt.Sprintf("# tunl0 is the ipip module's fallback device and exists once the module is loaded, hence || true.\n")
+		add += " 2>/dev/null || true"
+	}
+	return note + "# Without the ipip module, labctl runs the same device as a TUN served by its userspace IPIP datapath.\n" + add + "\n" + up
 }
 
 // NamespaceName is the name of the namespace emulating object in lab. Lab
@@ -176,13 +305,14 @@ func VethName(object string) string {
 func Compile(t *spec.Topology) (*Plan, error) {
 	p := &Plan{Lab: t.Name}
 	underlay := UnderlayNamespace(t.Name)
-	mtu := t.Network.PodMTU()
+	mtu := t.PodMTU()
 
 	p.Namespaces = append(p.Namespaces, Namespace{Name: underlay, Role: RoleUnderlay})
 	p.Stages = append(p.Stages, Stage{Name: "underlay", Units: []Unit{{
 		Namespace: underlay,
 		Ops: []Op{
 			AddNamespace{underlay},
+			SetSysctl{underlay, noIPv6},
 			SetLinkUp{underlay, "lo"},
 			AddBridge{underlay, UnderlayBridge, t.Network.MTU},
 		},
@@ -201,7 +331,7 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		underlayVeths[veth] = n.Name
 		ops := []Op{
 			AddNamespace{ns},
-			SetSysctl{ns, "net.ipv4.ip_forward", "1"},
+			SetSysctl{ns, append(slices.Clone(noIPv6), Sysctl{"net.ipv4.ip_forward", "1"})},
 			SetLinkUp{ns, "lo"},
 			AddVeth{Namespace: underlay, Name: veth, Master: UnderlayBridge, PeerNamespace: ns, PeerName: "eth0", MTU: t.Network.MTU},
 			SetLinkUp{ns, "eth0"},
@@ -209,13 +339,7 @@ func Compile(t *spec.Topology) (*Plan, error) {
 			AddBridge{ns, n.Bridge, mtu},
 			AddAddress{ns, n.Bridge, netip.PrefixFrom(n.Gateway, n.PodSubnet.Bits())},
 		}
-		// host-gw: every other node's pod subnet is one hop away on the
-		// underlay, via that node's own address.
-		for _, peer := range t.Nodes {
-			if peer.Name != n.Name {
-				ops = append(ops, AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: peer.IP, Device: "eth0"})
-			}
-		}
+		ops = append(ops, crossNodeOps(t, n, ns)...)
 		nodes.Units = append(nodes.Units, Unit{Namespace: ns, Ops: ops})
 
 		podVeths := map[string]string{}
@@ -229,6 +353,7 @@ func Compile(t *spec.Topology) (*Plan, error) {
 			podVeths[pveth] = pod.Name
 			pods.Units = append(pods.Units, Unit{Namespace: pns, Ops: []Op{
 				AddNamespace{pns},
+				SetSysctl{pns, noIPv6},
 				SetLinkUp{pns, "lo"},
 				AddVeth{Namespace: ns, Name: pveth, Master: n.Bridge, PeerNamespace: pns, PeerName: "eth0", MTU: mtu},
 				SetLinkUp{pns, "eth0"},
@@ -239,6 +364,98 @@ func Compile(t *spec.Topology) (*Plan, error) {
 	}
 	p.Stages = append(p.Stages, nodes, pods)
 	return p, nil
+}
+
+// crossNodeOps builds what carries node n's pods' traffic to every other
+// node, backend by backend (per link when the topology sets links).
+func crossNodeOps(t *spec.Topology, n spec.Node, ns string) []Op {
+	nw := t.Network
+	if nw.Backend == spec.BackendVXLAN && nw.VXLAN.Mode == spec.VXLANBridged {
+		return bridgedVXLANOps(t, n, ns)
+	}
+	var hostgw, vxlan, ipip []spec.Node
+	for _, peer := range t.Nodes {
+		if peer.Name == n.Name {
+			continue
+		}
+		switch t.LinkBackend(n.Name, peer.Name) {
+		case spec.BackendVXLAN:
+			vxlan = append(vxlan, peer)
+		case spec.BackendIPIP:
+			ipip = append(ipip, peer)
+		default:
+			hostgw = append(hostgw, peer)
+		}
+	}
+	var ops []Op
+	// host-gw (flannel): the peer's pod subnet is one hop away on the
+	// underlay, via the peer's own address.
+	for _, peer := range hostgw {
+		ops = append(ops, AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: peer.IP, Device: "eth0"})
+	}
+	// vxlan (flannel): one VTEP per node, addressed with the network
+	// address of its pod subnet; per peer a route via the peer's VTEP
+	// address, the neighbour entry giving that address's MAC and the FDB
+	// entry sending that MAC to the peer's node IP. Nothing is learned.
+	if len(vxlan) > 0 {
+		o := nw.VXLAN
+		ops = append(ops,
+			AddVXLAN{Namespace: ns, Name: o.Device, VNI: o.VNI, Port: o.Port, Local: n.IP, Underlay: "eth0",
+				MAC: VTEPMAC(n.IP), MTU: nw.MTU - spec.BackendVXLAN.Overhead()},
+			AddAddress{ns, o.Device, netip.PrefixFrom(n.PodSubnet.Addr(), 32)},
+		)
+		for _, peer := range vxlan {
+			vtep := peer.PodSubnet.Addr()
+			ops = append(ops,
+				AddNeighbor{Namespace: ns, Device: o.Device, IP: vtep, MAC: VTEPMAC(peer.IP)},
+				AddFDB{Namespace: ns, Device: o.Device, MAC: VTEPMAC(peer.IP), Dst: peer.IP},
+				AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: vtep, Device: o.Device, OnLink: true},
+			)
+		}
+	}
+	// ipip (Calico): tunl0 with an address of the node's pod subnet and per
+	// peer a route to its pod subnet via its node IP, onlink through tunl0;
+	// the route's gateway becomes the outer destination.
+	if len(ipip) > 0 {
+		o := nw.IPIP
+		tun := AddIPIPTunnel{Namespace: ns, Name: o.Device, MTU: nw.MTU - spec.BackendIPIP.Overhead(), Datapath: o.Datapath}
+		if o.Device != "tunl0" {
+			tun.Local = n.IP
+		}
+		ops = append(ops, tun, AddAddress{ns, o.Device, netip.PrefixFrom(n.PodSubnet.Addr(), 32)})
+		for _, peer := range ipip {
+			ops = append(ops, AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: peer.IP, Device: o.Device, OnLink: true})
+		}
+	}
+	return ops
+}
+
+// bridgedVXLANOps builds the article's L2 overlay: the VXLAN device joins
+// the pod bridge, so all pods share one segment; unknown destinations are
+// flooded (to the multicast group, or to every other node) and MACs are
+// learned. One device route sends the whole cluster CIDR to the bridge.
+func bridgedVXLANOps(t *spec.Topology, n spec.Node, ns string) []Op {
+	nw := t.Network
+	o := nw.VXLAN
+	ops := []Op{AddVXLAN{Namespace: ns, Name: o.Device, VNI: o.VNI, Port: o.Port, Local: n.IP, Underlay: "eth0",
+		Learning: true, Group: o.Group, Master: n.Bridge, MTU: nw.MTU - spec.BackendVXLAN.Overhead()}}
+	if o.Flooding == spec.FloodUnicast {
+		zero := net.HardwareAddr{0, 0, 0, 0, 0, 0}
+		for _, peer := range t.Nodes {
+			if peer.Name != n.Name {
+				ops = append(ops, AddFDB{Namespace: ns, Device: o.Device, MAC: zero, Dst: peer.IP, Append: true})
+			}
+		}
+	}
+	return append(ops, AddRoute{Namespace: ns, Dst: nw.ClusterCIDR, Device: n.Bridge})
+}
+
+// VTEPMAC is the fixed MAC of a node's VXLAN device, derived from its node
+// IP so every node can compute every other node's (flannel publishes its
+// random one in a node annotation instead). Locally administered, unicast.
+func VTEPMAC(nodeIP netip.Addr) net.HardwareAddr {
+	a := nodeIP.As4()
+	return net.HardwareAddr{0x0e, 0xfa, a[0], a[1], a[2], a[3]}
 }
 
 // Ops returns every operation in execution order.

@@ -18,6 +18,7 @@ type rawTopology struct {
 	network rawNetwork
 	nodes   []rawNode
 	nodesAt *yaml.Node
+	links   []rawLink
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
@@ -34,6 +35,26 @@ type rawNetwork struct {
 	nodeMaskSize *yaml.Node
 	backend      *yaml.Node
 	mtu          *yaml.Node
+	vxlan        rawVXLAN
+	ipip         rawIPIP
+}
+
+type rawVXLAN struct {
+	at                                       *yaml.Node
+	mode, device, vni, port, flooding, group *yaml.Node
+}
+
+type rawIPIP struct {
+	at               *yaml.Node
+	device, datapath *yaml.Node
+}
+
+type rawLink struct {
+	at      *yaml.Node
+	ok      bool
+	path    string
+	nodes   *yaml.Node
+	backend *yaml.Node
 }
 
 type rawNode struct {
@@ -59,8 +80,8 @@ type rawPod struct {
 // Keys the format reserves for features that have not landed yet. Using them
 // is an error rather than being silently ignored.
 var (
-	futureTopKeys  = map[string]string{"links": "per node-pair links", "deployments": "deployments", "services": "services", "externals": "external hosts"}
-	futureNetKeys  = map[string]string{"vxlan": "vxlan backend options", "ipip": "ipip backend options"}
+	futureTopKeys  = map[string]string{"deployments": "deployments", "services": "services", "externals": "external hosts"}
+	futureNetKeys  = map[string]string{}
 	futureNodeKeys = map[string]string{"labels": "node labels"}
 	futurePodKeys  = map[string]string{"containers": "containers", "labels": "pod labels"}
 )
@@ -231,6 +252,16 @@ func (d *decoder) decode(root *yaml.Node) rawTopology {
 				t.nodes = append(t.nodes, d.decodeNode(item, path))
 			})
 		},
+		"links": func(v *yaml.Node) {
+			d.list(v, "links", func(i int, item *yaml.Node, path string) {
+				l := rawLink{at: item, path: path}
+				l.ok = d.fields(item, path, false, map[string]func(*yaml.Node){
+					"nodes":   func(v *yaml.Node) { l.nodes = v },
+					"backend": func(v *yaml.Node) { l.backend = v },
+				}, nil)
+				t.links = append(t.links, l)
+			})
+		},
 	}, futureTopKeys)
 	return t
 }
@@ -263,6 +294,24 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 		"nodeCIDRMaskSize": func(v *yaml.Node) { nw.nodeMaskSize = v },
 		"backend":          func(v *yaml.Node) { nw.backend = v },
 		"mtu":              func(v *yaml.Node) { nw.mtu = v },
+		"vxlan": func(v *yaml.Node) {
+			nw.vxlan.at = v
+			d.fields(v, "network.vxlan", true, map[string]func(*yaml.Node){
+				"mode":     func(v *yaml.Node) { nw.vxlan.mode = v },
+				"device":   func(v *yaml.Node) { nw.vxlan.device = v },
+				"vni":      func(v *yaml.Node) { nw.vxlan.vni = v },
+				"port":     func(v *yaml.Node) { nw.vxlan.port = v },
+				"flooding": func(v *yaml.Node) { nw.vxlan.flooding = v },
+				"group":    func(v *yaml.Node) { nw.vxlan.group = v },
+			}, nil)
+		},
+		"ipip": func(v *yaml.Node) {
+			nw.ipip.at = v
+			d.fields(v, "network.ipip", true, map[string]func(*yaml.Node){
+				"device":   func(v *yaml.Node) { nw.ipip.device = v },
+				"datapath": func(v *yaml.Node) { nw.ipip.datapath = v },
+			}, nil)
+		},
 	}, futureNetKeys)
 	return nw
 }

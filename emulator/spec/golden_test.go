@@ -124,7 +124,17 @@ func dump(t *Topology) string {
 	nw := t.Network
 	fmt.Fprintf(&b, "lab %s\n", t.Name)
 	fmt.Fprintf(&b, "network underlay=%s cluster=%s service=%s nodeMask=/%d backend=%s mtu=%d podMTU=%d\n",
-		nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.NodeMaskSize, nw.Backend, nw.MTU, nw.PodMTU())
+		nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.NodeMaskSize, nw.Backend, nw.MTU, t.PodMTU())
+	if nw.Backend == BackendVXLAN || len(t.Links) > 0 {
+		fmt.Fprintf(&b, "vxlan mode=%s device=%s vni=%d port=%d flooding=%s group=%v\n",
+			nw.VXLAN.Mode, nw.VXLAN.Device, nw.VXLAN.VNI, nw.VXLAN.Port, nw.VXLAN.Flooding, nw.VXLAN.Group)
+	}
+	if nw.Backend == BackendIPIP || len(t.Links) > 0 {
+		fmt.Fprintf(&b, "ipip device=%s datapath=%s\n", nw.IPIP.Device, nw.IPIP.Datapath)
+	}
+	for _, l := range t.Links {
+		fmt.Fprintf(&b, "link %s-%s backend=%s\n", l.Nodes[0], l.Nodes[1], l.Backend)
+	}
 	for _, n := range t.Nodes {
 		fmt.Fprintf(&b, "node %s ip=%s subnet=%s gateway=%s bridge=%s\n", n.Name, n.IP, n.PodSubnet, n.Gateway, n.Bridge)
 		for _, p := range n.Pods {

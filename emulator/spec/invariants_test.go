@@ -21,11 +21,11 @@ func checkInvariants(t testing.TB, topo *Topology) {
 	if nw.NodeMaskSize < nw.ClusterCIDR.Bits() || nw.NodeMaskSize > 30 {
 		t.Fatalf("node mask /%d does not fit cluster CIDR %s", nw.NodeMaskSize, nw.ClusterCIDR)
 	}
-	if nw.Backend != BackendHostGW {
+	if nw.Backend != BackendHostGW && nw.Backend != BackendVXLAN && nw.Backend != BackendIPIP {
 		t.Fatalf("backend %q accepted", nw.Backend)
 	}
-	if nw.MTU < 576 || nw.MTU > 65535 || nw.PodMTU() <= 0 || nw.PodMTU() > nw.MTU {
-		t.Fatalf("MTU %d / pod MTU %d out of range", nw.MTU, nw.PodMTU())
+	if nw.MTU < 576 || nw.MTU > 65535 || topo.PodMTU() < 576 || topo.PodMTU() > nw.MTU {
+		t.Fatalf("MTU %d / pod MTU %d out of range", nw.MTU, topo.PodMTU())
 	}
 	if checkName(topo.Name) != "" {
 		t.Fatalf("lab name %q is invalid", topo.Name)

@@ -251,8 +251,200 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	}
 
 	v.buildNodes(t, raw, ok)
+	v.buildLinks(t, raw)
 	return t
 }
+
+func (v *validator) backend(n *yaml.Node, path string) (Backend, bool) {
+	s, good := v.scalar(n, path)
+	if !good {
+		return "", false
+	}
+	switch b := Backend(s); b {
+	case BackendHostGW, BackendVXLAN, BackendIPIP:
+		return b, true
+	}
+	v.addf(n, path, "unknown backend %q (use %q, %q or %q)", s, BackendHostGW, BackendVXLAN, BackendIPIP)
+	return "", false
+}
+
+func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
+	o.Mode = VXLANRouted
+	if s, good := v.scalar(raw.mode, "network.vxlan.mode"); good {
+		switch m := VXLANMode(s); m {
+		case VXLANRouted, VXLANBridged:
+			o.Mode = m
+		default:
+			v.addf(raw.mode, "network.vxlan.mode", "unknown vxlan mode %q (use %q, as flannel, or %q, the vxlan device on the pod bridge)", s, VXLANRouted, VXLANBridged)
+		}
+	}
+	o.Device = "flannel.1"
+	if o.Mode == VXLANBridged {
+		o.Device = "vxlan0"
+	}
+	if s, good := v.scalar(raw.device, "network.vxlan.device"); good {
+		if msg := checkIfName(s); msg != "" {
+			v.addf(raw.device, "network.vxlan.device", "device name %q %s", s, msg)
+		} else if reservedIfName(s) {
+			v.addf(raw.device, "network.vxlan.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+		} else {
+			o.Device = s
+		}
+	}
+	o.VNI = 1
+	if raw.vni != nil {
+		if n, good := v.integer(raw.vni, "network.vxlan.vni"); good {
+			if n < 1 || n > 1<<24-1 {
+				v.addf(raw.vni, "network.vxlan.vni", "vni %d is out of range (1 to 16777215)", n)
+			} else {
+				o.VNI = n
+			}
+		}
+	}
+	o.Port = 8472
+	if raw.port != nil {
+		if n, good := v.integer(raw.port, "network.vxlan.port"); good {
+			if n < 1 || n > 65535 {
+				v.addf(raw.port, "network.vxlan.port", "port %d is out of range (1 to 65535; flannel uses 8472, Calico 4789)", n)
+			} else {
+				o.Port = n
+			}
+		}
+	}
+	o.Flooding = FloodMulticast
+	if s, good := v.scalar(raw.flooding, "network.vxlan.flooding"); good {
+		switch {
+		case o.Mode != VXLANBridged:
+			v.addf(raw.flooding, "network.vxlan.flooding", "flooding applies only to mode %q (routed VXLAN never floods)", VXLANBridged)
+		case s == FloodMulticast || s == FloodUnicast:
+			o.Flooding = s
+		default:
+			v.addf(raw.flooding, "network.vxlan.flooding", "unknown flooding %q (use %q or %q)", s, FloodMulticast, FloodUnicast)
+		}
+	}
+	if o.Mode == VXLANBridged && o.Flooding == FloodMulticast {
+		o.Group = netip.MustParseAddr("239.1.1.1")
+	}
+	if raw.group != nil {
+		a, good := v.addr(raw.group, "network.vxlan.group")
+		switch {
+		case !good:
+		case o.Mode != VXLANBridged || o.Flooding != FloodMulticast:
+			v.addf(raw.group, "network.vxlan.group", "a multicast group applies only to mode %q with multicast flooding", VXLANBridged)
+		case !a.IsMulticast():
+			v.addf(raw.group, "network.vxlan.group", "%s is not a multicast address (224.0.0.0/4)", a)
+		default:
+			o.Group = a
+		}
+	}
+}
+
+func (v *validator) buildIPIP(o *IPIPOptions, raw rawIPIP) {
+	o.Device = "tunl0"
+	if s, good := v.scalar(raw.device, "network.ipip.device"); good {
+		if msg := checkIfName(s); msg != "" {
+			v.addf(raw.device, "network.ipip.device", "device name %q %s", s, msg)
+		} else if reservedIfName(s) {
+			v.addf(raw.device, "network.ipip.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+		} else {
+			o.Device = s
+		}
+	}
+	o.Datapath = DatapathAuto
+	if s, good := v.scalar(raw.datapath, "network.ipip.datapath"); good {
+		switch s {
+		case DatapathAuto, DatapathKernel, DatapathUserspace:
+			o.Datapath = s
+		default:
+			v.addf(raw.datapath, "network.ipip.datapath", "unknown datapath %q (use %q, %q or %q)", s, DatapathAuto, DatapathKernel, DatapathUserspace)
+		}
+	}
+}
+
+// buildLinks checks per node-pair backends: two distinct known nodes each,
+// every pair at most once.
+func (v *validator) buildLinks(t *Topology, raw rawTopology) {
+	known := map[string]bool{}
+	for _, n := range t.Nodes {
+		if n.Name != "" {
+			known[n.Name] = true
+		}
+	}
+	seen := map[[2]string]string{}
+	for _, rl := range raw.links {
+		if !rl.ok {
+			continue
+		}
+		l := Link{}
+		good := true
+		var names []string
+		if rl.nodes == nil {
+			v.addf(rl.at, rl.path+".nodes", "a link needs two nodes, e.g. nodes: [node1, node2]")
+			good = false
+		} else if rl.nodes.Kind != yaml.SequenceNode || len(rl.nodes.Content) != 2 {
+			v.addf(rl.nodes, rl.path+".nodes", "must list exactly two nodes, e.g. [node1, node2]")
+			good = false
+		} else {
+			for i, item := range rl.nodes.Content {
+				path := fmt.Sprintf("%s.nodes[%d]", rl.path, i)
+				s, ok := v.scalar(item, path)
+				switch {
+				case !ok:
+					good = false
+				case !known[s]:
+					v.addf(item, path, "no node is named %q", s)
+					good = false
+				default:
+					names = append(names, s)
+				}
+			}
+			if good && names[0] == names[1] {
+				v.addf(rl.nodes, rl.path+".nodes", "a link joins two different nodes, not %q with itself", names[0])
+				good = false
+			}
+		}
+		if rl.backend == nil {
+			v.addf(rl.at, rl.path+".backend", "a link needs a backend (%s, %s or %s)", BackendHostGW, BackendVXLAN, BackendIPIP)
+			good = false
+		} else if b, ok := v.backend(rl.backend, rl.path+".backend"); ok {
+			l.Backend = b
+			if b == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged {
+				v.addf(rl.backend, rl.path+".backend", "bridged VXLAN is one L2 segment for the whole lab and cannot be chosen per link (use network.vxlan.mode: routed)")
+				good = false
+			}
+		} else {
+			good = false
+		}
+		if !good {
+			continue
+		}
+		key := [2]string{min(names[0], names[1]), max(names[0], names[1])}
+		if prev, dup := seen[key]; dup {
+			v.addf(rl.nodes, rl.path+".nodes", "the link %s-%s is already set at %s", names[0], names[1], prev)
+			continue
+		}
+		seen[key] = rl.path
+		l.Nodes = [2]string{names[0], names[1]}
+		t.Links = append(t.Links, l)
+	}
+	if t.Network.Backend == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged && len(t.Links) > 0 {
+		for _, l := range t.Links {
+			if l.Backend != BackendVXLAN {
+				v.addf(raw.network.backend, "network.backend", "bridged VXLAN joins every node in one L2 segment; it cannot be mixed with per-link backends")
+				break
+			}
+		}
+	}
+	if t.Network.MTU-maxOverhead(t) < 576 {
+		at := raw.network.mtu
+		if at == nil {
+			at = raw.root
+		}
+		v.addf(at, "network.mtu", "MTU %d leaves pods only %d bytes after encapsulation (at least 576 are needed)", t.Network.MTU, t.Network.MTU-maxOverhead(t))
+	}
+}
+
+func maxOverhead(t *Topology) int { return t.Network.MTU - t.PodMTU() }
 
 func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 	var ok netCheck
@@ -314,16 +506,11 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 	}
 
 	nw.Backend = DefaultBackend
-	if s, good := v.scalar(raw.backend, "network.backend"); good {
-		switch Backend(s) {
-		case BackendHostGW:
-			nw.Backend = BackendHostGW
-		case BackendVXLAN, BackendIPIP:
-			v.addf(raw.backend, "network.backend", "backend %q is not supported yet (only %q is)", s, BackendHostGW)
-		default:
-			v.addf(raw.backend, "network.backend", "unknown backend %q (use %q, %q or %q)", s, BackendHostGW, BackendVXLAN, BackendIPIP)
-		}
+	if b, good := v.backend(raw.backend, "network.backend"); good {
+		nw.Backend = b
 	}
+	v.buildVXLAN(&nw.VXLAN, raw.vxlan)
+	v.buildIPIP(&nw.IPIP, raw.ipip)
 
 	nw.MTU = DefaultMTU
 	if raw.mtu != nil {

@@ -36,6 +36,15 @@ type Topology struct {
 	Name    string
 	Network Network
 	Nodes   []Node
+	// Links override the backend for particular node pairs; every other
+	// pair uses Network.Backend.
+	Links []Link
+}
+
+// Link sets the backend between two nodes.
+type Link struct {
+	Nodes   [2]string
+	Backend Backend
 }
 
 // Network holds the lab-wide address plan.
@@ -45,7 +54,63 @@ type Network struct {
 	ServiceCIDR  netip.Prefix // reserved for services; must not overlap the others
 	NodeMaskSize int          // prefix length of each node's pod subnet
 	Backend      Backend
-	MTU          int // underlay MTU; pod MTU follows the backend
+	VXLAN        VXLANOptions
+	IPIP         IPIPOptions
+	MTU          int // underlay MTU; pod MTU follows the backends in use
+}
+
+// VXLANMode says how VXLAN carries pod traffic.
+type VXLANMode string
+
+const (
+	// VXLANRouted is flannel's vxlan backend: a route per remote pod subnet
+	// via that node's VTEP address, with permanent neighbour and FDB
+	// entries and no learning.
+	VXLANRouted VXLANMode = "routed"
+	// VXLANBridged is the article's L2 overlay: the VXLAN device is a port
+	// of the pod bridge, floods to the other nodes and learns MACs; one
+	// route covers the whole cluster CIDR.
+	VXLANBridged VXLANMode = "bridged"
+)
+
+// VXLAN flooding in bridged mode.
+const (
+	FloodMulticast = "multicast" // one multicast group (the article's 239.1.1.1)
+	FloodUnicast   = "unicast"   // head-end replication: an all-zero FDB entry per node
+)
+
+// VXLANOptions configure the vxlan backend. The defaults are flannel's.
+type VXLANOptions struct {
+	Mode     VXLANMode
+	Device   string // flannel.1 (routed) or vxlan0 (bridged)
+	VNI      int    // 1
+	Port     int    // 8472, flannel's; Calico and the IANA use 4789
+	Flooding string // bridged only: multicast or unicast
+	Group    netip.Addr
+}
+
+// IPIP datapaths.
+const (
+	DatapathAuto      = "auto"      // the kernel's ipip device if it has one, else userspace
+	DatapathKernel    = "kernel"    // insist on the kernel's ipip device
+	DatapathUserspace = "userspace" // a TUN device served by labctl
+)
+
+// IPIPOptions configure the ipip backend. The defaults are Calico's.
+type IPIPOptions struct {
+	Device   string // tunl0
+	Datapath string
+}
+
+// Encapsulation overhead of each backend, in bytes.
+func (b Backend) Overhead() int {
+	switch b {
+	case BackendVXLAN:
+		return 50 // outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+	case BackendIPIP:
+		return 20 // outer IPv4 header
+	}
+	return 0
 }
 
 // Node is one emulated machine.
@@ -65,9 +130,48 @@ type Pod struct {
 	IP   netip.Addr
 }
 
-// PodMTU is the MTU pods and bridges use. host-gw adds no header, so pods
-// get the full underlay MTU.
-func (n Network) PodMTU() int { return n.MTU }
+// LinkBackend returns the backend between two nodes.
+func (t *Topology) LinkBackend(a, b string) Backend {
+	for _, l := range t.Links {
+		if (l.Nodes[0] == a && l.Nodes[1] == b) || (l.Nodes[0] == b && l.Nodes[1] == a) {
+			return l.Backend
+		}
+	}
+	return t.Network.Backend
+}
+
+// Backends lists the backends the lab uses between any two nodes (the
+// network's backend when it has a single node), in a stable order.
+func (t *Topology) Backends() []Backend {
+	used := map[Backend]bool{}
+	if len(t.Nodes) < 2 {
+		used[t.Network.Backend] = true
+	}
+	for i := range t.Nodes {
+		for j := i + 1; j < len(t.Nodes); j++ {
+			used[t.LinkBackend(t.Nodes[i].Name, t.Nodes[j].Name)] = true
+		}
+	}
+	var out []Backend
+	for _, b := range []Backend{BackendHostGW, BackendVXLAN, BackendIPIP} {
+		if used[b] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// PodMTU is the MTU of pods and bridges: the underlay MTU less the largest
+// encapsulation overhead in use, so a full-size pod packet still fits the
+// underlay once wrapped (as flannel and Calico size theirs). It is the same
+// lab-wide, so two pods always agree on it.
+func (t *Topology) PodMTU() int {
+	overhead := 0
+	for _, b := range t.Backends() {
+		overhead = max(overhead, b.Overhead())
+	}
+	return t.Network.MTU - overhead
+}
 
 // Pods lists every pod of the lab in node order.
 func (t *Topology) Pods() []Pod {

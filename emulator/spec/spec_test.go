@@ -74,6 +74,9 @@ func TestShippedTopologies(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.want.File = tt.file
+			// Neither file sets tunnel options: flannel's and Calico's defaults.
+			tt.want.Network.VXLAN = VXLANOptions{Mode: VXLANRouted, Device: "flannel.1", VNI: 1, Port: 8472, Flooding: FloodMulticast}
+			tt.want.Network.IPIP = IPIPOptions{Device: "tunl0", Datapath: DatapathAuto}
 			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("Load(%s) =\n%s\nwant\n%s", tt.file, dump(got), dump(&tt.want))
 			}
@@ -106,7 +109,7 @@ func TestTopologyLookups(t *testing.T) {
 	if _, ok := topo.Pod("node1"); ok {
 		t.Error(`Pod("node1") found a node`)
 	}
-	if got := topo.Network.PodMTU(); got != 1500 {
+	if got := topo.PodMTU(); got != 1500 {
 		t.Errorf("PodMTU() = %d, want 1500", got)
 	}
 }

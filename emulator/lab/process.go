@@ -1,0 +1,128 @@
+package lab
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labctl/labctl/emulator/kernel"
+)
+
+// Process is a helper process labctl started for a lab, identified by PID
+// and the kernel's start time of that PID, so a recycled PID is never
+// mistaken for it.
+type Process struct {
+	PID       int    `json:"pid"`
+	StartTime uint64 `json:"startTime"`
+	Log       string `json:"log,omitempty"`
+}
+
+// Alive reports whether the recorded process still runs.
+func (p Process) Alive() bool {
+	st, err := processStartTime(p.PID)
+	return err == nil && st == p.StartTime
+}
+
+// processStartTime reads field 22 of /proc/PID/stat (clock ticks since boot).
+func processStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces; it ends at the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	if fields[0] == "Z" {
+		return 0, fmt.Errorf("process %d is a zombie", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// startProcess starts exe with args inside a namespace, detached from
+// labctl (its own session, output to a log), and waits until it reports
+// ready by writing a line to file descriptor 3: "ok", or the reason it
+// cannot run.
+func startProcess(namespace, exe string, args []string, logPath string) (Process, error) {
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return Process{}, err
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return Process{}, err
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// The child inherits the namespace of the thread that forks it.
+	err = kernel.Do(kernel.NamespacePath(namespace), cmd.Start)
+	w.Close()
+	if err != nil {
+		return Process{}, err
+	}
+	proc := Process{PID: cmd.Process.Pid, Log: logPath}
+	proc.StartTime, err = processStartTime(proc.PID)
+	if err != nil {
+		return proc, err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		ready <- strings.TrimSpace(line)
+	}()
+	select {
+	case msg := <-ready:
+		if msg == "ok" {
+			go cmd.Wait() // reap it should it exit while labctl still runs
+			return proc, nil
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if msg == "" {
+			msg = "it exited before it was ready (see " + logPath + ")"
+		}
+		return proc, errors.New(msg)
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return proc, fmt.Errorf("not ready after 10s (see %s)", logPath)
+	}
+}
+
+// Stop ends the process: TERM, then KILL after grace. A PID that now
+// belongs to another process is left alone.
+func (p Process) Stop(grace time.Duration) error {
+	if !p.Alive() {
+		return nil
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil {
+		return nil // already gone
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !p.Alive() {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Alive() {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	return nil
+}
