@@ -29,7 +29,7 @@ func compileFile(t *testing.T, path string) *Plan {
 // The --dry-run script is the product users read, so it is pinned by golden
 // files; it also lists every operation of the plan in order.
 func TestScriptGolden(t *testing.T) {
-	for _, name := range []string{"two-node", "three-node"} {
+	for _, name := range []string{"two-node", "three-node", "two-node-vxlan", "two-node-ipip", "three-node-vxlan-l2", "three-node-mixed"} {
 		t.Run(name, func(t *testing.T) {
 			p := compileFile(t, filepath.Join("..", "..", "topologies", name+".yaml"))
 			var buf bytes.Buffer
