@@ -1,0 +1,253 @@
+package capture
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/kernel"
+)
+
+// Test namespaces are named capturetest-<pid>-<random>-<role>, so TestMain
+// can tell its own leftovers from anyone else's. Every address is in
+// 10.124.0.0/16 and lives only on links between these namespaces: nothing
+// touches the host's namespace and no packet can leave the lab.
+var nsPrefix = fmt.Sprintf("capturetest-%d-", os.Getpid())
+
+func TestMain(m *testing.M) {
+	// The runtime opens its poller's descriptors on first use; open them
+	// now so they are not mistaken for a leak.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	goroutines, fds := runtime.NumGoroutine(), openFDs()
+	code := m.Run()
+	if code == 0 {
+		code = checkLeaks(goroutines, fds)
+	}
+	os.Exit(code)
+}
+
+// checkLeaks fails the run when tests left namespaces, goroutines or file
+// descriptors behind; goroutines and sockets get a moment to wind down.
+func checkLeaks(goroutines, fds int) int {
+	entries, _ := os.ReadDir(kernel.NetnsDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), nsPrefix) {
+			fmt.Fprintf(os.Stderr, "leak: namespace %q left behind\n", e.Name())
+			return 1
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines || openFDs() > fds {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "leak: %d goroutines (was %d), %d open files (was %d): %s\n%s\n",
+				runtime.NumGoroutine(), goroutines, openFDs(), fds, strings.Join(fdTargets(), " "), buf[:runtime.Stack(buf, true)])
+			return 1
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0
+}
+
+// fdTargets names what each open descriptor is, such as "socket:[1234]".
+func fdTargets() []string {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	var out []string
+	for _, e := range entries {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		out = append(out, e.Name()+"="+target)
+	}
+	return out
+}
+
+func openFDs() int {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	return len(entries)
+}
+
+// needRoot skips a test that must create namespaces, unless CI demands root.
+func needRoot(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root to create network namespaces"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		why = "needs iproute2 (ip) to build the test lab"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("LABCTL_REQUIRE_ROOT") == "1" {
+		t.Fatal(why + " (LABCTL_REQUIRE_ROOT=1)")
+	}
+	t.Skip(why)
+}
+
+// lab names the namespaces of one test; roles map to namespace names.
+type lab struct {
+	t    *testing.T
+	base string
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	needRoot(t)
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	return &lab{t: t, base: nsPrefix + hex.EncodeToString(rnd[:])}
+}
+
+// ns creates the namespace for role, with lo up, and returns its name.
+func (l *lab) ns(role string) string {
+	l.t.Helper()
+	name := l.base + "-" + role
+	ip(l.t, "netns", "add", name)
+	l.t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			l.t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ip(l.t, "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// veth links namespace a's interface ifA to b's ifB, addresses them (an
+// empty address leaves that side unaddressed, for bridge ports) and brings
+// both up.
+func (l *lab) veth(a, ifA, addrA, b, ifB, addrB string) {
+	l.t.Helper()
+	ip(l.t, "-n", a, "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", b)
+	for _, side := range [][3]string{{a, ifA, addrA}, {b, ifB, addrB}} {
+		if side[2] != "" {
+			ip(l.t, "-n", side[0], "addr", "add", side[2], "dev", side[1])
+		}
+		ip(l.t, "-n", side[0], "link", "set", side[1], "up")
+	}
+}
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func nsPath(name string) string { return kernel.NamespacePath(name) }
+
+// open starts a capture that the test closes on the way out.
+func open(t *testing.T, ns, device string, opts Options) *Capture {
+	t.Helper()
+	c, err := Open(nsPath(ns), device, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return c
+}
+
+func timeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// inNS runs fn with a fresh socket created inside the namespace and closes
+// the socket afterwards. Tests generate their traffic this way: no ping
+// binary is needed and nothing is sent from the host's namespace.
+func inNS(t *testing.T, ns string, domain, typ, proto int, fn func(fd int) error) {
+	t.Helper()
+	err := kernel.Do(nsPath(ns), func() error {
+		fd, err := unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		defer unix.Close(fd)
+		return fn(fd)
+	})
+	if err != nil {
+		t.Fatalf("in %s: %v", ns, err)
+	}
+}
+
+// sendEcho sends one ICMP echo request with 56 bytes of data, as ping does.
+func sendEcho(t *testing.T, ns string, dst string, id, seq uint16) {
+	t.Helper()
+	msg := serialize(t, echo(ICMPEchoRequest, id, seq), payload(56))
+	inNS(t, ns, unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP, func(fd int) error {
+		return unix.Sendto(fd, msg, 0, sockaddr4(dst, 0))
+	})
+}
+
+func sendUDP(t *testing.T, ns string, dst string, port int, data []byte) {
+	t.Helper()
+	inNS(t, ns, unix.AF_INET, unix.SOCK_DGRAM, 0, func(fd int) error {
+		return unix.Sendto(fd, data, 0, sockaddr4(dst, port))
+	})
+}
+
+// sendIPIP hands an inner IPv4 packet to a raw IPPROTO_IPIP socket: the
+// kernel adds an outer header with protocol 4, which is IPIP on the wire
+// even where the kernel has no ipip module.
+func sendIPIP(t *testing.T, ns string, dst string, inner []byte) {
+	t.Helper()
+	inNS(t, ns, unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IPIP, func(fd int) error {
+		return unix.Sendto(fd, inner, 0, sockaddr4(dst, 0))
+	})
+}
+
+// sendFrame puts a whole Ethernet frame on an interface.
+func sendFrame(t *testing.T, ns, ifname string, frame []byte) {
+	t.Helper()
+	inNS(t, ns, unix.AF_PACKET, unix.SOCK_RAW, 0, func(fd int) error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
+	})
+}
+
+func mac(t *testing.T, ns, ifname string) net.HardwareAddr {
+	t.Helper()
+	var hw net.HardwareAddr
+	if err := kernel.Do(nsPath(ns), func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		hw = ifi.HardwareAddr
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return hw
+}
+
+func sockaddr4(addr string, port int) *unix.SockaddrInet4 {
+	return &unix.SockaddrInet4{Addr: netip.MustParseAddr(addr).As4(), Port: port}
+}
+
+// udpFrame is an Ethernet frame carrying a UDP datagram, for sendFrame.
+func udpFrame(t *testing.T, src, dst net.HardwareAddr, from, to string, sport, dport uint16) []byte {
+	return serialize(t, ethernet(src, dst, layers.EthernetTypeIPv4),
+		ipv4(from, to, layers.IPProtocolUDP), udp(sport, dport), payload(8))
+}
