@@ -39,6 +39,8 @@ func mainErr() int {
 		sizes   = flag.String("sizes", "2x3,10x100,50x1000", "lab sizes as NODESxPODS, comma separated")
 		timeout = flag.Duration("timeout", 10*time.Minute, "limit for any one command")
 		settle  = flag.Duration("settle", 100*time.Millisecond, "pause between up and down, so teardown meets a lab at rest")
+		tput    = flag.Duration("throughput", 5*time.Second, "length of each pod-to-pod TCP stream; 0 skips the throughput table")
+		noUp    = flag.Bool("no-updown", false, "skip the up/down table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
@@ -83,9 +85,17 @@ func mainErr() int {
 			code = 1
 			return
 		}
-		results, err := b.runAll(ctx, list, *runs)
-		if len(results) > 0 {
-			report(os.Stdout, b, results)
+		var results []*result
+		var err error
+		if !*noUp {
+			results, err = b.runAll(ctx, list, *runs)
+			if len(results) > 0 {
+				report(os.Stdout, b, results)
+			}
+		}
+		if err == nil && *tput > 0 {
+			reportThroughput(os.Stdout, b.throughput(ctx, *tput), *tput)
+			err = ctx.Err()
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {

@@ -114,7 +114,7 @@ func collectStatus(r *lab.Record) labStatus {
 	t := r.Topology
 	s := labStatus{
 		Name: r.Name, File: r.File, Phase: r.Phase, CreatedAt: r.CreatedAt,
-		Underlay: t.Network.Underlay.String(),
+		Underlay:    t.Network.Underlay.String(),
 		ClusterCIDR: t.Network.ClusterCIDR.String(), ServiceCIDR: t.Network.ServiceCIDR.String(),
 		MTU: t.Network.MTU, PodMTU: t.PodMTU(), Backend: backendSummary(t),
 	}
