@@ -10,7 +10,7 @@ import (
 // builds in textbook terms.
 var stageNotes = map[string]string{
 	"underlay": "The underlay: a namespace holding one bridge, the \"physical\" switch\n# every node's eth0 is cabled to.",
-	"nodes": "Nodes: a namespace each, with eth0 on the underlay, the pod bridge holding\n# the pods' gateway address, IP forwarding on, and what carries pod traffic to\n# the other nodes: host-gw routes via their node IPs, a VXLAN device with its\n# neighbour and FDB entries, or an IPIP device with onlink routes.",
+	"nodes":    "Nodes: a namespace each, with eth0 on the underlay, the pod bridge holding\n# the pods' gateway address, IP forwarding on, and what carries pod traffic to\n# the other nodes: host-gw routes via their node IPs, a VXLAN device with its\n# neighbour and FDB entries, or an IPIP device with onlink routes.",
 	"pods":     "Pods: a namespace each, with eth0 (the pod end of a veth pair whose other\n# end is a port of the node's bridge), its IP, and a default route via the\n# bridge's gateway address.",
 }
 
