@@ -16,9 +16,10 @@ type rawTopology struct {
 	root    *yaml.Node
 	name    *yaml.Node
 	network rawNetwork
-	nodes   []rawNode
-	nodesAt *yaml.Node
-	links   []rawLink
+	nodes       []rawNode
+	nodesAt     *yaml.Node
+	links       []rawLink
+	deployments []rawDeployment
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
@@ -65,6 +66,7 @@ type rawNode struct {
 	ip      *yaml.Node
 	podCIDR *yaml.Node
 	bridge  *yaml.Node
+	labels  *yaml.Node
 	pods    []rawPod
 	podsAt  *yaml.Node
 }
@@ -75,15 +77,42 @@ type rawPod struct {
 	path string
 	name *yaml.Node
 	ip   *yaml.Node
+	rawPodTemplate
+	// Pods a deployment made have no YAML of their own: a generated name,
+	// and the deployment's template.
+	generated  string
+	deployment string
+}
+
+// rawPodTemplate is what a pod and a deployment's template share.
+type rawPodTemplate struct {
+	path          string
+	labels        *yaml.Node
+	restartPolicy *yaml.Node
+	containers    []rawContainer
+	containersAt  *yaml.Node
+}
+
+type rawContainer struct {
+	at, name, builtin, command, args, env, workingDir, ports, rootfs, restartPolicy, resources *yaml.Node
+	path                                                                                      string
+	ok                                                                                        bool
+}
+
+type rawDeployment struct {
+	at, name, replicas, labels, nodeSelector, template *yaml.Node
+	path                                               string
+	ok                                                 bool
+	tmpl                                               rawPodTemplate
 }
 
 // Keys the format reserves for features that have not landed yet. Using them
 // is an error rather than being silently ignored.
 var (
-	futureTopKeys  = map[string]string{"deployments": "deployments", "services": "services", "externals": "external hosts"}
+	futureTopKeys  = map[string]string{"services": "services", "externals": "external hosts"}
 	futureNetKeys  = map[string]string{}
-	futureNodeKeys = map[string]string{"labels": "node labels"}
-	futurePodKeys  = map[string]string{"containers": "containers", "labels": "pod labels"}
+	futureNodeKeys = map[string]string{}
+	futurePodKeys  = map[string]string{}
 )
 
 type decoder struct {
@@ -252,6 +281,11 @@ func (d *decoder) decode(root *yaml.Node) rawTopology {
 				t.nodes = append(t.nodes, d.decodeNode(item, path))
 			})
 		},
+		"deployments": func(v *yaml.Node) {
+			d.list(v, "deployments", func(i int, item *yaml.Node, path string) {
+				t.deployments = append(t.deployments, d.decodeDeployment(item, path))
+			})
+		},
 		"links": func(v *yaml.Node) {
 			d.list(v, "links", func(i int, item *yaml.Node, path string) {
 				l := rawLink{at: item, path: path}
@@ -323,14 +357,16 @@ func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 		"ip":      func(v *yaml.Node) { node.ip = v },
 		"podCIDR": func(v *yaml.Node) { node.podCIDR = v },
 		"bridge":  func(v *yaml.Node) { node.bridge = v },
+		"labels":  func(v *yaml.Node) { node.labels = v },
 		"pods": func(v *yaml.Node) {
 			node.podsAt = v
 			d.list(v, path+".pods", func(i int, item *yaml.Node, ppath string) {
 				pod := rawPod{at: item, path: ppath}
-				pod.ok = d.fields(item, ppath, false, map[string]func(*yaml.Node){
-					"name": func(v *yaml.Node) { pod.name = v },
-					"ip":   func(v *yaml.Node) { pod.ip = v },
-				}, futurePodKeys)
+				pod.rawPodTemplate.path = ppath
+				fields := d.templateFields(&pod.rawPodTemplate)
+				fields["name"] = func(v *yaml.Node) { pod.name = v }
+				fields["ip"] = func(v *yaml.Node) { pod.ip = v }
+				pod.ok = d.fields(item, ppath, false, fields, futurePodKeys)
 				node.pods = append(node.pods, pod)
 			})
 		},
@@ -372,4 +408,47 @@ func (d *decoder) integer(n *yaml.Node, path string) (int, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// templateFields are the keys a pod and a deployment's template share.
+func (d *decoder) templateFields(t *rawPodTemplate) map[string]func(*yaml.Node) {
+	return map[string]func(*yaml.Node){
+		"labels":        func(v *yaml.Node) { t.labels = v },
+		"restartPolicy": func(v *yaml.Node) { t.restartPolicy = v },
+		"containers": func(v *yaml.Node) {
+			t.containersAt = v
+			d.list(v, t.path+".containers", func(i int, item *yaml.Node, path string) {
+				c := rawContainer{at: item, path: path}
+				c.ok = d.fields(item, path, false, map[string]func(*yaml.Node){
+					"name":          func(v *yaml.Node) { c.name = v },
+					"builtin":       func(v *yaml.Node) { c.builtin = v },
+					"command":       func(v *yaml.Node) { c.command = v },
+					"args":          func(v *yaml.Node) { c.args = v },
+					"env":           func(v *yaml.Node) { c.env = v },
+					"workingDir":    func(v *yaml.Node) { c.workingDir = v },
+					"ports":         func(v *yaml.Node) { c.ports = v },
+					"rootfs":        func(v *yaml.Node) { c.rootfs = v },
+					"restartPolicy": func(v *yaml.Node) { c.restartPolicy = v },
+					"resources":     func(v *yaml.Node) { c.resources = v },
+				}, map[string]string{"image": "container images (use builtin:, command: or rootfs:)"})
+				t.containers = append(t.containers, c)
+			})
+		},
+	}
+}
+
+func (d *decoder) decodeDeployment(n *yaml.Node, path string) rawDeployment {
+	dep := rawDeployment{at: n, path: path}
+	dep.ok = d.fields(n, path, false, map[string]func(*yaml.Node){
+		"name":         func(v *yaml.Node) { dep.name = v },
+		"replicas":     func(v *yaml.Node) { dep.replicas = v },
+		"labels":       func(v *yaml.Node) { dep.labels = v },
+		"nodeSelector": func(v *yaml.Node) { dep.nodeSelector = v },
+		"template": func(v *yaml.Node) {
+			dep.template = v
+			dep.tmpl.path = path + ".template"
+			d.fields(v, dep.tmpl.path, false, d.templateFields(&dep.tmpl), nil)
+		},
+	}, nil)
+	return dep
 }

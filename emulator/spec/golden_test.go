@@ -132,13 +132,27 @@ func dump(t *Topology) string {
 	if nw.Backend == BackendIPIP || len(t.Links) > 0 {
 		fmt.Fprintf(&b, "ipip device=%s datapath=%s\n", nw.IPIP.Device, nw.IPIP.Datapath)
 	}
+	for _, d := range t.Deployments {
+		fmt.Fprintf(&b, "deployment %s replicas=%d labels=%v nodeSelector=%v pods=%v\n", d.Name, d.Replicas, d.Labels, d.NodeSelector, d.Pods)
+	}
 	for _, l := range t.Links {
 		fmt.Fprintf(&b, "link %s-%s backend=%s\n", l.Nodes[0], l.Nodes[1], l.Backend)
 	}
 	for _, n := range t.Nodes {
 		fmt.Fprintf(&b, "node %s ip=%s subnet=%s gateway=%s bridge=%s\n", n.Name, n.IP, n.PodSubnet, n.Gateway, n.Bridge)
 		for _, p := range n.Pods {
-			fmt.Fprintf(&b, "  pod %s ip=%s node=%s\n", p.Name, p.IP, p.Node)
+			fmt.Fprintf(&b, "  pod %s ip=%s node=%s", p.Name, p.IP, p.Node)
+			if p.Deployment != "" {
+				fmt.Fprintf(&b, " deployment=%s", p.Deployment)
+			}
+			if len(p.Labels) > 0 {
+				fmt.Fprintf(&b, " labels=%v", p.Labels)
+			}
+			b.WriteString("\n")
+			for _, c := range p.Containers {
+				fmt.Fprintf(&b, "    container %s builtin=%q command=%q args=%q env=%v ports=%v restart=%s/%s resources=%+v\n",
+					c.Name, c.Builtin, c.Command, c.Args, c.Env, c.Ports, c.RestartPolicy, p.RestartPolicy, c.Resources)
+			}
 		}
 	}
 	return b.String()

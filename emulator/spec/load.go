@@ -75,6 +75,7 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
 }
 
 type validator struct {
+	templates map[string]podTemplate // by deployment name
 	*decoder
 }
 
@@ -250,6 +251,7 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 		v.addf(at, "nodes", "a lab needs at least one node")
 	}
 
+	v.templates = v.expandDeployments(t, &raw)
 	v.buildNodes(t, raw, ok)
 	v.buildLinks(t, raw)
 	return t
@@ -625,12 +627,23 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 				n.Bridge = s
 			}
 		}
+		n.Labels = v.labels(rn.labels, rn.path+".labels")
 		for _, rp := range rn.pods {
 			p := Pod{Node: n.Name}
 			if !rp.ok {
 				n.Pods = append(n.Pods, p)
 				continue
 			}
+			if rp.deployment != "" {
+				p.Name, p.Deployment = rp.generated, rp.deployment
+				claimName(rp.at, rp.path+".name", p.Name, "pod")
+				tmpl := v.templates[rp.deployment]
+				p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
+				n.Pods = append(n.Pods, p)
+				continue
+			}
+			tmpl := v.buildTemplate(rp.rawPodTemplate)
+			p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
 			if rp.name == nil {
 				if !v.misspelled(rp.at, "name") {
 					v.addf(rp.at, rp.path+".name", "every pod needs a name")
@@ -721,7 +734,11 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 		capacity := (1 << (32 - subnet.Bits())) - 3 // network, gateway, broadcast
 		fits := len(rn.pods) <= capacity
 		if !fits {
-			v.addf(rn.podsAt, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
+			at := rn.podsAt
+			if at == nil {
+				at = rn.at // the pods all came from deployments
+			}
+			v.addf(at, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
 				len(rn.pods), nodeLabel(n.Name, rn.path), subnet, capacity)
 		}
 		local := map[netip.Addr]bool{}

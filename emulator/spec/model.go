@@ -39,6 +39,18 @@ type Topology struct {
 	// Links override the backend for particular node pairs; every other
 	// pair uses Network.Backend.
 	Links []Link
+	// Deployments are already expanded into pods on their nodes; this keeps
+	// what they asked for.
+	Deployments []Deployment
+}
+
+// Deployment is a set of identical pods spread over nodes.
+type Deployment struct {
+	Name         string
+	Replicas     int
+	Labels       map[string]string
+	NodeSelector map[string]string
+	Pods         []string // the pods it made, in replica order
 }
 
 // Link sets the backend between two nodes.
@@ -120,14 +132,69 @@ type Node struct {
 	PodSubnet netip.Prefix // this node's share of the cluster CIDR
 	Gateway   netip.Addr   // the bridge's address, the pods' default gateway
 	Bridge    string       // name of the pod bridge inside the node
+	Labels    map[string]string
 	Pods      []Pod
 }
 
-// Pod is a network namespace attached to its node's bridge.
+// Pod is a network namespace attached to its node's bridge, with the
+// containers that run in it.
 type Pod struct {
-	Name string
-	Node string
-	IP   netip.Addr
+	Name          string
+	Node          string
+	IP            netip.Addr
+	Labels        map[string]string
+	Deployment    string // the deployment that made it, if any
+	RestartPolicy RestartPolicy
+	Containers    []Container
+}
+
+// RestartPolicy says whether an exited container starts again.
+type RestartPolicy string
+
+const (
+	RestartAlways    RestartPolicy = "Always"
+	RestartOnFailure RestartPolicy = "OnFailure"
+	RestartNever     RestartPolicy = "Never"
+)
+
+// Built-in workloads, compiled into labctl so a lab needs nothing installed.
+const (
+	BuiltinWebServer  = "web-server"  // the textbook's python server: pod IP and request path
+	BuiltinEchoServer = "echo-server" // TCP and UDP echo
+	BuiltinClient     = "client"      // idles; exec into it to run curl and ping
+)
+
+// Container is a process (tree) in its pod's namespaces.
+type Container struct {
+	Name          string
+	Builtin       string
+	Command       []string
+	Args          []string
+	Env           []EnvVar
+	WorkingDir    string
+	Ports         []Port
+	RootFS        string
+	RestartPolicy RestartPolicy // "" means the pod's
+	Resources     Resources
+}
+
+// EnvVar is one environment variable.
+type EnvVar struct {
+	Name, Value string
+}
+
+// Port is a port a container serves.
+type Port struct {
+	Name          string
+	ContainerPort int
+	Protocol      string // TCP or UDP
+}
+
+// Resources are Kubernetes requests and limits: millicores and bytes, 0
+// when unset.
+type Resources struct {
+	CPURequestMilli, CPULimitMilli int64
+	MemoryRequest, MemoryLimit     int64
 }
 
 // LinkBackend returns the backend between two nodes.

@@ -77,6 +77,11 @@ func TestShippedTopologies(t *testing.T) {
 			// Neither file sets tunnel options: flannel's and Calico's defaults.
 			tt.want.Network.VXLAN = VXLANOptions{Mode: VXLANRouted, Device: "flannel.1", VNI: 1, Port: 8472, Flooding: FloodMulticast}
 			tt.want.Network.IPIP = IPIPOptions{Device: "tunl0", Datapath: DatapathAuto}
+			for i := range tt.want.Nodes {
+				for j := range tt.want.Nodes[i].Pods {
+					tt.want.Nodes[i].Pods[j].RestartPolicy = RestartAlways
+				}
+			}
 			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("Load(%s) =\n%s\nwant\n%s", tt.file, dump(got), dump(&tt.want))
 			}

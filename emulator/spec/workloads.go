@@ -1,0 +1,410 @@
+package spec
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/labctl/labctl/emulator/quantity"
+)
+
+// containerNameRE is a DNS label, as Kubernetes requires of container names.
+var containerNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// labelRE is the name part of a Kubernetes label key, and a label value.
+var labelRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
+// MaxReplicas keeps a typo from asking for a million namespaces.
+const MaxReplicas = 5000
+
+// expandDeployments places every deployment's replicas on nodes before
+// names and addresses are checked, so its pods are named, addressed and
+// counted like any other. The rule, deterministic and documented: replica i
+// goes to the i-th eligible node, round robin in file order; a node is
+// eligible when its labels include every nodeSelector pair. Pods are named
+// <deployment>-<i>.
+func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]podTemplate {
+	templates := map[string]podTemplate{}
+	type nodeInfo struct {
+		index  int
+		labels map[string]string
+	}
+	var nodes []nodeInfo
+	for i, rn := range raw.nodes {
+		if !rn.ok || rn.name == nil || rn.name.Kind != yaml.ScalarNode {
+			continue
+		}
+		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
+	}
+	seen := map[string]string{}
+	for _, rd := range raw.deployments {
+		if !rd.ok {
+			continue
+		}
+		d := Deployment{}
+		if rd.name == nil {
+			v.addf(rd.at, rd.path+".name", "every deployment needs a name")
+			continue
+		}
+		name, good := v.name(rd.name, rd.path+".name", "deployment")
+		if !good {
+			continue
+		}
+		if prev, dup := seen[name]; dup {
+			v.addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
+			continue
+		}
+		seen[name] = rd.path
+		d.Name = name
+		d.Replicas = 1
+		if rd.replicas != nil {
+			n, good := v.integer(rd.replicas, rd.path+".replicas")
+			switch {
+			case !good:
+				continue
+			case n < 0 || n > MaxReplicas:
+				v.addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
+				continue
+			}
+			d.Replicas = n
+		}
+		d.Labels = v.labels(rd.labels, rd.path+".labels")
+		d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
+		if rd.template == nil {
+			v.addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
+			continue
+		}
+		tmpl := v.buildTemplate(rd.tmpl)
+		// The template's labels are what services will select; the
+		// deployment's own labels default to them, as kubectl create does.
+		if tmpl.labels == nil {
+			tmpl.labels = d.Labels
+		}
+		if d.Labels == nil {
+			d.Labels = tmpl.labels
+		}
+		templates[name] = tmpl
+		var eligible []nodeInfo
+		for _, n := range nodes {
+			if matches(n.labels, d.NodeSelector) {
+				eligible = append(eligible, n)
+			}
+		}
+		if d.Replicas > 0 && len(eligible) == 0 {
+			at := rd.nodeSelector
+			if at == nil {
+				at = rd.at
+			}
+			v.addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
+			continue
+		}
+		for i := 0; i < d.Replicas; i++ {
+			n := eligible[i%len(eligible)]
+			pod := fmt.Sprintf("%s-%d", name, i)
+			d.Pods = append(d.Pods, pod)
+			raw.nodes[n.index].pods = append(raw.nodes[n.index].pods, rawPod{
+				at: rd.name, ok: true, path: rd.path, generated: pod, deployment: name,
+			})
+		}
+		t.Deployments = append(t.Deployments, d)
+	}
+	return templates
+}
+
+func matches(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func formatLabels(m map[string]string) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// quietLabels reads a label mapping without reporting: the node's labels are
+// checked (and reported) with the node.
+func quietLabels(n *yaml.Node) map[string]string {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	m := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		m[n.Content[i].Value] = n.Content[i+1].Value
+	}
+	return m
+}
+
+// labels checks a Kubernetes label map.
+func (v *validator) labels(n *yaml.Node, path string) map[string]string {
+	if n == nil || isNull(n) || v.alias(n, path) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		v.addf(n, path, "must be a mapping of label names to values, like {app: web}")
+		return nil
+	}
+	m := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		kp := path + "." + k.Value
+		name := k.Value
+		if prefix, rest, ok := strings.Cut(k.Value, "/"); ok {
+			if prefix == "" || len(prefix) > 253 {
+				v.addf(k, kp, "label %q has an empty or too long prefix", k.Value)
+				continue
+			}
+			name = rest
+		}
+		if name == "" || !labelRE.MatchString(name) {
+			v.addf(k, kp, "label name %q must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Value)
+			continue
+		}
+		s, good := v.scalar(val, kp)
+		if !good {
+			continue
+		}
+		if !labelRE.MatchString(s) {
+			v.addf(val, kp, "label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", s)
+			continue
+		}
+		m[k.Value] = s
+	}
+	return m
+}
+
+// podTemplate is what a pod's YAML (or its deployment's template) says
+// besides name and address.
+type podTemplate struct {
+	labels        map[string]string
+	restartPolicy RestartPolicy
+	containers    []Container
+}
+
+func (v *validator) restartPolicy(n *yaml.Node, path string) RestartPolicy {
+	s, good := v.scalar(n, path)
+	if !good {
+		return ""
+	}
+	switch p := RestartPolicy(s); p {
+	case RestartAlways, RestartOnFailure, RestartNever:
+		return p
+	}
+	v.addf(n, path, "unknown restart policy %q (use %s, %s or %s)", s, RestartAlways, RestartOnFailure, RestartNever)
+	return ""
+}
+
+func (v *validator) buildTemplate(t rawPodTemplate) podTemplate {
+	pt := podTemplate{labels: v.labels(t.labels, t.path+".labels"), restartPolicy: RestartAlways}
+	if t.restartPolicy != nil {
+		if p := v.restartPolicy(t.restartPolicy, t.path+".restartPolicy"); p != "" {
+			pt.restartPolicy = p
+		}
+	}
+	names := map[string]string{}
+	for _, rc := range t.containers {
+		if !rc.ok {
+			continue
+		}
+		c, good := v.buildContainer(rc)
+		if !good {
+			continue
+		}
+		if prev, dup := names[c.Name]; dup {
+			v.addf(rc.name, rc.path+".name", "container name %q is already used at %s", c.Name, prev)
+			continue
+		}
+		names[c.Name] = rc.path
+		pt.containers = append(pt.containers, c)
+	}
+	return pt
+}
+
+func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
+	c := Container{}
+	ok := true
+	if rc.name == nil {
+		v.addf(rc.at, rc.path+".name", "every container needs a name")
+		ok = false
+	} else if s, good := v.scalar(rc.name, rc.path+".name"); good {
+		if !containerNameRE.MatchString(s) {
+			v.addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
+			ok = false
+		}
+		c.Name = s
+	} else {
+		ok = false
+	}
+	if s, good := v.scalar(rc.builtin, rc.path+".builtin"); good {
+		switch s {
+		case BuiltinWebServer, BuiltinEchoServer, BuiltinClient:
+			c.Builtin = s
+		default:
+			v.addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+			ok = false
+		}
+	}
+	c.Command = v.stringList(rc.command, rc.path+".command")
+	c.Args = v.stringList(rc.args, rc.path+".args")
+	switch {
+	case c.Builtin != "" && (rc.command != nil || rc.args != nil):
+		at := rc.command
+		if at == nil {
+			at = rc.args
+		}
+		v.addf(at, rc.path+".command", "a builtin container runs inside labctl and takes no command or args")
+		ok = false
+	case c.Builtin == "" && rc.builtin == nil && len(c.Command) == 0 && rc.command == nil:
+		v.addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+		ok = false
+	}
+	if rc.env != nil && !isNull(rc.env) {
+		v.list(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
+			var e EnvVar
+			var name, value *yaml.Node
+			v.fields(item, path, false, map[string]func(*yaml.Node){
+				"name":  func(n *yaml.Node) { name = n },
+				"value": func(n *yaml.Node) { value = n },
+			}, nil)
+			if s, good := v.scalar(name, path+".name"); good && envNameRE.MatchString(s) {
+				e.Name = s
+			} else if name == nil || good {
+				v.addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
+				return
+			}
+			if value != nil {
+				e.Value, _ = v.scalar(value, path+".value")
+			}
+			c.Env = append(c.Env, e)
+		})
+	}
+	if s, good := v.scalar(rc.workingDir, rc.path+".workingDir"); good {
+		if !filepath.IsAbs(s) {
+			v.addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
+			ok = false
+		}
+		c.WorkingDir = s
+	}
+	if s, good := v.scalar(rc.rootfs, rc.path+".rootfs"); good {
+		if !filepath.IsAbs(s) {
+			v.addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
+			ok = false
+		}
+		c.RootFS = s
+	}
+	if rc.restartPolicy != nil {
+		c.RestartPolicy = v.restartPolicy(rc.restartPolicy, rc.path+".restartPolicy")
+	}
+	if rc.ports != nil && !isNull(rc.ports) {
+		v.list(rc.ports, rc.path+".ports", func(i int, item *yaml.Node, path string) {
+			var p Port
+			var name, port, proto *yaml.Node
+			v.fields(item, path, false, map[string]func(*yaml.Node){
+				"name":          func(n *yaml.Node) { name = n },
+				"containerPort": func(n *yaml.Node) { port = n },
+				"protocol":      func(n *yaml.Node) { proto = n },
+			}, nil)
+			p.Name, _ = v.scalar(name, path+".name")
+			if port == nil {
+				v.addf(item, path+".containerPort", "a port needs containerPort")
+				return
+			}
+			n, good := v.integer(port, path+".containerPort")
+			if !good {
+				return
+			}
+			if n < 1 || n > 65535 {
+				v.addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
+				return
+			}
+			p.ContainerPort = n
+			p.Protocol = "TCP"
+			if s, good := v.scalar(proto, path+".protocol"); good {
+				if s != "TCP" && s != "UDP" {
+					v.addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
+					return
+				}
+				p.Protocol = s
+			}
+			c.Ports = append(c.Ports, p)
+		})
+	}
+	if rc.resources != nil && !isNull(rc.resources) {
+		c.Resources = v.resources(rc.resources, rc.path+".resources")
+	}
+	return c, ok
+}
+
+// resources reads requests and limits of cpu and memory.
+func (v *validator) resources(n *yaml.Node, path string) Resources {
+	var r Resources
+	var req, lim *yaml.Node
+	v.fields(n, path, true, map[string]func(*yaml.Node){
+		"requests": func(x *yaml.Node) { req = x },
+		"limits":   func(x *yaml.Node) { lim = x },
+	}, nil)
+	read := func(n *yaml.Node, path string, cpu, mem *int64) {
+		if n == nil {
+			return
+		}
+		v.fields(n, path, true, map[string]func(*yaml.Node){
+			"cpu": func(x *yaml.Node) {
+				if s, good := v.scalar(x, path+".cpu"); good {
+					q, err := quantity.ParseCPU(s)
+					if err != nil {
+						v.addf(x, path+".cpu", "%v", err)
+					}
+					*cpu = q
+				}
+			},
+			"memory": func(x *yaml.Node) {
+				if s, good := v.scalar(x, path+".memory"); good {
+					q, err := quantity.ParseMemory(s)
+					if err != nil {
+						v.addf(x, path+".memory", "%v", err)
+					}
+					*mem = q
+				}
+			},
+		}, nil)
+	}
+	read(req, path+".requests", &r.CPURequestMilli, &r.MemoryRequest)
+	read(lim, path+".limits", &r.CPULimitMilli, &r.MemoryLimit)
+	if r.CPULimitMilli > 0 && r.CPURequestMilli > r.CPULimitMilli {
+		v.addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
+	}
+	if r.MemoryLimit > 0 && r.MemoryRequest > r.MemoryLimit {
+		v.addf(req, path+".requests.memory", "the memory request %s exceeds the limit %s", quantity.FormatMemory(r.MemoryRequest), quantity.FormatMemory(r.MemoryLimit))
+	}
+	return r
+}
+
+// stringList reads a list of strings. A single string is refused rather
+// than split, as Kubernetes does: "sh -c 'x y'" has no one right split.
+func (v *validator) stringList(n *yaml.Node, path string) []string {
+	if n == nil || isNull(n) || v.alias(n, path) {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		v.addf(n, path, "must be a list of strings, like [sh, -c, \"echo hi\"]")
+		return nil
+	}
+	var out []string
+	v.list(n, path, func(i int, item *yaml.Node, p string) {
+		if s, good := v.scalar(item, p); good {
+			out = append(out, s)
+		}
+	})
+	return out
+}
