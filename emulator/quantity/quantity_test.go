@@ -104,4 +104,3 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
-

@@ -13,9 +13,9 @@ import (
 // The raw* types hold what the YAML said, with positions, before defaults and
 // validation. A field whose node is nil was omitted.
 type rawTopology struct {
-	root    *yaml.Node
-	name    *yaml.Node
-	network rawNetwork
+	root        *yaml.Node
+	name        *yaml.Node
+	network     rawNetwork
 	nodes       []rawNode
 	nodesAt     *yaml.Node
 	links       []rawLink
@@ -95,8 +95,8 @@ type rawPodTemplate struct {
 
 type rawContainer struct {
 	at, name, builtin, command, args, env, workingDir, ports, rootfs, restartPolicy, resources *yaml.Node
-	path                                                                                      string
-	ok                                                                                        bool
+	path                                                                                       string
+	ok                                                                                         bool
 }
 
 type rawDeployment struct {
