@@ -175,10 +175,13 @@ func TestWire(t *testing.T) {
 // TestWireTCP checks every IPIP packet of a TCP stream on the underlay: no
 // larger than the underlay MTU, lengths consistent, inner checksums complete
 // (segmentation and checksum offload happened before the wire, not after).
+// It captures on node1, where the data leave for the wire: node2's eth0
+// does GRO, and a capture there, like tcpdump behind a NIC doing GRO, sees
+// the merged packets.
 func TestWireTCP(t *testing.T) {
 	l := newLab(t, labOptions{})
 	l.startBoth(Config{})
-	fd := capture(t, l.node2, "eth0")
+	fd := capture(t, l.node1, "eth0")
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
 	type result struct{ data, acks, bad int }
 	done := make(chan result, 1)
@@ -220,6 +223,9 @@ func TestWireTCP(t *testing.T) {
 	t.Logf("streamed %d MiB; captured %d data and %d ack packets, %d bad", n>>20, r.data, r.acks, r.bad)
 	if r.data == 0 || r.acks == 0 {
 		t.Error("captured no TCP over IPIP")
+	}
+	if s := l.dp2.Stats(); len(s.GRO) > 0 && s.GROPackets == 0 {
+		t.Errorf("node2 received no GRO super-packets (GRO on %v)", s.GRO)
 	}
 }
 

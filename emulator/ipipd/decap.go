@@ -14,9 +14,9 @@ const (
 	// the window in which TCP segments can be coalesced.
 	decapMsgs = 64
 	// decapBuf fits any IPv4 packet: the raw socket hands over reassembled
-	// fragments whole. (Behind an underlay device doing GRO it would also
-	// get aggregated IPIP packets whose inner packet exceeds tunl0's MTU;
-	// lab veths do no GRO unless enabled with ethtool or XDP.)
+	// fragments and GRO super-packets (gro.go) whole. Only GRO configured
+	// beyond 64 KiB (BIG TCP's gro_ipv4_max_size) could build larger ones;
+	// they arrive truncated and are dropped.
 	decapBuf = maxPacket
 	// groMaxSegs bounds a coalesced super-packet, like the kernel's
 	// gro_max_size/MAX_SKB_FRAGS do.
@@ -44,22 +44,28 @@ type rxPkt struct {
 	total int // for a chain's head: inner length of the whole chain
 	segs  int
 	open  bool // for a chain's head: more segments may join
+	// agg marks a TCP super-packet the kernel's GRO built (see classify),
+	// written on whole; mss is the segment size it is cut to again.
+	agg bool
+	mss int
 }
 
 // decapper serves the raw socket: it receives IPIP packets, checks and
 // strips them and writes the inner packets to TUN.
 type decapper struct {
-	d     *Datapath
-	fd    int // the TUN queue writes go to; any queue accepts writes
-	vnet  bool
-	bufs  [decapMsgs][]byte
-	msgs  [decapMsgs]unix.Mmsghdr
-	iovs  [decapMsgs]unix.Iovec
-	pkts  [decapMsgs]rxPkt
-	heads [decapMsgs]int // packets to write, in arrival order; chains by their head
-	open  [groOpen]int   // heads of chains that may still grow
-	wiov  [groMaxSegs]unix.Iovec
-	t     tally
+	d      *Datapath
+	fd     int // the TUN queue writes go to; any queue accepts writes
+	vnet   bool
+	mtu    int       // the TUN device's, read once per batch
+	egress *mtuTable // the node's route MTUs, read once per batch
+	bufs   [decapMsgs][]byte
+	msgs   [decapMsgs]unix.Mmsghdr
+	iovs   [decapMsgs]unix.Iovec
+	pkts   [decapMsgs]rxPkt
+	heads  [decapMsgs]int // packets to write, in arrival order; chains by their head
+	open   [groOpen]int   // heads of chains that may still grow
+	wiov   [groMaxSegs]unix.Iovec
+	t      tally
 }
 
 func newDecapper(d *Datapath, fd int, vnet bool) *decapper {
@@ -120,10 +126,18 @@ func (d *Datapath) decapLoop() error {
 // batch checks and strips n received packets, coalesces what it can and
 // writes the result to TUN, preserving the order of every flow.
 func (x *decapper) batch(t *routeTable, n int) error {
+	if mtu := x.d.mtu.Load(); mtu > 0 {
+		x.mtu = int(mtu)
+	}
+	x.egress = x.d.egress.Load()
 	nh := 0
 	nopen := 0
 	for i := range n {
 		p := &x.pkts[i]
+		if x.msgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			x.t.truncated++
+			continue
+		}
 		if !x.strip(t, i, int(x.msgs[i].Len)) {
 			continue
 		}
@@ -203,7 +217,7 @@ func (x *decapper) batch(t *routeTable, n int) error {
 func (x *decapper) strip(t *routeTable, i, n int) bool {
 	b := x.bufs[i][:n]
 	p := &x.pkts[i]
-	p.gro = false
+	p.gro, p.agg = false, false
 	if n < 20 || b[0]>>4 != 4 || b[9] != unix.IPPROTO_IPIP {
 		x.t.malformed++
 		return false
@@ -263,10 +277,22 @@ func updateChecksum(field []byte, old, new uint16) {
 // classify marks a TCP segment that may be coalesced: the conditions under
 // which the kernel's inet_gro_receive and tcp_gro_receive would merge it,
 // checksums verified first (GRO never merges unverified segments).
+//
+// It also recognises a super-packet the kernel's GRO already merged on the
+// underlay device (gro.go): tcp4_gro_complete leaves the pseudo-header sum
+// in its checksum field, CHECKSUM_PARTIAL, after verifying every segment.
+// The raw socket reports neither that nor the segment size, so a TCP packet
+// whose checksum field holds exactly the pseudo-header sum is taken for
+// one. Packets longer than the MTU can only be super-packets (or outer
+// fragments reassembled), so they are checked that way first, sparing a
+// sum over 64 KiB; shorter ones only when their checksum fails, which
+// costs nothing in the common case. A corrupt packet whose checksum field
+// happens to equal the pseudo-header sum (one in 65536 corrupt packets)
+// would pass as good, the price of not being told.
 func (x *decapper) classify(buf []byte, p *rxPkt) {
 	in := buf[p.start:p.end]
 	if in[0] != 0x45 || in[9] != unix.IPPROTO_TCP || in[6]&^ipDF != 0 || in[7] != 0 {
-		return // options, fragments
+		return // options, fragments (GRO takes neither)
 	}
 	if len(in) < 40 {
 		return
@@ -276,19 +302,48 @@ func (x *decapper) classify(buf []byte, p *rxPkt) {
 	if thl < 20 || hl > len(in) {
 		return
 	}
-	if f := in[33]; f != tcpACK && f != tcpACK|tcpPSH {
-		return // SYN, FIN, RST, URG, ECE, CWR: never merged
-	}
 	if ipHeaderChecksum(in[:20]) != binary.BigEndian.Uint16(in[10:12]) {
 		return
 	}
-	if sum16(in[20:], pseudoSum(in, unix.IPPROTO_TCP, len(in)-20)) != 0xffff {
+	pseudo := pseudoSum(in, unix.IPPROTO_TCP, len(in)-20)
+	partial := binary.BigEndian.Uint16(in[36:38]) == sum16(nil, pseudo)
+	if partial && len(in) > x.mtu {
+		x.aggregate(p, in, hl)
 		return
+	}
+	if sum16(in[20:], pseudo) != 0xffff {
+		if partial {
+			x.aggregate(p, in, hl)
+		}
+		return
+	}
+	if f := in[33]; f != tcpACK && f != tcpACK|tcpPSH {
+		return // SYN, FIN, RST, URG, ECE, CWR: never merged
 	}
 	p.gro = true
 	p.hl = hl
 	p.seq = binary.BigEndian.Uint32(in[24:28])
 	p.plen = len(in) - hl
+}
+
+// aggregate marks p as a GRO super-packet. GRO keeps the segment size in
+// the skb, which the raw socket does not pass on, so the packet is cut to
+// the largest segments the node can forward on: the MTU of its route
+// towards the inner destination, and no more than tunl0's, which the
+// segments crossed the wire within. That is the size TCP sent when pods
+// and tunnel share an MTU (TCP fills its path MTU); when a smaller MTU
+// somewhere held the sender to smaller segments, they are cut larger again,
+// which TCP does not mind, where a size over the route's MTU would make the
+// kernel refuse to forward the packet (DF set: "fragmentation needed").
+func (x *decapper) aggregate(p *rxPkt, in []byte, hl int) {
+	p.agg = true
+	p.hl = hl
+	p.plen = len(in) - hl
+	mtu := x.mtu
+	if m := x.egress.lookup(binary.BigEndian.Uint32(in[16:20])); m > 0 && (m < mtu || mtu <= 0) {
+		mtu = m
+	}
+	p.mss = mtu - hl
 }
 
 // sameFlow compares the addresses and ports of two IPv4 packets (the
@@ -356,7 +411,27 @@ func (x *decapper) write(h int) error {
 	buf := x.bufs[h]
 	var r uintptr
 	var errno unix.Errno
+	segs := 1
 	switch {
+	case x.vnet && p.agg:
+		// As GRO built it: the checksum field already holds the
+		// pseudo-header sum, the IP header the total length.
+		vh := buf[p.start-vnetHdrLen : p.start]
+		clear(vh)
+		vh[0] = vnetFNeedsCsum
+		if p.mss > 0 && p.plen > p.mss {
+			vh[1] = vnetGSOTCPv4
+			if buf[p.start+33]&tcpCWR != 0 {
+				vh[1] |= vnetGSOECN
+			}
+			binary.NativeEndian.PutUint16(vh[2:4], uint16(p.hl))
+			binary.NativeEndian.PutUint16(vh[4:6], uint16(p.mss))
+			segs = (p.plen + p.mss - 1) / p.mss
+		}
+		binary.NativeEndian.PutUint16(vh[6:8], 20)
+		binary.NativeEndian.PutUint16(vh[8:10], 16)
+		b := buf[p.start-vnetHdrLen : p.end]
+		r, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(x.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	case !x.vnet:
 		b := buf[p.start:p.end]
 		r, _, errno = unix.Syscall(unix.SYS_WRITE, uintptr(x.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
@@ -401,16 +476,19 @@ func (x *decapper) write(h int) error {
 	}
 	_ = r
 	x.t.tunWrites++
-	segs := 1
 	if x.vnet && p.gro {
 		segs = p.segs
 	}
 	switch errno {
 	case 0:
 		x.t.decapPackets += uint64(segs)
-		if x.vnet && p.gro && p.segs > 1 {
+		switch {
+		case x.vnet && p.agg:
+			x.t.groPackets++
+			x.t.decapBytes += uint64(p.plen + segs*p.hl)
+		case x.vnet && p.gro && p.segs > 1:
 			x.t.decapBytes += uint64(p.total + (p.segs-1)*p.hl)
-		} else {
+		default:
 			x.t.decapBytes += uint64(p.end - p.start)
 		}
 	case unix.EBADFD:

@@ -323,7 +323,7 @@ func (e *encapper) segment(pkt []byte, mss int, outer uint32) error {
 func (e *encapper) flush() error {
 	off := 0
 	for off < e.n {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(e.d.rawFD),
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(e.d.sendFD),
 			uintptr(unsafe.Pointer(&e.msgs[off])), uintptr(e.n-off), 0, 0, 0)
 		e.t.sendCalls++
 		switch errno {
@@ -343,7 +343,7 @@ func (e *encapper) flush() error {
 				e.n = 0
 				return nil
 			}
-			pfd := []unix.PollFd{{Fd: int32(e.d.rawFD), Events: unix.POLLOUT}}
+			pfd := []unix.PollFd{{Fd: int32(e.d.sendFD), Events: unix.POLLOUT}}
 			_, _ = unix.Poll(pfd, 100)
 			continue
 		case unix.EMSGSIZE:

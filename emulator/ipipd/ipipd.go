@@ -6,8 +6,8 @@
 // onlink` sends matching packets into a TUN device named tunl0; the datapath
 // reads them, finds the same route in its copy of the kernel's tunl0 routes
 // and sends the packet inside an outer IPv4 header, protocol 4, to the
-// route's gateway through a raw IPPROTO_IPIP socket. Packets of protocol 4
-// arriving for the node come up the same raw socket; the datapath checks that
+// route's gateway through a raw socket. Packets of protocol 4 arriving for
+// the node come up a raw IPPROTO_IPIP socket; the datapath checks that
 // the sender is a tunnel peer, strips the outer header and writes the inner
 // packet into tunl0, where the kernel routes it on as if it had arrived on a
 // real tunnel device.
@@ -27,10 +27,13 @@
 // Performance: the TUN queues are opened with IFF_VNET_HDR and TSO offload,
 // so a TCP sender hands the datapath 64 KiB super-packets that it segments
 // itself (like the kernel's GSO would, checksums included) and sends with one
-// sendmmsg; received segments of one TCP flow are checked and coalesced into
-// one super-packet per TUN write (like GRO). Nothing is allocated per packet.
-// What remains is the kernel's per-packet cost of MTU-sized raw sends and
-// receives, which the wire format demands.
+// sendmmsg on a socket of its own, kept out of Go's poller. On receive the
+// underlay veth does the kernel's GRO for IPIP (gro.go), so a TCP stream
+// comes up the raw socket as 64 KiB super-packets that go to TUN whole;
+// segments that still arrive one by one are checked and coalesced into one
+// super-packet per TUN write (like GRO). Nothing is allocated per packet.
+// What remains is the kernel's per-packet cost of MTU-sized raw sends, which
+// the wire format demands.
 //
 // Setting a node up, in its namespace, as Calico does with a real tunl0:
 //
@@ -49,10 +52,12 @@ package ipipd
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +86,12 @@ type Config struct {
 	// tunl0; by default only tunnel peers (route gateways) are accepted, like
 	// Calico's "drop IPIP packets from non-Calico hosts" rule.
 	AcceptAnyPeer bool
+	// NoGRO leaves the underlay device's receive path alone. By default a
+	// veth the tunnel peers are reached through gets the kernel's GRO for
+	// IPIP (an XDP_PASS program and threaded NAPI, see gro.go), so TCP
+	// arrives as super-packets; the wire is unaffected. Implied by
+	// NoOffload, which cannot write super-packets to TUN.
+	NoGRO bool
 	// RecvBuffer is the raw socket's receive buffer in bytes; 0 means 32 MiB.
 	// A small buffer overflows under load, and the sender sees loss.
 	RecvBuffer int
@@ -97,13 +108,16 @@ type Datapath struct {
 	table   uint32
 
 	tun    *tunDevice
-	raw    *os.File // IPPROTO_IPIP socket: receives all protocol-4 packets, sends with IP_HDRINCL
-	rawFD  int
-	rtnl   *rtnlClient
+	raw    *os.File // IPPROTO_IPIP socket: receives all protocol-4 packets
+	sendFD int      // IPPROTO_RAW socket the encapsulated packets leave by; never polled
+	rtnl   *nlClient
 	events *os.File
 
-	queues  int  // TUN queues attached, kept for Stats after Close
-	offload bool // TSO reads and coalesced writes in use
+	mtu     atomic.Int32             // the TUN device's
+	egress  atomic.Pointer[mtuTable] // MTUs of the node's routes; with mtu, what GRO super-packets are cut to
+	gro     []*groDevice             // underlay devices with receive offload
+	queues  int                      // TUN queues attached, kept for Stats after Close
+	offload bool                     // TSO reads and coalesced writes in use
 
 	routes   atomic.Pointer[routeTable]
 	ctr      counters
@@ -150,7 +164,7 @@ func Open(cfg Config) (_ *Datapath, err error) {
 	if cfg.RecvBuffer <= 0 {
 		cfg.RecvBuffer = defaultRecvBuffer
 	}
-	d := &Datapath{cfg: cfg, rawFD: -1, table: unix.RT_TABLE_MAIN}
+	d := &Datapath{cfg: cfg, sendFD: -1, table: unix.RT_TABLE_MAIN}
 	if cfg.Table > 0 {
 		d.table = uint32(cfg.Table)
 	}
@@ -173,17 +187,55 @@ func Open(cfg Config) (_ *Datapath, err error) {
 	if d.tun, err = attachTUN(cfg.Device, cfg.Queues, !cfg.NoOffload); err != nil {
 		return nil, err
 	}
-	if d.raw, d.rawFD, err = openRawIPIP(cfg.RecvBuffer, d.logf); err != nil {
+	if d.raw, err = openRawIPIP(cfg.RecvBuffer, d.logf); err != nil {
+		return nil, err
+	}
+	if d.sendFD, err = openRawSend(); err != nil {
 		return nil, err
 	}
 	d.queues, d.offload = len(d.tun.fds), d.tun.tso
-	if err = d.reloadRoutes(); err != nil {
+	if _, err = d.reloadRoutes(); err != nil {
 		return nil, err
 	}
+	if !cfg.NoGRO && d.tun.vnet {
+		d.enableGRO()
+	}
 	d.waitCarrier()
-	d.logf("ipip datapath on %s: %d queue(s) (multi_queue %v), offload %v, %d route(s)",
-		cfg.Device, len(d.tun.fds), d.tun.multi, d.tun.tso, len(d.routes.Load().routes))
+	d.logf("ipip datapath on %s: %d queue(s) (multi_queue %v), offload %v, receive offload on %v, %d route(s)",
+		cfg.Device, len(d.tun.fds), d.tun.multi, d.tun.tso, d.groDevices(), len(d.routes.Load().routes))
 	return d, nil
+}
+
+// enableGRO turns on receive offload (gro.go) on every device the tunnel
+// peers are reached through, normally the node's one underlay veth. Peers
+// that later appear behind another device do without: attaching needs the
+// namespace of Open's thread.
+func (d *Datapath) enableGRO() {
+	seen := map[int]bool{d.ifindex: true}
+	for _, r := range d.routes.Load().routes {
+		if !r.Gateway.IsValid() {
+			continue
+		}
+		oif, err := d.rtnl.routeDevice(binary.BigEndian.Uint32(r.Gateway.AsSlice()))
+		if err != nil || oif == 0 || seen[oif] {
+			continue
+		}
+		seen[oif] = true
+		g, err := enableGRO(oif, d.rtnl)
+		if err != nil {
+			d.logf("ipip datapath on %s: no receive offload: %v", d.cfg.Device, err)
+			continue
+		}
+		d.gro = append(d.gro, g)
+	}
+}
+
+func (d *Datapath) groDevices() []string {
+	var names []string
+	for _, g := range d.gro {
+		names = append(names, g.name)
+	}
+	return names
 }
 
 // waitCarrier waits, briefly, for the kernel to notice that the TUN device
@@ -193,8 +245,8 @@ func Open(cfg Config) (_ *Datapath, err error) {
 // what is routed to it, so a ping right after start-up would get lost.
 func (d *Datapath) waitCarrier() {
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		flags, oper, err := d.rtnl.linkState(d.ifindex)
-		if err != nil || flags&unix.IFF_UP == 0 || oper != ifOperDown && oper != ifOperLowerLayerDown {
+		l, err := d.rtnl.link(d.ifindex)
+		if err != nil || l.flags&unix.IFF_UP == 0 || l.oper != ifOperDown && l.oper != ifOperLowerLayerDown {
 			return
 		}
 	}
@@ -207,24 +259,16 @@ func (d *Datapath) logf(format string, args ...any) {
 	}
 }
 
-// openRawIPIP opens the one raw socket both directions use. Receiving, it
-// gets every IPv4 packet of protocol 4 delivered to this namespace, outer
-// header included (raw(7)); with no ipip module there is no other handler,
-// and as long as a raw socket takes them the kernel does not answer with
-// ICMP protocol-unreachable. Sending, IP_HDRINCL lets each packet carry its
-// own outer TTL, TOS and DF as ip_tunnel_xmit would set them; the kernel
-// still fills in the source address (from routing), the total length, the
-// checksum and, when zero, the ID (raw(7), raw_send_hdrinc). A single socket
-// is used because every IPPROTO_IPIP raw socket gets its own copy of each
-// received packet.
-func openRawIPIP(rcvbuf int, logf func(string, ...any)) (*os.File, int, error) {
+// openRawIPIP opens the socket IPIP packets arrive on: it gets every IPv4
+// packet of protocol 4 delivered to this namespace, outer header included
+// (raw(7)). With no ipip module there is no other handler, and as long as a
+// raw socket takes them the kernel does not answer with ICMP
+// protocol-unreachable. Only one is opened, because every IPPROTO_IPIP raw
+// socket gets its own copy of each received packet.
+func openRawIPIP(rcvbuf int, logf func(string, ...any)) (*os.File, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_IPIP)
 	if err != nil {
-		return nil, -1, fmt.Errorf("open raw IPIP socket: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
-		unix.Close(fd)
-		return nil, -1, fmt.Errorf("raw IPIP socket: set IP_HDRINCL: %w", err)
+		return nil, fmt.Errorf("open raw IPIP socket: %w", err)
 	}
 	// SO_RCVBUFFORCE ignores net.core.rmem_max (which caps SO_RCVBUF at a
 	// few hundred KiB by default), so bursts do not overflow the queue.
@@ -232,13 +276,32 @@ func openRawIPIP(rcvbuf int, logf func(string, ...any)) (*os.File, int, error) {
 		logf("raw IPIP socket: SO_RCVBUFFORCE: %v; falling back to SO_RCVBUF", err)
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
 			unix.Close(fd)
-			return nil, -1, fmt.Errorf("raw IPIP socket: set receive buffer: %w", err)
+			return nil, fmt.Errorf("raw IPIP socket: set receive buffer: %w", err)
 		}
+	}
+	return os.NewFile(uintptr(fd), "raw-ipip"), nil
+}
+
+// openRawSend opens the socket encapsulated packets are sent on. An
+// IPPROTO_RAW socket implies IP_HDRINCL and receives nothing (raw(7)): each
+// packet carries its own outer TTL, TOS, DF and protocol 4 as
+// ip_tunnel_xmit would set them, and the kernel still fills in the source
+// address (from routing), the total length, the checksum and, when zero,
+// the ID (raw_send_hdrinc).
+//
+// It is kept apart from the receiving socket, and away from Go's poller,
+// for speed: every sent packet, once freed by the underlay, calls the
+// socket's sk_write_space, and on a socket registered with epoll for
+// EPOLLOUT that is a wake-up of the poller thread per packet, for nothing.
+func openRawSend() (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return -1, fmt.Errorf("open raw sending socket: %w", err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer); err != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
 	}
-	return os.NewFile(uintptr(fd), "raw-ipip"), fd, nil
+	return fd, nil
 }
 
 // Serve runs the datapath until ctx is cancelled, returning nil, or until a
@@ -305,11 +368,17 @@ func (d *Datapath) Close() error {
 		if d.raw != nil {
 			errs = append(errs, d.raw.Close())
 		}
+		if d.sendFD >= 0 {
+			errs = append(errs, unix.Close(d.sendFD))
+		}
 		if d.events != nil {
 			errs = append(errs, d.events.Close())
 		}
 		if d.rtnl != nil {
 			errs = append(errs, d.rtnl.Close())
+		}
+		for _, g := range d.gro {
+			g.close()
 		}
 		d.closeErr = errors.Join(errs...)
 	})
@@ -319,7 +388,7 @@ func (d *Datapath) Close() error {
 // Stats returns a snapshot of the counters and the routes in effect. It is
 // safe to call at any time, from any goroutine.
 func (d *Datapath) Stats() Stats {
-	s := Stats{Device: d.cfg.Device, Queues: d.queues, Offload: d.offload}
+	s := Stats{Device: d.cfg.Device, Queues: d.queues, Offload: d.offload, GRO: d.groDevices()}
 	if t := d.routes.Load(); t != nil {
 		s.Routes = append([]Route(nil), t.routes...)
 	}
@@ -327,11 +396,27 @@ func (d *Datapath) Stats() Stats {
 	return s
 }
 
-// reloadRoutes replaces the route table with the kernel's current one.
-func (d *Datapath) reloadRoutes() error {
-	krs, err := d.rtnl.dumpRoutes(d.table, d.ifindex)
+// reloadRoutes replaces the route table with the kernel's current one and
+// says whether it changed. It also refreshes the MTUs decap.go cuts GRO
+// super-packets to: the TUN device's and the table's.
+func (d *Datapath) reloadRoutes() (bool, error) {
+	all, err := d.rtnl.dumpRoutes(d.table, d.ifindex)
 	if err != nil {
-		return err
+		return false, err
+	}
+	links, err := d.rtnl.dumpLinkMTUs()
+	if err != nil {
+		return false, err
+	}
+	if mtu := links[d.ifindex]; mtu > 0 { // else the device is gone, and the TUN queues say so
+		d.mtu.Store(int32(mtu))
+	}
+	d.egress.Store(buildMTUTable(all, links))
+	var krs []kernelRoute
+	for _, r := range all {
+		if r.oif == d.ifindex {
+			krs = append(krs, r)
+		}
 	}
 	loops := map[uint32]bool{}
 	for _, r := range krs {
@@ -351,13 +436,14 @@ func (d *Datapath) reloadRoutes() error {
 				d.cfg.Device, r.Dst, r.Gateway, d.cfg.Device)
 		}
 	}
-	d.routes.Store(t)
-	return nil
+	old := d.routes.Swap(t)
+	return old == nil || !slices.Equal(old.routes, t.routes), nil
 }
 
-// routeLoop follows RTNLGRP_IPV4_ROUTE. Any event, or a lost one (ENOBUFS),
-// triggers a fresh dump: route changes are rare, and a dump is always right
-// where applying deltas can drift.
+// routeLoop follows route and link events. Any event, or a lost one
+// (ENOBUFS), triggers a fresh dump of routes and MTUs and a check of the
+// receive offload's NAPI settings: changes are rare, and a dump is always
+// right where applying deltas can drift.
 func (d *Datapath) routeLoop() error {
 	rc, err := d.events.SyscallConn()
 	if err != nil {
@@ -392,10 +478,18 @@ func (d *Datapath) routeLoop() error {
 		if err != nil {
 			return fmt.Errorf("read route events: %w", err)
 		}
-		if err := d.reloadRoutes(); err != nil {
+		changed, err := d.reloadRoutes()
+		if err != nil {
 			return fmt.Errorf("reload routes: %w", err)
 		}
-		d.logf("ipip datapath on %s: routes changed, now %d", d.cfg.Device, len(d.routes.Load().routes))
+		if changed {
+			d.logf("ipip datapath on %s: routes changed, now %d", d.cfg.Device, len(d.routes.Load().routes))
+		}
+		for _, g := range d.gro {
+			if _, err := g.tune(); err != nil {
+				d.logf("ipip datapath on %s: receive offload on %s: %v", d.cfg.Device, g.name, err)
+			}
+		}
 	}
 }
 

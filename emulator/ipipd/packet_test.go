@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -313,5 +314,181 @@ func TestCoalesce(t *testing.T) {
 	}
 	if x.t.decapPackets != uint64(len(in)) {
 		t.Errorf("decapsulated %d, want %d", x.t.decapPackets, len(in))
+	}
+}
+
+// TestGROSuperPacket feeds the decapsulator what the raw socket gets behind
+// an underlay device doing GRO: TCP super-packets whose checksum field holds
+// the pseudo-header sum (tcp4_gro_complete). Each must reach "TUN" whole as
+// one TCPv4 GSO packet that segments back into valid MTU-sized segments,
+// after anything of its flow that arrived before it.
+func TestGROSuperPacket(t *testing.T) {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	if err := unix.SetsockoptInt(sp[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	d := &Datapath{cfg: Config{AcceptAnyPeer: true}}
+	d.mtu.Store(1480)
+	x := newDecapper(d, sp[0], true)
+
+	const mss = 1480 - 52 // timestamps: 20 + 32 bytes of headers
+	payload := func(seq uint32, n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte((seq + uint32(i)) * 13)
+		}
+		return b
+	}
+	// gro merges segments as GRO does: one header, the payloads behind it,
+	// PSH from any segment, the checksum left partial.
+	gro := func(flow int, seq uint32, n int, flags byte) []byte {
+		p := tcpPacket("10.78.1.2", "10.78.2.2", uint16(40000+flow), 5201, seq, flags, payload(seq, n))
+		binary.BigEndian.PutUint16(p[36:38], sum16(nil, pseudoSum(p, unix.IPPROTO_TCP, len(p)-20)))
+		return p
+	}
+	seg := func(flow int, seq uint32, n int) []byte {
+		return tcpPacket("10.78.1.2", "10.78.2.2", uint16(40000+flow), 5201, seq, tcpACK, payload(seq, n))
+	}
+	corrupt := seg(3, 100, 1000)
+	corrupt[70] ^= 0xff
+	in := [][]byte{
+		seg(1, 1000, mss),                            // 0: flow 1 head
+		seg(1, 1000+mss, mss),                        // 1: joins 0
+		gro(1, 1000+2*mss, 3*mss+100, tcpACK|tcpPSH), // 2: super-packet: after the chain
+		gro(2, 5000, 2*100, tcpACK),                  // 3: two small segments merged: no GSO needed
+		corrupt,                                      // 4: neither valid nor partial: as it is
+		gro(1, 1000+5*mss+100, 2*mss, tcpACK),        // 5: truncated by the socket: dropped
+	}
+	for i, p := range in {
+		b := x.bufs[i]
+		copy(b, []byte{0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 4, 0, 0, 10, 77, 0, 1, 10, 77, 0, 2})
+		binary.BigEndian.PutUint16(b[2:4], uint16(20+len(p)))
+		copy(b[20:], p)
+		x.msgs[i].Len = uint32(20 + len(p))
+		x.msgs[i].Hdr.Flags = 0
+	}
+	x.msgs[5].Hdr.Flags = unix.MSG_TRUNC
+	if err := x.batch(&routeTable{}, len(in)); err != nil {
+		t.Fatal(err)
+	}
+
+	buf := make([]byte, 1<<17)
+	read := func(what string) (vh, p []byte) {
+		t.Helper()
+		n, err := unix.Read(sp[1], buf)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return slices.Clone(buf[:vnetHdrLen]), slices.Clone(buf[vnetHdrLen:n])
+	}
+	u16 := func(b []byte) int { return int(binary.NativeEndian.Uint16(b)) }
+
+	// The chain of flow 1 comes first, coalesced as before.
+	vh, p := read("chain")
+	if vh[1] != vnetGSOTCPv4 || binary.BigEndian.Uint32(p[24:28]) != 1000 || len(p)-52 != 2*mss {
+		t.Errorf("chain: vnet % x, seq %d, payload %d", vh, binary.BigEndian.Uint32(p[24:28]), len(p)-52)
+	}
+
+	vh, p = read("super-packet")
+	if !bytes.Equal(p, in[2]) {
+		t.Error("super-packet changed on its way to TUN")
+	}
+	if vh[0] != vnetFNeedsCsum || vh[1] != vnetGSOTCPv4 || u16(vh[2:4]) != 52 || u16(vh[4:6]) != mss ||
+		u16(vh[6:8]) != 20 || u16(vh[8:10]) != 16 {
+		t.Errorf("super-packet: vnet header % x, want NEEDS_CSUM, TCPv4 GSO of %d, headers 52, checksum at 20+16", vh, mss)
+	}
+	// Segmented as the kernel's GSO will: MTU-sized segments with valid
+	// checksums, the payload intact, PSH on the last one only.
+	e := newEncapper(&Datapath{}, 0, true)
+	if err := e.segment(p, u16(vh[4:6]), u32("10.77.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if e.n != 4 {
+		t.Fatalf("super-packet segments into %d, want 4", e.n)
+	}
+	var got []byte
+	for i := range e.n {
+		var s []byte
+		for _, v := range e.iovs[2*i : 2*i+int(e.msgs[i].Hdr.Iovlen)] {
+			s = append(s, iovBytes(v)...)
+		}
+		s = s[outerLen:]
+		if len(s) > 1480 || !validTCP(s) || (s[33]&tcpPSH != 0) != (i == 3) {
+			t.Errorf("segment %d: %d bytes, valid %v, flags %#x", i, len(s), validTCP(s), s[33])
+		}
+		got = append(got, s[52:]...)
+	}
+	if !bytes.Equal(got, payload(1000+2*mss, 3*mss+100)) {
+		t.Error("segments do not reassemble to the super-packet's payload")
+	}
+
+	vh, p = read("small super-packet")
+	if vh[0] != vnetFNeedsCsum || vh[1] != vnetGSONone || u16(vh[6:8]) != 20 || u16(vh[8:10]) != 16 {
+		t.Errorf("small super-packet: vnet header % x, want NEEDS_CSUM without GSO", vh)
+	}
+	if !completeChecksum(p, 20, 16) || !validTCP(p) {
+		t.Error("small super-packet: checksum does not complete")
+	}
+
+	vh, p = read("corrupt")
+	if vh[0] != 0 || vh[1] != vnetGSONone || !bytes.Equal(p, corrupt) {
+		t.Errorf("corrupt packet: vnet header % x, changed %v; want it passed on unvouched for", vh, !bytes.Equal(p, corrupt))
+	}
+	if n, _, err := unix.Recvfrom(sp[1], buf, unix.MSG_DONTWAIT); err == nil {
+		t.Errorf("unexpected extra write of %d bytes (the truncated packet?)", n)
+	}
+	if x.t.groPackets != 2 || x.t.truncated != 1 || x.t.decapPackets != 2+4+1+1 {
+		t.Errorf("counted %d super-packets, %d truncated, %d packets; want 2, 1, 8", x.t.groPackets, x.t.truncated, x.t.decapPackets)
+	}
+}
+
+// TestMTUTable checks the MTUs super-packets are cut to: the longest
+// matching route's mtu metric, else its device's, the lowest metric
+// winning, never more than tunl0's.
+func TestMTUTable(t *testing.T) {
+	links := map[int]int{1: 1500, 2: 1450, 3: 1480, 4: 9000}
+	tbl := buildMTUTable([]kernelRoute{
+		{dst: 0, bits: 0, oif: 4},                              // default via a jumbo device
+		{dst: u32("10.78.2.0"), bits: 24, oif: 2},              // pods behind the bridge
+		{dst: u32("10.78.3.0"), bits: 24, oif: 1, mtu: 1400},   // mtu metric
+		{dst: u32("10.78.4.0"), bits: 24, oif: 1, metric: 100}, // loses to the next
+		{dst: u32("10.78.4.0"), bits: 24, oif: 2, metric: 10},
+		{dst: u32("10.78.5.0"), bits: 24, oif: 7}, // device unknown: no entry
+	}, links)
+	for _, tc := range []struct {
+		dst  string
+		want int
+	}{
+		{"10.78.2.9", 1450}, {"10.78.3.9", 1400}, {"10.78.4.9", 1450}, {"10.78.5.9", 9000}, {"192.0.2.1", 9000},
+	} {
+		if got := tbl.lookup(u32(tc.dst)); got != tc.want {
+			t.Errorf("lookup(%s) = %d, want %d", tc.dst, got, tc.want)
+		}
+	}
+	if (*mtuTable)(nil).lookup(1) != 0 {
+		t.Error("nil table answers")
+	}
+
+	d := &Datapath{}
+	x := newDecapper(d, -1, true)
+	x.mtu, x.egress = 1480, tbl
+	for _, tc := range []struct {
+		dst string
+		mss int
+	}{
+		{"10.78.2.2", 1450 - 52}, // the pods' MTU is smaller than tunl0's
+		{"192.0.2.1", 1480 - 52}, // tunl0's is the smaller
+	} {
+		p := tcpPacket("10.78.1.2", tc.dst, 1, 2, 3, tcpACK, make([]byte, 5000))
+		var r rxPkt
+		x.aggregate(&r, p, 52)
+		if r.mss != tc.mss || r.plen != 5000 {
+			t.Errorf("to %s: mss %d, payload %d; want %d, 5000", tc.dst, r.mss, r.plen, tc.mss)
+		}
 	}
 }

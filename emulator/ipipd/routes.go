@@ -1,6 +1,7 @@
 package ipipd
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,12 +73,14 @@ func (t *routeTable) acceptPeer(src uint32) bool {
 	return ok && nh.gw == 0
 }
 
-// kernelRoute is a tunl0 route parsed from a netlink message.
+// kernelRoute is an IPv4 unicast route parsed from a netlink message.
 type kernelRoute struct {
 	dst    uint32
 	bits   uint8
 	gw     uint32
 	metric uint32
+	oif    int // output device
+	mtu    int // the route's mtu metric; 0 for the device's MTU
 }
 
 func buildTable(krs []kernelRoute, loops map[uint32]bool) *routeTable {
@@ -123,18 +126,21 @@ func addr4(a uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// rtnlClient asks the kernel about routes over a blocking route-netlink
-// socket opened in the datapath's namespace.
-type rtnlClient struct {
+// nlClient asks the kernel questions over a blocking netlink socket opened
+// in the datapath's namespace: route netlink for routes and links, generic
+// netlink for NAPI settings (gro.go).
+type nlClient struct {
 	fd  int
 	seq uint32
 	buf []byte
 }
 
-func openRTNL() (*rtnlClient, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+func openRTNL() (*nlClient, error) { return openNetlink(unix.NETLINK_ROUTE, "route") }
+
+func openNetlink(proto int, what string) (*nlClient, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
-		return nil, fmt.Errorf("open route netlink socket: %w", err)
+		return nil, fmt.Errorf("open %s netlink socket: %w", what, err)
 	}
 	// A wedged kernel answer must not hang the datapath forever.
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
@@ -144,18 +150,18 @@ func openRTNL() (*rtnlClient, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("bind route netlink socket: %w", err)
+		return nil, fmt.Errorf("bind %s netlink socket: %w", what, err)
 	}
-	return &rtnlClient{fd: fd, buf: make([]byte, 1<<16)}, nil
+	return &nlClient{fd: fd, buf: make([]byte, 1<<16)}, nil
 }
 
-func (c *rtnlClient) Close() error { return unix.Close(c.fd) }
+func (c *nlClient) Close() error { return unix.Close(c.fd) }
 
 var errDumpInterrupted = errors.New("dump interrupted")
 
 // request sends one request of type typ and collects the answers; onMsg
 // sees every answer that is not a netlink control message.
-func (c *rtnlClient) request(typ, flags uint16, body []byte, onMsg func(*syscall.NetlinkMessage) error) error {
+func (c *nlClient) request(typ, flags uint16, body []byte, onMsg func(*syscall.NetlinkMessage) error) error {
 	c.seq++
 	msg := make([]byte, unix.NLMSG_HDRLEN+len(body))
 	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
@@ -213,9 +219,9 @@ func (c *rtnlClient) request(typ, flags uint16, body []byte, onMsg func(*syscall
 	}
 }
 
-// dumpRoutes lists the IPv4 unicast routes of table whose output device is
-// ifindex.
-func (c *rtnlClient) dumpRoutes(table uint32, ifindex int) ([]kernelRoute, error) {
+// dumpRoutes lists the IPv4 unicast routes of table. A multipath route is
+// listed with its next hop through ifindex if it has one, else its first.
+func (c *nlClient) dumpRoutes(table uint32, ifindex int) ([]kernelRoute, error) {
 	var out []kernelRoute
 	body := make([]byte, unix.SizeofRtMsg)
 	body[0] = unix.AF_INET
@@ -238,7 +244,7 @@ func (c *rtnlClient) dumpRoutes(table uint32, ifindex int) ([]kernelRoute, error
 
 // routeDevice asks the kernel which device it would send a packet to dst
 // through (`ip route get`).
-func (c *rtnlClient) routeDevice(dst uint32) (int, error) {
+func (c *nlClient) routeDevice(dst uint32) (int, error) {
 	body := make([]byte, unix.SizeofRtMsg, unix.SizeofRtMsg+8)
 	body[0] = unix.AF_INET
 	body[1] = 32
@@ -263,34 +269,80 @@ func (c *rtnlClient) routeDevice(dst uint32) (int, error) {
 	return oif, err
 }
 
-// linkState returns the interface flags and RFC 2863 operational state
-// (IF_OPER_*) of ifindex.
-func (c *rtnlClient) linkState(ifindex int) (flags uint32, oper uint8, err error) {
+// link is what the datapath wants to know about a network device.
+type link struct {
+	flags uint32 // IFF_*
+	oper  uint8  // RFC 2863 operational state (IF_OPER_*)
+	kind  string // IFLA_INFO_KIND: "veth", "tun", ...; empty for a device without rtnl_link_ops
+}
+
+// link describes the device ifindex.
+func (c *nlClient) link(ifindex int) (link, error) {
+	var l link
 	body := make([]byte, unix.SizeofIfInfomsg)
 	body[0] = unix.AF_UNSPEC
 	binary.NativeEndian.PutUint32(body[4:8], uint32(ifindex))
-	err = c.request(unix.RTM_GETLINK, 0, body, func(m *syscall.NetlinkMessage) error {
+	err := c.request(unix.RTM_GETLINK, 0, body, func(m *syscall.NetlinkMessage) error {
 		if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
 			return nil
 		}
-		flags = binary.NativeEndian.Uint32(m.Data[8:12])
+		l.flags = binary.NativeEndian.Uint32(m.Data[8:12])
 		attrs, err := syscall.ParseNetlinkRouteAttr(m)
 		if err != nil {
 			return err
 		}
 		for _, a := range attrs {
-			if a.Attr.Type == unix.IFLA_OPERSTATE && len(a.Value) >= 1 {
-				oper = a.Value[0]
+			switch a.Attr.Type {
+			case unix.IFLA_OPERSTATE:
+				if len(a.Value) >= 1 {
+					l.oper = a.Value[0]
+				}
+			case unix.IFLA_LINKINFO:
+				forAttrs(a.Value, func(typ uint16, v []byte) {
+					if typ == unix.IFLA_INFO_KIND {
+						l.kind = string(bytes.TrimRight(v, "\x00"))
+					}
+				})
 			}
 		}
 		return nil
 	})
-	return flags, oper, err
+	return l, err
 }
 
-// appendRoute adds m to out if it is an IPv4 unicast route in table out of
-// ifindex. Multipath routes contribute their first next hop on ifindex: the
-// kernel would hash flows over them, Calico never installs them.
+// forAttrs calls fn for each netlink attribute in b (type without the
+// nested and byte-order flags).
+func forAttrs(b []byte, fn func(typ uint16, v []byte)) {
+	for len(b) >= unix.SizeofNlAttr {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < unix.SizeofNlAttr || l > len(b) {
+			return
+		}
+		fn(binary.NativeEndian.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[unix.SizeofNlAttr:l])
+		b = b[min(len(b), (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1)):]
+	}
+}
+
+// appendAttr appends a netlink attribute to b.
+func appendAttr(b []byte, typ uint16, v []byte) []byte {
+	l := unix.SizeofNlAttr + len(v)
+	b = binary.NativeEndian.AppendUint16(b, uint16(l))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, v...)
+	for len(b)%unix.NLA_ALIGNTO != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+func appendAttrU32(b []byte, typ uint16, v uint32) []byte {
+	return appendAttr(b, typ, binary.NativeEndian.AppendUint32(nil, v))
+}
+
+// appendRoute adds m to out if it is an IPv4 unicast route in table.
+// Multipath routes contribute their first next hop on ifindex, or else
+// their first: the kernel would hash flows over them, Calico never
+// installs them.
 func appendRoute(out []kernelRoute, m *syscall.NetlinkMessage, table uint32, ifindex int) []kernelRoute {
 	if len(m.Data) < unix.SizeofRtMsg {
 		return out
@@ -309,8 +361,6 @@ func appendRoute(out []kernelRoute, m *syscall.NetlinkMessage, table uint32, ifi
 	}
 	r := kernelRoute{bits: dstLen}
 	tbl := uint32(rtTable)
-	oif := 0
-	found := false
 	for _, a := range attrs {
 		switch a.Attr.Type {
 		case unix.RTA_TABLE:
@@ -327,56 +377,139 @@ func appendRoute(out []kernelRoute, m *syscall.NetlinkMessage, table uint32, ifi
 			}
 		case unix.RTA_OIF:
 			if len(a.Value) >= 4 {
-				oif = int(binary.NativeEndian.Uint32(a.Value))
+				r.oif = int(binary.NativeEndian.Uint32(a.Value))
 			}
 		case unix.RTA_PRIORITY:
 			if len(a.Value) >= 4 {
 				r.metric = binary.NativeEndian.Uint32(a.Value)
 			}
+		case unix.RTA_METRICS:
+			forAttrs(a.Value, func(typ uint16, v []byte) {
+				if typ == unix.RTAX_MTU && len(v) >= 4 {
+					r.mtu = int(binary.NativeEndian.Uint32(v))
+				}
+			})
 		case unix.RTA_MULTIPATH:
-			if gw, ok := multipathHop(a.Value, ifindex); ok && !found {
-				r.gw, oif, found = gw, ifindex, true
+			if gw, oif, ok := multipathHop(a.Value, ifindex); ok {
+				r.gw, r.oif = gw, oif
 			}
 		}
 	}
-	if tbl != table || oif != ifindex {
+	if tbl != table {
 		return out
 	}
 	r.dst &= mask(r.bits)
 	return append(out, r)
 }
 
-// multipathHop returns the gateway of the first rtnexthop in b that leaves
-// through ifindex.
-func multipathHop(b []byte, ifindex int) (uint32, bool) {
+// multipathHop returns the gateway and device of the first rtnexthop in b
+// that leaves through ifindex, or else of the first one.
+func multipathHop(b []byte, ifindex int) (gw uint32, oif int, ok bool) {
 	for len(b) >= unix.SizeofRtNexthop {
 		l := int(binary.NativeEndian.Uint16(b[0:2]))
 		if l < unix.SizeofRtNexthop || l > len(b) {
-			return 0, false
+			break
 		}
 		idx := int(int32(binary.NativeEndian.Uint32(b[4:8])))
-		if idx == ifindex {
-			gw := uint32(0)
-			attrs := b[unix.SizeofRtNexthop:l]
-			for len(attrs) >= 4 {
-				al := int(binary.NativeEndian.Uint16(attrs[0:2]))
-				at := binary.NativeEndian.Uint16(attrs[2:4])
-				if al < 4 || al > len(attrs) {
-					break
-				}
-				if at == unix.RTA_GATEWAY && al == 8 {
-					gw = binary.BigEndian.Uint32(attrs[4:8])
-				}
-				attrs = attrs[min(len(attrs), (al+3)&^3):]
+		var hopGW uint32
+		forAttrs(b[unix.SizeofRtNexthop:l], func(typ uint16, v []byte) {
+			if typ == unix.RTA_GATEWAY && len(v) == 4 {
+				hopGW = binary.BigEndian.Uint32(v)
 			}
-			return gw, true
+		})
+		if idx == ifindex {
+			return hopGW, idx, true
+		}
+		if !ok {
+			gw, oif, ok = hopGW, idx, true
 		}
 		b = b[min(len(b), (l+3)&^3):]
 	}
-	return 0, false
+	return gw, oif, ok
 }
 
-// openRouteEvents subscribes to RTNLGRP_IPV4_ROUTE in the current namespace.
+// dumpLinkMTUs returns the MTU of every device, by index.
+func (c *nlClient) dumpLinkMTUs() (map[int]int, error) {
+	mtus := map[int]int{}
+	body := make([]byte, unix.SizeofIfInfomsg)
+	body[0] = unix.AF_UNSPEC
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		clear(mtus)
+		err = c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, body, func(m *syscall.NetlinkMessage) error {
+			if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+				return nil
+			}
+			idx := int(int32(binary.NativeEndian.Uint32(m.Data[4:8])))
+			forAttrs(m.Data[unix.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+				if typ == unix.IFLA_MTU && len(v) >= 4 {
+					mtus[idx] = int(binary.NativeEndian.Uint32(v))
+				}
+			})
+			return nil
+		})
+		if !errors.Is(err, errDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dump links: %w", err)
+	}
+	return mtus, nil
+}
+
+// mtuTable is the MTU the node's routing table puts on the way to each
+// destination (the route's mtu metric, else its device's), for cutting GRO
+// super-packets into segments the node can forward (decap.go).
+type mtuTable struct {
+	lens  []uint8
+	byLen [33]map[uint32]int
+}
+
+func buildMTUTable(krs []kernelRoute, links map[int]int) *mtuTable {
+	best := map[[2]uint32]kernelRoute{}
+	for _, r := range krs {
+		k := [2]uint32{r.dst, uint32(r.bits)}
+		if old, ok := best[k]; !ok || r.metric < old.metric {
+			best[k] = r
+		}
+	}
+	t := &mtuTable{}
+	for k, r := range best {
+		mtu := r.mtu
+		if mtu == 0 {
+			mtu = links[r.oif]
+		}
+		if mtu == 0 {
+			continue
+		}
+		l := uint8(k[1])
+		if t.byLen[l] == nil {
+			t.byLen[l] = map[uint32]int{}
+			t.lens = append(t.lens, l)
+		}
+		t.byLen[l][k[0]] = mtu
+	}
+	slices.SortFunc(t.lens, func(a, b uint8) int { return int(b) - int(a) })
+	return t
+}
+
+// lookup returns the MTU towards dst, 0 if no route is known.
+func (t *mtuTable) lookup(dst uint32) int {
+	if t == nil {
+		return 0
+	}
+	for _, l := range t.lens {
+		if mtu, ok := t.byLen[l][dst&mask(l)]; ok {
+			return mtu
+		}
+	}
+	return 0
+}
+
+// openRouteEvents subscribes to RTNLGRP_IPV4_ROUTE and RTNLGRP_LINK in the
+// current namespace: route changes change the table, link changes the
+// tunnel MTU and, when a device goes down and up, its NAPI settings (gro.go).
 // The socket is non-blocking so the Go poller can wait on it and a deadline
 // can wake it at shutdown.
 func openRouteEvents() (*os.File, error) {
@@ -384,9 +517,9 @@ func openRouteEvents() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open route event socket: %w", err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_IPV4_ROUTE}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_LINK}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("subscribe to route events: %w", err)
+		return nil, fmt.Errorf("subscribe to route and link events: %w", err)
 	}
-	return os.NewFile(uintptr(fd), "rtnetlink-ipv4-route"), nil
+	return os.NewFile(uintptr(fd), "rtnetlink-events"), nil
 }

@@ -4,18 +4,24 @@ import "sync/atomic"
 
 // Stats is a snapshot of the datapath for `labctl status`.
 type Stats struct {
-	Device  string  `json:"device"`
-	Queues  int     `json:"queues"`  // TUN queues attached (1 when the device is not multi_queue)
-	Offload bool    `json:"offload"` // TSO super-packets read from TUN, coalesced TCP written to it
-	Routes  []Route `json:"routes"`  // the tunl0 routes in effect
+	Device  string `json:"device"`
+	Queues  int    `json:"queues"`  // TUN queues attached (1 when the device is not multi_queue)
+	Offload bool   `json:"offload"` // TSO super-packets read from TUN, coalesced TCP written to it
+	// GRO lists the underlay devices whose receive path merges IPIP TCP
+	// into super-packets (Config.NoGRO).
+	GRO    []string `json:"gro,omitempty"`
+	Routes []Route  `json:"routes"` // the tunl0 routes in effect
 
 	// Encapsulated: packets read from TUN and sent as IPIP (a TSO
 	// super-packet counts once per wire segment); bytes are inner bytes.
 	EncapPackets uint64 `json:"encapPackets"`
 	EncapBytes   uint64 `json:"encapBytes"`
 	// Decapsulated: IPIP packets received and written to TUN; inner bytes.
+	// A GRO super-packet counts once per segment it is cut into again.
 	DecapPackets uint64 `json:"decapPackets"`
 	DecapBytes   uint64 `json:"decapBytes"`
+	// GROPackets counts the super-packets received from the kernel's GRO.
+	GROPackets uint64 `json:"groPackets"`
 
 	Drops Drops `json:"drops"`
 
@@ -39,6 +45,7 @@ type Drops struct {
 	UnknownPeer uint64 `json:"unknownPeer"` // outer source is not a tunnel peer
 	ECN         uint64 `json:"ecn"`         // outer CE over a not-ECT inner packet (RFC 6040)
 	WriteError  uint64 `json:"writeError"`  // TUN refused the inner packet (device down)
+	Truncated   uint64 `json:"truncated"`   // larger than 64 KiB (GRO beyond it: gro_ipv4_max_size)
 }
 
 // counters are the live, shared counterparts of Stats. Packet loops tally
@@ -46,15 +53,17 @@ type Drops struct {
 // atomic operations.
 type counters struct {
 	encapPackets, encapBytes, decapPackets, decapBytes atomic.Uint64
+	groPackets                                         atomic.Uint64
 	noRoute, notIPv4, loop, tooBig, sendError          atomic.Uint64
-	malformed, unknownPeer, ecn, writeError            atomic.Uint64
+	malformed, unknownPeer, ecn, writeError, truncated atomic.Uint64
 	tunReads, tunWrites, sendCalls, recvCalls          atomic.Uint64
 }
 
 type tally struct {
 	encapPackets, encapBytes, decapPackets, decapBytes uint64
+	groPackets                                         uint64
 	noRoute, notIPv4, loop, tooBig, sendError          uint64
-	malformed, unknownPeer, ecn, writeError            uint64
+	malformed, unknownPeer, ecn, writeError, truncated uint64
 	tunReads, tunWrites, sendCalls, recvCalls          uint64
 }
 
@@ -71,6 +80,7 @@ func (t *tally) flush(c *counters) {
 	add(&c.encapBytes, &t.encapBytes)
 	add(&c.decapPackets, &t.decapPackets)
 	add(&c.decapBytes, &t.decapBytes)
+	add(&c.groPackets, &t.groPackets)
 	add(&c.noRoute, &t.noRoute)
 	add(&c.notIPv4, &t.notIPv4)
 	add(&c.loop, &t.loop)
@@ -80,6 +90,7 @@ func (t *tally) flush(c *counters) {
 	add(&c.unknownPeer, &t.unknownPeer)
 	add(&c.ecn, &t.ecn)
 	add(&c.writeError, &t.writeError)
+	add(&c.truncated, &t.truncated)
 	add(&c.tunReads, &t.tunReads)
 	add(&c.tunWrites, &t.tunWrites)
 	add(&c.sendCalls, &t.sendCalls)
@@ -91,6 +102,7 @@ func (c *counters) snapshot(s *Stats) {
 	s.EncapBytes = c.encapBytes.Load()
 	s.DecapPackets = c.decapPackets.Load()
 	s.DecapBytes = c.decapBytes.Load()
+	s.GROPackets = c.groPackets.Load()
 	s.Drops = Drops{
 		NoRoute:     c.noRoute.Load(),
 		NotIPv4:     c.notIPv4.Load(),
@@ -101,6 +113,7 @@ func (c *counters) snapshot(s *Stats) {
 		UnknownPeer: c.unknownPeer.Load(),
 		ECN:         c.ecn.Load(),
 		WriteError:  c.writeError.Load(),
+		Truncated:   c.truncated.Load(),
 	}
 	s.TUNReads = c.tunReads.Load()
 	s.TUNWrites = c.tunWrites.Load()

@@ -23,7 +23,7 @@ import (
 var streamFor = flag.Duration("ipipd.stream", time.Second, "how long TestThroughput streams per mode")
 
 // TestThroughput measures one TCP stream from pod1 to pod2 through both
-// datapaths and logs Gbit/s, with and without TUN offloads. It asserts
+// datapaths and logs Gbit/s, with and without TUN offloads and receive GRO. It asserts
 // nothing about the speed (timings are never asserted in unit tests), only
 // that the stream arrives.
 func TestThroughput(t *testing.T) {
@@ -35,6 +35,7 @@ func TestThroughput(t *testing.T) {
 		cfg  Config
 	}{
 		{"offload", Config{}},
+		{"offload-nogro", Config{NoGRO: true}},
 		{"plain", Config{NoOffload: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +135,7 @@ func BenchmarkTCPStream(b *testing.B) {
 		cfg  Config
 	}{
 		{"offload", Config{}},
+		{"offload-nogro", Config{NoGRO: true}},
 		{"plain", Config{NoOffload: true}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
