@@ -1,0 +1,77 @@
+// Package workload runs the containers of lab pods: processes in their pod's
+// network namespace (so containers of a pod share localhost), with the pod
+// name as hostname, Kubernetes-style restart policies, requests and limits
+// mapped onto cgroups the way the kubelet maps them, per-container logs,
+// exec, and builtin workloads (web-server, echo-server, client) compiled
+// into the labctl binary so a lab needs nothing installed on the host.
+//
+// # API
+//
+//	shim, err := workload.StartPod(ctx, workload.PodSpec{...}, workload.Options{})
+//	err = workload.StopPod(shim, grace)          // or StopPods(shims, grace)
+//	st, err := workload.ReadStatus(stateDir)     // phase, containers (Summary()), restarts, exit codes, cgroup driver
+//	err = workload.Exec(workload.ExecOptions{...}) // replaces the process; returns only on error
+//	err = workload.Logs(ctx, w, stateDir, container, follow)
+//	err = workload.SweepLab(lab, "")             // last resort when the lab's Shims are lost
+//	cpu, err := quantity.ParseCPU("100m"); mem, err := quantity.ParseMemory("200Mi")
+//	d, err := workload.DetectCgroups("")         // d.String(): which cgroup interface is in use
+//
+// # Wiring into labctl
+//
+// main() must first give the binary's other parts their turn, before any
+// flag parsing:
+//
+//	if code, handled := workload.Main(); handled {
+//		os.Exit(code)
+//	}
+//
+// Lab lifecycle: `up` calls StartPod for each pod with containers after the
+// network is applied (the pod's namespace exists and has its addresses),
+// and stores the returned Shim in the lab record; on a failed or
+// interrupted up, StopPod the pods already started. `down` calls StopPods
+// with the records' Shims before deleting namespaces (a supervisor whose
+// namespace disappears stops by itself within a second, but down should not
+// rely on it), and SweepLab(lab) when the record is lost. `status` reads
+// ReadStatus per pod. `exec POD -c C -- CMD` calls Exec (default container:
+// DefaultContainer), `logs POD -c C [-f]` calls Logs.
+//
+// # Processes
+//
+// Each pod has one supervisor process, "labctl-shim <lab>/<pod>": the pause
+// container and containerd-shim in one. StartPod starts it detached (own
+// session, so it survives the `labctl up` that started it) in the pod's
+// network namespace and a new UTS namespace. It starts every container as
+// "labctl-init", which joins the container's cgroups, enters the root
+// filesystem if there is one, and executes the command or runs the builtin
+// in place. Containers die with their supervisor (PR_SET_PDEATHSIG), the
+// supervisor adopts their orphans (PR_SET_CHILD_SUBREAPER), and everything
+// of a pod lives in its cgroups, which StopPod empties with SIGKILL as a
+// last step, so no process outlives its lab. PIDs are always recorded with
+// their start time and signalled through pidfds, so a reused PID is never
+// hit.
+//
+// # Files
+//
+// StateDir (one per pod) holds _pod.json (the spec), _status.json (written
+// by the supervisor, replaced atomically), <container>.log (stdout and
+// stderr, across restarts), _shim.log, and bin/ (applet links curl and ping
+// to the labctl binary, first in the PATH of builtin containers, last in
+// others'; Options.AppletDir can share one directory between pods).
+//
+// # Cgroups
+//
+// <hierarchy>/labctl/<lab>/<pod>/<container> and .../<pod>/_shim. cgroup v2
+// when its root offers the cpu and memory controllers (cpu request ->
+// cpu.weight, limit -> cpu.max, memory request -> memory.low, limit ->
+// memory.max), else cgroup v1 (cpu.shares, cpu.cfs_quota_us/
+// cpu.cfs_period_us, memory.soft_limit_in_bytes, memory.limit_in_bytes),
+// mounting the v1 hierarchies under /run/labctl/cgroup if nobody has,
+// else none (limits refused, processes tracked by PID only). As the kubelet
+// does, a limit without a request requests the limit, BestEffort containers
+// get cpu.shares 2, and the pod cgroup gets the sum of the requests (and of
+// the CPU limits, when every container has one). ReadStatus says which
+// driver is in use and lists the values written, per pod and per container.
+//
+// Requires Linux 5.3 (pidfd_open); exec into containers uses setns on a
+// pidfd from 5.8 and /proc/PID/ns before.
+package workload

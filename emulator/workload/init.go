@@ -1,0 +1,200 @@
+package workload
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Container init is the labctl binary in the container's first moments: it
+// joins the container's cgroups (before anything is allocated that should
+// count), enters its root filesystem, changes to the working directory and
+// executes the command, or runs the builtin in place. It reports failure on
+// fd 3; fd 3 is close-on-exec, so a successful exec reports success by EOF.
+
+func runInit() int {
+	ready := os.NewFile(3, "ready")
+	var cfg initConfig
+	err := json.Unmarshal([]byte(os.Getenv(envInit)), &cfg)
+	os.Unsetenv(envRole)
+	os.Unsetenv(envInit)
+	if err != nil {
+		return initFailed(ready, fmt.Errorf("read init config: %w", err))
+	}
+	for _, dir := range cfg.Cgroups {
+		if err := writeProcs(dir, os.Getpid()); err != nil {
+			return initFailed(ready, err)
+		}
+	}
+	if cfg.RootFS != "" {
+		if err := enterRootFS(cfg.RootFS); err != nil {
+			return initFailed(ready, fmt.Errorf("root filesystem %s: %w", cfg.RootFS, err))
+		}
+	}
+	wd := cfg.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := os.Chdir(wd); err != nil {
+		return initFailed(ready, fmt.Errorf("working directory: %w", err))
+	}
+	if cfg.Builtin != "" {
+		os.Clearenv()
+		for _, kv := range cfg.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
+		return runBuiltin(&cfg, ready)
+	}
+	path, err := lookPath(cfg.Argv[0], envValue(cfg.Env, "PATH"), "/")
+	if err != nil {
+		return initFailed(ready, err)
+	}
+	unix.CloseOnExec(3)
+	err = unix.Exec(path, cfg.Argv, cfg.Env)
+	return initFailed(ready, fmt.Errorf("exec %s: %w", cfg.Argv[0], err))
+}
+
+func initFailed(ready *os.File, err error) int {
+	fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+	_, _ = ready.WriteString("E" + err.Error())
+	ready.Close()
+	return 127
+}
+
+func envValue(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath finds file in path the way execvp does, inside root (a directory
+// on this host that a process will chroot to, or "/"), and returns the path
+// as seen from inside root.
+func lookPath(file, path, root string) (string, error) {
+	if strings.Contains(file, "/") {
+		if err := executable(filepath.Join(root, file)); err != nil {
+			return "", fmt.Errorf("exec %s: %w", file, err)
+		}
+		return file, nil
+	}
+	if path == "" {
+		path = defaultPath
+	}
+	var firstErr error
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		err := executable(filepath.Join(root, p))
+		if err == nil {
+			return p, nil
+		}
+		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return "", fmt.Errorf("exec %s: %w", file, firstErr)
+	}
+	return "", fmt.Errorf("exec %q: executable file not found in $PATH (%s)", file, path)
+}
+
+// executable resolves symlinks that point outside root only as far as the
+// host allows; inside a root filesystem that is good enough to tell a
+// missing program from a present one.
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory", p)
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s: %w", p, fs.ErrPermission)
+	}
+	return nil
+}
+
+// enterRootFS makes root the root of this process's mount namespace (a new
+// one: the supervisor forked us with CLONE_NEWNS) with fresh /proc, /dev and
+// /sys, the way runc prepares a container's root. Every mount made here is
+// private to the namespace, so nothing propagates back to the host.
+func enterRootFS(root string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	// pivot_root needs the new root to be a mount point.
+	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind mount: %w", err)
+	}
+	mounts := []struct {
+		target, fstype, data string
+		flags                uintptr
+	}{
+		{"proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"dev", "tmpfs", "mode=755,size=64k", unix.MS_NOSUID | unix.MS_STRICTATIME},
+		{"sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY},
+	}
+	for _, m := range mounts {
+		dir := filepath.Join(root, m.target)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.fstype, dir, m.fstype, m.flags, m.data); err != nil {
+			return fmt.Errorf("mount %s on /%s: %w", m.fstype, m.target, err)
+		}
+	}
+	if err := populateDev(filepath.Join(root, "dev")); err != nil {
+		return err
+	}
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	// The old root is now stacked under the new one; detach it so the
+	// container cannot reach the host's files.
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the host's root: %w", err)
+	}
+	return os.Chdir("/")
+}
+
+// populateDev creates the device nodes programs expect.
+func populateDev(dev string) error {
+	nodes := []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
+	for _, n := range nodes {
+		if err := unix.Mknod(filepath.Join(dev, n.name), unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			return fmt.Errorf("mknod /dev/%s: %w", n.name, err)
+		}
+		// mknod honours the umask; the nodes must be usable by everyone.
+		_ = os.Chmod(filepath.Join(dev, n.name), 0o666)
+	}
+	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"pts", "shm"} {
+		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}

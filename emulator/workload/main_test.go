@@ -1,0 +1,387 @@
+package workload
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/kernel"
+)
+
+// The test binary is also the labctl binary of these tests: StartPod
+// re-executes it as supervisor, container init, builtins and applets, and
+// containers run it with WLTEST_ROLE set to play a test program.
+
+// Everything a test creates is named wltest-<pid>-<random>: namespaces, lab
+// names (and so cgroups). TestMain checks that none is left.
+var testPrefix = fmt.Sprintf("wltest-%d-", os.Getpid())
+
+func TestMain(m *testing.M) {
+	if code, ok := Main(); ok {
+		os.Exit(code)
+	}
+	if role := os.Getenv("WLTEST_ROLE"); role != "" {
+		os.Exit(testRole(role))
+	}
+	code := m.Run()
+	if code == 0 {
+		code = checkLeftovers()
+	}
+	os.Exit(code)
+}
+
+// checkLeftovers fails the run if a namespace or cgroup of this run exists.
+func checkLeftovers() int {
+	entries, _ := os.ReadDir(kernel.NetnsDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), testPrefix) {
+			fmt.Fprintf(os.Stderr, "leak: namespace %s left behind\n", e.Name())
+			return 1
+		}
+	}
+	// Supervisors and containers carry "<lab>/<pod>" in their titles.
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+		if strings.HasPrefix(string(b), "labctl-") && strings.Contains(string(b), testPrefix) {
+			fmt.Fprintf(os.Stderr, "leak: process %s %q left behind\n", p.Name(), strings.ReplaceAll(string(b), "\x00", " "))
+			return 1
+		}
+	}
+	if d, err := DetectCgroups(CgroupAuto); err == nil {
+		for _, h := range d.hierarchies() {
+			entries, _ := os.ReadDir(filepath.Join(h, CgroupRoot))
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), testPrefix) {
+					fmt.Fprintf(os.Stderr, "leak: cgroup %s left behind\n", filepath.Join(h, CgroupRoot, e.Name()))
+					return 1
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// testRole plays a program for a container.
+func testRole(role string) int {
+	switch role {
+	case "sleep":
+		select {}
+	case "busy":
+		for {
+		}
+	case "exit":
+		ms, _ := strconv.Atoi(os.Getenv("WLTEST_DELAY_MS"))
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		code, _ := strconv.Atoi(os.Getenv("WLTEST_CODE"))
+		fmt.Printf("exiting with %d\n", code)
+		return code
+	case "alloc":
+		// Touch memory a MiB at a time until the OOM killer stops us.
+		var hold [][]byte
+		for i := 1; i <= 1024; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			hold = append(hold, b)
+			if i%16 == 0 {
+				fmt.Printf("allocated %d MiB\n", i)
+			}
+		}
+		fmt.Println("allocated 1 GiB without being stopped")
+		return 0
+	case "report":
+		host, _ := os.Hostname()
+		wd, _ := os.Getwd()
+		fmt.Printf("hostname=%s\ncwd=%s\n", host, wd)
+		for _, k := range []string{"FOO", "REF", "POD_IP", "POD_NAME", "HOSTNAME", "PATH", "EXTRA"} {
+			fmt.Printf("%s=%s\n", k, os.Getenv(k))
+		}
+		entries, _ := os.ReadDir("/")
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		fmt.Printf("root=%s\n", strings.Join(names, ","))
+		if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+			fmt.Printf("cgroup=%s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ";"))
+		}
+		if os.Getenv("WLTEST_SLEEP") != "" {
+			select {}
+		}
+		return 0
+	case "stubborn":
+		// Ignores SIGTERM, and leaves behind a grandchild that escaped its
+		// process group, as a daemon does.
+		signal.Ignore(syscall.SIGTERM)
+		if os.Getenv("WLTEST_CHILD") == "" {
+			cmd := exec.Command("/proc/self/exe")
+			cmd.Env = append(os.Environ(), "WLTEST_CHILD=1")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := cmd.Start(); err != nil {
+				fmt.Println("start child:", err)
+				return 1
+			}
+			st, _ := ProcessStartTime(cmd.Process.Pid)
+			fmt.Printf("child=%d start=%d\n", cmd.Process.Pid, st)
+		}
+		select {}
+	case "startpod":
+		// `labctl up` in miniature: start a pod, print its Shim, exit.
+		var spec PodSpec
+		if err := json.Unmarshal([]byte(os.Getenv("WLTEST_SPEC")), &spec); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 98
+		}
+		shim, err := StartPod(context.Background(), spec, testOptions())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		b, _ := json.Marshal(shim)
+		fmt.Println(string(b))
+		return 0
+	case "exec":
+		var opts ExecOptions
+		if err := json.Unmarshal([]byte(os.Getenv("WLTEST_EXEC")), &opts); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 98
+		}
+		err := Exec(opts)
+		fmt.Fprintln(os.Stderr, "exec failed:", err)
+		return 99
+	}
+	fmt.Fprintf(os.Stderr, "unknown WLTEST_ROLE %q\n", role)
+	return 2
+}
+
+// needRoot skips a test that must create namespaces, unless CI demands root.
+func needRoot(t testing.TB) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root to create namespaces and cgroups"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		why = "needs iproute2 (ip) to build the test network"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("LABCTL_REQUIRE_ROOT") == "1" {
+		t.Fatal(why + " (LABCTL_REQUIRE_ROOT=1)")
+	}
+	t.Skip(why)
+}
+
+func uniqueName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return testPrefix + hex.EncodeToString(b[:])
+}
+
+func run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// testNet is a lab of our own: namespaces joined by veth pairs, on private
+// addresses of 10.125.0.0/24 that exist nowhere but between them.
+type testNet struct {
+	lab   string
+	names []string // namespace names
+	ips   []string
+}
+
+func (n *testNet) path(i int) string { return kernel.NamespacePath(n.names[i]) }
+
+// newNet creates count namespaces (at most 2 wired) with lo up; with two,
+// a veth pair joins them: 10.125.0.1 <-> 10.125.0.2.
+func newNet(t testing.TB, count int) *testNet {
+	t.Helper()
+	needRoot(t)
+	n := &testNet{lab: uniqueName()}
+	for i := range count {
+		name := fmt.Sprintf("%s-%d", n.lab, i)
+		run(t, "ip", "netns", "add", name)
+		n.names = append(n.names, name)
+		n.ips = append(n.ips, fmt.Sprintf("10.125.0.%d", i+1))
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+				t.Errorf("ip netns del %s: %v: %s", name, err, out)
+			}
+		})
+		run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	}
+	if count >= 2 {
+		run(t, "ip", "-n", n.names[0], "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", n.names[1])
+		for i := range 2 {
+			run(t, "ip", "-n", n.names[i], "addr", "add", n.ips[i]+"/24", "dev", "eth0")
+			run(t, "ip", "-n", n.names[i], "link", "set", "eth0", "up")
+		}
+	}
+	return n
+}
+
+func testOptions() Options {
+	return Options{
+		Executable: testBinary(),
+		Backoff:    Backoff{Initial: Duration(20 * time.Millisecond), Max: Duration(200 * time.Millisecond), Reset: Duration(10 * time.Second)},
+	}
+}
+
+func testBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	return exe
+}
+
+// startPod starts a pod in namespace i of the net and stops it (checking
+// that nothing is left) when the test ends.
+func startPod(t testing.TB, n *testNet, i int, pod string, ctrs ...Container) (Shim, PodSpec) {
+	t.Helper()
+	spec := PodSpec{
+		Lab: n.lab, Pod: pod, Namespace: n.path(i), PodIP: n.ips[i],
+		StateDir: filepath.Join(t.TempDir(), pod), Containers: ctrs,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	shim, err := StartPod(ctx, spec, testOptions())
+	if err != nil {
+		t.Fatalf("StartPod: %v", err)
+	}
+	t.Cleanup(func() { stopAndCheck(t, shim, n.path(i)) })
+	return shim, spec
+}
+
+// stopAndCheck stops a pod and verifies, independently of StopPod's own
+// checks, that no process is left in its namespace or cgroups.
+func stopAndCheck(t testing.TB, shim Shim, nsPath string) {
+	t.Helper()
+	if err := StopPod(shim, time.Second); err != nil {
+		t.Errorf("StopPod: %v", err)
+	}
+	if left := PodProcesses(shim); len(left) > 0 {
+		t.Errorf("processes %v left after StopPod", left)
+	}
+	if left := procsInNetns(nsPath); len(left) > 0 {
+		t.Errorf("processes %v left in %s", left, nsPath)
+	}
+	for _, dir := range shim.Cgroups {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup %s left after StopPod", dir)
+		}
+	}
+}
+
+// procsInNetns lists the processes whose network namespace is the one at
+// nsPath, found by scanning /proc.
+func procsInNetns(nsPath string) []int {
+	var want unix.Stat_t
+	if err := unix.Stat(nsPath, &want); err != nil {
+		return nil
+	}
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) == nil && st.Ino == want.Ino && st.Dev == want.Dev {
+			if ps, err := readProcStat(pid); err == nil && ps.state != 'Z' {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// waitStatus polls the pod's status until ok accepts it.
+func waitStatus(t testing.TB, stateDir string, timeout time.Duration, what string, ok func(PodStatus) bool) PodStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var st PodStatus
+	var err error
+	for time.Now().Before(deadline) {
+		if st, err = ReadStatus(stateDir); err == nil && ok(st) {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	t.Fatalf("waiting for %s: not within %v (err %v); status:\n%s", what, timeout, err, b)
+	return st
+}
+
+func container(st PodStatus, name string) ContainerStatus {
+	for _, c := range st.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	return ContainerStatus{}
+}
+
+// execIn runs Exec in a child process, since Exec replaces its caller.
+func execIn(t testing.TB, opts ExecOptions) (stdout, stderr string, code int) {
+	t.Helper()
+	b, _ := json.Marshal(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testBinary())
+	cmd.Env = append(os.Environ(), "WLTEST_ROLE=exec", "WLTEST_EXEC="+string(b))
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("exec %v: %v", opts.Argv, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// testCmd is a container command running the test binary in a role.
+func testCmd(role string, env ...EnvVar) Container {
+	return Container{Command: []string{testBinary()}, Env: append([]EnvVar{{"WLTEST_ROLE", role}}, env...)}
+}
+
+func named(c Container, name string) Container {
+	c.Name = name
+	return c
+}
+
+func readLog(t testing.TB, stateDir, container string) string {
+	t.Helper()
+	b, err := os.ReadFile(LogPath(stateDir, container))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func hasLine(text, line string) bool {
+	return slices.Contains(strings.Split(text, "\n"), line)
+}

@@ -1,0 +1,511 @@
+package workload
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/kernel"
+)
+
+// ErrNoContainer says a pod has no container of the given name.
+var ErrNoContainer = errors.New("no such container")
+
+// Backoff is the delay before a container that exited is started again:
+// Initial, doubled after every restart up to Max, and back to Initial once
+// a run lasted Reset. Kubernetes uses 10s, 5m and 10m; a lab wants to see a
+// crash loop in seconds, not minutes.
+type Backoff struct {
+	Initial Duration `json:"initial"`
+	Max     Duration `json:"max"`
+	Reset   Duration `json:"reset"`
+}
+
+// DefaultBackoff is 100ms doubling to 5s, reset after 10s of running.
+var DefaultBackoff = Backoff{
+	Initial: Duration(100 * time.Millisecond),
+	Max:     Duration(5 * time.Second),
+	Reset:   Duration(10 * time.Second),
+}
+
+// Options tune StartPod; the zero value is right for the labctl binary.
+type Options struct {
+	// Executable is the binary whose Main runs the supervisor, container
+	// init and builtins; default os.Executable(). Tests pass their own test
+	// binary, whose TestMain calls Main.
+	Executable string
+	// Cgroups is CgroupAuto (default), CgroupV2, CgroupV1 or CgroupNone.
+	Cgroups string
+	// Backoff between restarts; default DefaultBackoff.
+	Backoff Backoff
+	// ReadyTimeout bounds how long StartPod waits for the containers to
+	// start (builtin servers: to listen); default 10s.
+	ReadyTimeout time.Duration
+	// AppletDir holds the applet links (curl, ping -> Executable) that
+	// containers find in their PATH; default <StateDir>/bin. One directory
+	// shared by all pods, such as /run/labctl/bin, saves creating them per
+	// pod.
+	AppletDir string
+}
+
+// goRuntimeEnv tunes the Go runtime of supervisors and container init (and
+// so builtins): one P is plenty for an event loop or a lab server, and
+// saves a few hundred KB of resident memory per process. Commands executed
+// by init never see it.
+const goRuntimeEnv = "GOMAXPROCS=1"
+
+// readyMessage is the supervisor's one report to StartPod.
+type readyMessage struct {
+	Error string `json:"error,omitempty"`
+}
+
+// StartPod starts a pod's supervisor in the pod's network namespace and a
+// UTS namespace of its own (hostname = spec.Hostname), and returns once
+// every container has started: commands have been executed, builtin servers
+// listen. The supervisor is detached (own session) and outlives the caller;
+// keep the returned Shim to stop it. On error nothing of the pod is left
+// running.
+func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
+	fail := func(err error) (Shim, error) { return Shim{}, fmt.Errorf("pod %q: %w", spec.Pod, err) }
+	if err := spec.check(); err != nil {
+		return fail(err)
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = spec.Pod
+	}
+	if spec.RestartPolicy == "" {
+		spec.RestartPolicy = RestartAlways
+	}
+	if spec.GracePeriod == 0 {
+		spec.GracePeriod = DefaultGracePeriod
+	}
+	exe := opts.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fail(fmt.Errorf("find the labctl binary: %w", err))
+		}
+	}
+	if opts.Backoff == (Backoff{}) {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 10 * time.Second
+	}
+	if opts.AppletDir == "" {
+		opts.AppletDir = filepath.Join(spec.StateDir, appletDir)
+	}
+	driver, err := DetectCgroups(opts.Cgroups)
+	if err != nil {
+		return fail(err)
+	}
+	for _, c := range spec.Containers {
+		if driver.Name == CgroupNone && !c.Resources.IsZero() {
+			return fail(fmt.Errorf("container %q: resources need cgroups, and there are none: %s", c.Name, driver.Note))
+		}
+		if c.RootFS != "" {
+			if fi, err := os.Stat(c.RootFS); err != nil || !fi.IsDir() {
+				return fail(fmt.Errorf("container %q: root filesystem %q is not a directory", c.Name, c.RootFS))
+			}
+		}
+	}
+	cfg := podConfig{
+		Spec:        spec,
+		Executable:  exe,
+		Cgroup:      driver,
+		Backoff:     opts.Backoff,
+		AppletDir:   opts.AppletDir,
+		ReadyWithin: Duration(opts.ReadyTimeout),
+	}
+	if err := prepareStateDir(&cfg); err != nil {
+		return fail(err)
+	}
+
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer readyR.Close()
+	logf, err := os.OpenFile(ShimLogPath(spec.StateDir), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		readyW.Close()
+		return fail(err)
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		readyW.Close()
+		logf.Close()
+		return fail(err)
+	}
+	attr := &syscall.ProcAttr{
+		Dir: "/", // pin no directory of the caller
+		Env: []string{
+			envRole + "=" + roleShim,
+			envStateDir + "=" + spec.StateDir,
+			"PATH=" + defaultPath,
+			goRuntimeEnv,
+		},
+		Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd(), readyW.Fd()},
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true, // out of the caller's session: Ctrl-C and logout leave it alone
+			Cloneflags: unix.CLONE_NEWUTS,
+		},
+	}
+	var pid int
+	// The child inherits the network namespace of the thread that forks it.
+	err = kernel.Do(spec.Namespace, func() error {
+		var err error
+		pid, err = syscall.ForkExec(exe, []string{"labctl-shim", spec.Lab + "/" + spec.Pod}, attr)
+		return err
+	})
+	readyW.Close()
+	logf.Close()
+	null.Close()
+	if err != nil {
+		return fail(fmt.Errorf("start supervisor %s: %w", exe, err))
+	}
+	start, err := ProcessStartTime(pid) // cannot be reused yet: it is our unreaped child
+	if err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL) // our child, not yet reaped: safe
+		reap(pid)
+		return fail(fmt.Errorf("supervisor %d: %w", pid, err))
+	}
+	shim := Shim{
+		Lab: spec.Lab, Pod: spec.Pod, PID: pid, StartTime: start,
+		StateDir: spec.StateDir, Cgroups: driver.podCgroupDirs(spec.Lab, spec.Pod),
+	}
+
+	msg, err := readReady(ctx, readyR, opts.ReadyTimeout+time.Second)
+	if err == nil && msg.Error != "" {
+		err = errors.New(msg.Error)
+	}
+	if err != nil {
+		if msg.Error == "" {
+			if tail := lastLine(ShimLogPath(spec.StateDir)); tail != "" {
+				err = fmt.Errorf("%w (supervisor: %s)", err, tail)
+			}
+		}
+		if serr := StopPod(shim, 0); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		return fail(err)
+	}
+	return shim, nil
+}
+
+// prepareStateDir creates the pod's directory with its applet links and
+// pod.json, and forgets the status and stop request of an earlier run.
+func prepareStateDir(cfg *podConfig) error {
+	dir := cfg.Spec.StateDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := appletLinks(cfg.AppletDir, cfg.Executable); err != nil {
+		return fmt.Errorf("applet links: %w", err)
+	}
+	for _, f := range []string{statusFile, stopFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	// Written in place: nothing reads it before StartPod returns.
+	return os.WriteFile(filepath.Join(dir, podFile), b, 0o644)
+}
+
+var linkSeq atomic.Uint64
+
+// appletLinks makes dir/curl and dir/ping point at exe. Pods may share dir
+// and start at once: links are replaced by rename, never removed first.
+func appletLinks(dir, exe string) error {
+	for _, name := range AppletNames() {
+		link := filepath.Join(dir, name)
+		if target, err := os.Readlink(link); err == nil && target == exe {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		tmp := fmt.Sprintf("%s.%d.%d.tmp", link, os.Getpid(), linkSeq.Add(1))
+		_ = os.Remove(tmp)
+		if err := os.Symlink(exe, tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readReady waits for the supervisor's report; EOF without one means it
+// died.
+func readReady(ctx context.Context, r *os.File, timeout time.Duration) (readyMessage, error) {
+	var msg readyMessage
+	_ = r.SetReadDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { _ = r.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	b, err := io.ReadAll(r)
+	switch {
+	case ctx.Err() != nil:
+		return msg, ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return msg, fmt.Errorf("containers did not start within %v", timeout)
+	case err != nil:
+		return msg, err
+	case len(b) == 0:
+		return msg, errors.New("the supervisor exited before its containers started")
+	}
+	if err := json.Unmarshal(b, &msg); err != nil {
+		return msg, fmt.Errorf("supervisor said %q: %w", b, err)
+	}
+	return msg, nil
+}
+
+func lastLine(file string) string {
+	b, _ := os.ReadFile(file)
+	b = bytes.TrimSpace(b)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return string(b)
+}
+
+// StopPod stops a pod: the supervisor sends its containers SIGTERM, then
+// SIGKILL after grace (0: the pod's grace period), and exits. If the
+// supervisor does not exit in time, or was already gone, StopPod kills
+// whatever is left in the pod's cgroups and every recorded container process
+// that is still the process recorded. It then removes the pod's cgroups and
+// returns an error if any process of the pod survived.
+//
+// A record whose PID now belongs to another process (a different start
+// time) is never signalled.
+func StopPod(shim Shim, grace time.Duration) error {
+	var errs []error
+	wait := grace
+	if wait <= 0 {
+		wait = DefaultGracePeriod
+		if pc, err := readPodConfig(shim.StateDir); err == nil && pc.Spec.GracePeriod > 0 {
+			wait = pc.Spec.GracePeriod
+		}
+	}
+	switch fd, zombie, err := openShim(shim); {
+	case err == nil:
+		if shim.StateDir != "" && grace > 0 {
+			_ = os.WriteFile(filepath.Join(shim.StateDir, stopFile), []byte(grace.String()), 0o644)
+		}
+		if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("signal supervisor %d: %w", shim.PID, err))
+		}
+		// The supervisor needs the grace period plus time to kill and reap.
+		if !waitPidfd(fd, wait+3*time.Second) {
+			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			waitPidfd(fd, 2*time.Second)
+		}
+		unix.Close(fd)
+		reap(shim.PID)
+	case zombie:
+		reap(shim.PID)
+	case !errors.Is(err, errGone):
+		errs = append(errs, err)
+	}
+
+	// Whatever the supervisor left (it was killed, or died earlier).
+	for _, dir := range shim.Cgroups {
+		if left := killCgroup(dir, 5*time.Second); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("cgroup %s: processes %v survived SIGKILL", dir, left))
+		}
+	}
+	st, stErr := readStatusFile(shim.StateDir)
+	if stErr == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
+		for _, c := range st.Containers {
+			if err := signalProcess(c.PID, c.PIDStartTime, unix.SIGKILL); err != nil {
+				errs = append(errs, fmt.Errorf("container %q: %w", c.Name, err))
+			}
+		}
+	}
+	for _, dir := range shim.Cgroups {
+		if err := removeCgroup(dir); err != nil {
+			errs = append(errs, err)
+		}
+		if ownedCgroup(filepath.Dir(dir)) && filepath.Base(filepath.Dir(dir)) != CgroupRoot {
+			removeIfEmpty(filepath.Dir(dir))
+		}
+	}
+	if left := PodProcesses(shim); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("processes %v survived", left))
+	}
+	if stErr == nil && st.Phase != PhaseStopped && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
+		markStopped(shim.StateDir, st)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop pod %q: %w", shim.Pod, err)
+	}
+	return nil
+}
+
+// openShim opens the supervisor if it is still the recorded process; zombie
+// says it has exited but was not reaped, which is safe to do now: its PID
+// cannot be reused before that.
+func openShim(shim Shim) (fd int, zombie bool, err error) {
+	fd, err = openProcess(shim.PID, shim.StartTime)
+	if errors.Is(err, errGone) {
+		st, serr := readProcStat(shim.PID)
+		zombie = serr == nil && st.startTime == shim.StartTime && st.state == 'Z'
+	}
+	return fd, zombie, err
+}
+
+// markStopped records a pod whose supervisor was killed as stopped, so its
+// status does not claim containers are running.
+func markStopped(stateDir string, st PodStatus) {
+	now := time.Now()
+	st.Phase = PhaseStopped
+	for i := range st.Containers {
+		c := &st.Containers[i]
+		if c.State != StateTerminated {
+			c.State, c.Reason = StateTerminated, ReasonStopped
+			c.Termination = &Termination{ExitCode: 137, Signal: "SIGKILL", Reason: ReasonStopped, StartedAt: c.StartedAt, FinishedAt: now}
+		}
+		c.PID, c.PIDStartTime = 0, 0
+	}
+	st.UpdatedAt = now
+	_ = writeJSON(filepath.Join(stateDir, statusFile), st)
+}
+
+func readStatusFile(stateDir string) (PodStatus, error) {
+	var st PodStatus
+	if stateDir == "" {
+		return st, fs.ErrNotExist
+	}
+	b, err := os.ReadFile(filepath.Join(stateDir, statusFile))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// StopPods stops several pods at once: every supervisor gets its SIGTERM
+// before StopPod waits for any of them, so `labctl down` of a lab with many
+// pods takes one grace period, not one per pod.
+func StopPods(shims []Shim, grace time.Duration) error {
+	errs := make([]error, len(shims))
+	var wg sync.WaitGroup
+	for i, s := range shims {
+		wg.Go(func() { errs[i] = StopPod(s, grace) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// PodProcesses lists the processes of a pod that still exist: its
+// supervisor, everything in its cgroups and the recorded container
+// processes. After StopPod it is empty.
+func PodProcesses(shim Shim) []int {
+	var pids []int
+	if alive(shim.PID, shim.StartTime) {
+		pids = append(pids, shim.PID)
+	}
+	for _, dir := range shim.Cgroups {
+		if ownedCgroup(dir) {
+			pids = append(pids, cgroupProcs(dir)...)
+		}
+	}
+	if st, err := readStatusFile(shim.StateDir); err == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
+		for _, c := range st.Containers {
+			if alive(c.PID, c.PIDStartTime) {
+				pids = append(pids, c.PID)
+			}
+		}
+	}
+	slices.Sort(pids)
+	return slices.Compact(pids)
+}
+
+// SweepLab kills every process in the lab's cgroups and removes them: the
+// last resort for `labctl down` when the lab's record (and so its Shims) is
+// lost. It knows nothing about pods without cgroups (driver none).
+func SweepLab(lab string, cgroups string) error {
+	if !validName(lab) {
+		return fmt.Errorf("sweep lab %q: not a usable name", lab)
+	}
+	d, err := DetectCgroups(cgroups)
+	if err != nil {
+		return fmt.Errorf("sweep lab %q: %w", lab, err)
+	}
+	var errs []error
+	for _, h := range d.hierarchies() {
+		dir := filepath.Join(h, CgroupRoot, lab)
+		if left := killCgroup(dir, 5*time.Second); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("cgroup %s: processes %v survived SIGKILL", dir, left))
+		}
+		if err := removeCgroup(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sweep lab %q: %w", lab, err)
+	}
+	return nil
+}
+
+// Labs lists the labs that have cgroups, for `labctl down --all`.
+func Labs(cgroups string) ([]string, error) {
+	d, err := DetectCgroups(cgroups)
+	if err != nil {
+		return nil, err
+	}
+	var labs []string
+	for _, h := range d.hierarchies() {
+		entries, err := os.ReadDir(filepath.Join(h, CgroupRoot))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		for _, e := range entries {
+			if e.IsDir() && !slices.Contains(labs, e.Name()) {
+				labs = append(labs, e.Name())
+			}
+		}
+	}
+	slices.Sort(labs)
+	return labs, nil
+}
+
+// DefaultContainer is the container exec and logs use when none is named:
+// the first, as kubectl does.
+func DefaultContainer(stateDir string) (string, error) {
+	pc, err := readPodConfig(stateDir)
+	if err != nil {
+		return "", err
+	}
+	return pc.Spec.Containers[0].Name, nil
+}
+
+// ContainerNames lists a pod's containers in spec order.
+func ContainerNames(stateDir string) ([]string, error) {
+	pc, err := readPodConfig(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range pc.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	return names, nil
+}

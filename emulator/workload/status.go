@@ -1,0 +1,244 @@
+package workload
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Container states, as Kubernetes names them, plus unknown for a pod whose
+// supervisor died.
+const (
+	StateWaiting    = "waiting"
+	StateRunning    = "running"
+	StateTerminated = "terminated"
+	StateUnknown    = "unknown"
+)
+
+// Reasons a container is waiting or terminated.
+const (
+	ReasonCreating         = "ContainerCreating"
+	ReasonCompleted        = "Completed"  // exited 0
+	ReasonError            = "Error"      // exited non-zero or was killed
+	ReasonOOMKilled        = "OOMKilled"  // the kernel's OOM killer hit it at its memory limit
+	ReasonStartError       = "StartError" // its command could not be started
+	ReasonCrashLoopBackOff = "CrashLoopBackOff"
+	ReasonStopped          = "Stopped" // the pod was stopped
+)
+
+// Pod phases.
+const (
+	PhasePending   = "Pending"
+	PhaseRunning   = "Running"
+	PhaseSucceeded = "Succeeded" // every container exited 0 and none restarts
+	PhaseFailed    = "Failed"    // every container ended, at least one in failure
+	PhaseStopped   = "Stopped"   // StopPod stopped it
+	PhaseUnknown   = "Unknown"   // the supervisor is gone without stopping the pod
+)
+
+// Shim identifies a pod's supervisor process: keep it (in the lab record) to
+// stop the pod later. PID and StartTime together guard against PID reuse.
+type Shim struct {
+	Lab       string   `json:"lab"`
+	Pod       string   `json:"pod"`
+	PID       int      `json:"pid"`
+	StartTime uint64   `json:"startTime"`
+	StateDir  string   `json:"stateDir"`
+	Cgroups   []string `json:"cgroups,omitempty"` // the pod's cgroup directories
+}
+
+// PodStatus is what the supervisor reports about a pod.
+type PodStatus struct {
+	Lab      string       `json:"lab"`
+	Pod      string       `json:"pod"`
+	Hostname string       `json:"hostname"`
+	PodIP    string       `json:"podIP,omitempty"`
+	Phase    string       `json:"phase"`
+	Shim     Shim         `json:"shim"`
+	Cgroup   CgroupDriver `json:"cgroup"`
+	// CgroupSettings are the pod cgroup's values (the containers' are in
+	// ContainerStatus).
+	CgroupSettings []CgroupSetting   `json:"cgroupSettings,omitempty"`
+	Containers     []ContainerStatus `json:"containers"`
+	UpdatedAt      time.Time         `json:"updatedAt"`
+}
+
+// ContainerStatus is one container's state.
+type ContainerStatus struct {
+	Name     string `json:"name"`
+	Builtin  string `json:"builtin,omitempty"`
+	State    string `json:"state"`
+	Reason   string `json:"reason,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Restarts int    `json:"restarts"`
+	// PID and PIDStartTime identify the running process.
+	PID          int       `json:"pid,omitempty"`
+	PIDStartTime uint64    `json:"pidStartTime,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	// Termination describes the end of the current run when State is
+	// terminated; LastTermination the run before, as kubectl's "Last State".
+	Termination     *Termination    `json:"termination,omitempty"`
+	LastTermination *Termination    `json:"lastTermination,omitempty"`
+	RestartPolicy   RestartPolicy   `json:"restartPolicy"`
+	Cgroups         []string        `json:"cgroups,omitempty"`
+	CgroupSettings  []CgroupSetting `json:"cgroupSettings,omitempty"`
+}
+
+// Summary is the container's state in a few words for a status table:
+// "Running", "Waiting: CrashLoopBackOff (last exit 1)",
+// "Terminated: OOMKilled (exit 137)".
+func (c ContainerStatus) Summary() string {
+	var s string
+	switch c.State {
+	case StateRunning:
+		s = "Running"
+	case StateWaiting:
+		s = "Waiting"
+	case StateTerminated:
+		s = "Terminated"
+	default:
+		s = "Unknown"
+	}
+	if c.Reason != "" {
+		s += ": " + c.Reason
+	}
+	if c.State == StateTerminated && c.Termination != nil {
+		s += fmt.Sprintf(" (exit %d)", c.Termination.ExitCode)
+	} else if code, ok := c.LastExitCode(); ok && c.State != StateUnknown {
+		s += fmt.Sprintf(" (last exit %d)", code)
+	}
+	return s
+}
+
+// Termination is how a container run ended.
+type Termination struct {
+	ExitCode   int       `json:"exitCode"` // 128+signal for a killed process, as Kubernetes reports it
+	Signal     string    `json:"signal,omitempty"`
+	Reason     string    `json:"reason"`
+	Message    string    `json:"message,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// LastExitCode returns the exit code of the most recent run that ended.
+func (c ContainerStatus) LastExitCode() (int, bool) {
+	if c.Termination != nil {
+		return c.Termination.ExitCode, true
+	}
+	if c.LastTermination != nil {
+		return c.LastTermination.ExitCode, true
+	}
+	return 0, false
+}
+
+// The files of a pod's state directory. It is flat: every file costs a
+// metadata write, and on a disk (rather than the tmpfs /run usually is) those
+// dominate the time to start a pod. Container names are DNS labels, so
+// "<name>.log" never clashes with the files starting with "_".
+const (
+	statusFile = "_status.json"
+	podFile    = "_pod.json"
+	stopFile   = "_stop"
+	shimLog    = "_shim.log"
+	appletDir  = "bin"
+)
+
+// LogPath is the file holding a container's stdout and stderr.
+func LogPath(stateDir, container string) string {
+	return filepath.Join(stateDir, container+".log")
+}
+
+// ShimLogPath is the supervisor's own log: container exits, restarts,
+// failures.
+func ShimLogPath(stateDir string) string { return filepath.Join(stateDir, shimLog) }
+
+// ReadStatus returns the status the pod's supervisor last wrote. If the
+// supervisor is gone without having stopped the pod, the phase is Unknown
+// and containers that were running are reported unknown.
+func ReadStatus(stateDir string) (PodStatus, error) {
+	var st PodStatus
+	b, err := os.ReadFile(filepath.Join(stateDir, statusFile))
+	if err != nil {
+		return st, fmt.Errorf("pod status: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("pod status %s: %w", filepath.Join(stateDir, statusFile), err)
+	}
+	if st.Phase != PhaseStopped && !alive(st.Shim.PID, st.Shim.StartTime) {
+		st.Phase = PhaseUnknown
+		for i := range st.Containers {
+			c := &st.Containers[i]
+			if c.State == StateRunning || c.State == StateWaiting {
+				c.State = StateUnknown
+				c.Message = "the pod's supervisor is gone"
+			}
+		}
+	}
+	return st, nil
+}
+
+// writeJSON replaces file atomically, so a reader never sees half a status.
+func writeJSON(file string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// podConfig is pod.json: the spec plus what StartPod resolved, read by the
+// supervisor, by container init (through the supervisor) and by Exec.
+type podConfig struct {
+	Spec        PodSpec      `json:"spec"`
+	Executable  string       `json:"executable"`
+	Cgroup      CgroupDriver `json:"cgroup"`
+	Backoff     Backoff      `json:"backoff"`
+	AppletDir   string       `json:"appletDir"`
+	ReadyWithin Duration     `json:"readyWithin"`
+}
+
+func readPodConfig(stateDir string) (*podConfig, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, podFile))
+	if err != nil {
+		return nil, err
+	}
+	var pc podConfig
+	if err := json.Unmarshal(b, &pc); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(stateDir, podFile), err)
+	}
+	return &pc, nil
+}
+
+func (pc *podConfig) container(name string) (*Container, error) {
+	for i := range pc.Spec.Containers {
+		if pc.Spec.Containers[i].Name == name {
+			return &pc.Spec.Containers[i], nil
+		}
+	}
+	var names []string
+	for _, c := range pc.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	return nil, fmt.Errorf("pod %q has no container %q (containers: %v): %w", pc.Spec.Pod, name, names, ErrNoContainer)
+}
+
+// Duration is a time.Duration that reads and writes as "1.5s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
