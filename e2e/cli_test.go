@@ -263,3 +263,68 @@ func TestDownAfterCrashAndLostState(t *testing.T) {
 	}
 	assertNoNamespaces(t, name)
 }
+
+// The textbook's pods: from curl-client in each pod, 127.0.0.1:80 and every
+// other pod's IP:80 answer with the right pod IP; down leaves no process.
+func TestContainersCurlClient(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	state := t.TempDir()
+	path, name := copyTopology(t, "two-node.yaml", "tcc")
+	t.Cleanup(func() {
+		run(t, bin, "--state-dir", state, "down", name)
+		assertNoNamespaces(t, name)
+	})
+	if out, code := run(t, bin, "--state-dir", state, "up", path); code != 0 {
+		t.Fatalf("up: exit %d: %s", code, out)
+	}
+	topo, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range topo.Pods() {
+		targets := map[string]string{"127.0.0.1": src.IP.String()}
+		for _, dst := range topo.Pods() {
+			targets[dst.IP.String()] = dst.IP.String()
+		}
+		for addr, want := range targets {
+			out, code := run(t, bin, "--state-dir", state, "exec", src.Name, "-c", "curl-client", "--", "curl", "-s", "http://"+addr+":80/from-"+src.Name)
+			wantBody := "HTTP Server IP address: " + want + "\nRequest path: /from-" + src.Name
+			if code != 0 || !strings.Contains(out, wantBody) {
+				t.Errorf("curl %s from %s: exit %d, got %q, want %q", addr, src.Name, code, out, wantBody)
+			}
+		}
+	}
+	out, _ := run(t, bin, "--state-dir", state, "status", name)
+	if strings.Count(out, "web-server Running") != 3 {
+		t.Errorf("status does not show three running web servers:\n%s", out)
+	}
+	out, _ = run(t, bin, "--state-dir", state, "logs", "pod2", "-c", "web-server")
+	if !strings.Contains(out, "GET /from-pod1a") {
+		t.Errorf("web-server log of pod2 lacks pod1a's request:\n%s", out)
+	}
+	if out, code := run(t, bin, "--state-dir", state, "down", name); code != 0 {
+		t.Fatalf("down: exit %d: %s", code, out)
+	}
+	if procs := labProcesses(t, name); len(procs) > 0 {
+		t.Errorf("processes left after down: %v", procs)
+	}
+}
+
+// labProcesses lists processes whose command line names the lab.
+func labProcesses(t *testing.T, labName string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var found []string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(data), "\x00", " ")
+		if strings.Contains(cmd, labName+"/") || strings.Contains(cmd, labName+"-") {
+			found = append(found, e.Name()+": "+cmd)
+		}
+	}
+	return found
+}

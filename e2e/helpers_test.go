@@ -75,7 +75,9 @@ func writeTopology(t *testing.T, yaml string) string {
 
 // newManager returns a lab manager with a private state directory.
 func newManager(t *testing.T) lab.Manager {
-	return lab.Manager{StateDir: filepath.Join(t.TempDir(), "state")}
+	// Helper processes (pod supervisors, the IPIP datapath) run from the
+	// labctl binary, not from this test binary.
+	return lab.Manager{StateDir: filepath.Join(t.TempDir(), "state"), Executable: buildLabctl(t)}
 }
 
 // upLab brings a topology up and takes it down when the test ends, also

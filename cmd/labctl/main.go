@@ -13,6 +13,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
 )
 
 // globals are the flags every command shares.
@@ -44,11 +45,16 @@ usual tools (ip netns exec <namespace> ip route).
 		defaultDir = lab.DefaultStateDir
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultDir, "where labctl records its labs (env LABCTL_STATE_DIR)")
-	root.AddCommand(newValidateCmd(), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newInternalCmd())
+	root.AddCommand(newValidateCmd(), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newInternalCmd())
 	return root
 }
 
 func main() {
+	// The same binary is also each pod's supervisor, container init, the
+	// builtin servers and the curl/ping applets; those never reach the CLI.
+	if code, handled := workload.Main(); handled {
+		os.Exit(code)
+	}
 	cmd := newRootCmd()
 	err := cmd.Execute()
 	var invalid *spec.InvalidError

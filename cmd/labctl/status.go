@@ -15,6 +15,7 @@ import (
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
 )
 
 // labStatus is what status reports for one lab; its JSON form is the
@@ -48,16 +49,17 @@ type datapathStatus struct {
 }
 
 type namespaceStatus struct {
-	Namespace  string             `json:"namespace"`
-	Role       string             `json:"role"`
-	Name       string             `json:"name,omitempty"`
-	Node       string             `json:"node,omitempty"`
-	IP         string             `json:"ip,omitempty"`
-	PodCIDR    string             `json:"podCIDR,omitempty"`
-	Present    bool               `json:"present"`
-	Error      string             `json:"error,omitempty"`
-	Interfaces []kernel.Interface `json:"interfaces,omitempty"`
-	Routes     []kernel.Route     `json:"routes,omitempty"`
+	Namespace  string              `json:"namespace"`
+	Role       string              `json:"role"`
+	Name       string              `json:"name,omitempty"`
+	Node       string              `json:"node,omitempty"`
+	IP         string              `json:"ip,omitempty"`
+	PodCIDR    string              `json:"podCIDR,omitempty"`
+	Present    bool                `json:"present"`
+	Error      string              `json:"error,omitempty"`
+	Interfaces []kernel.Interface  `json:"interfaces,omitempty"`
+	Routes     []kernel.Route      `json:"routes,omitempty"`
+	Pod        *workload.PodStatus `json:"pod,omitempty"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -86,7 +88,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			statuses := make([]labStatus, 0, len(recs))
 			for _, r := range recs {
-				statuses = append(statuses, collectStatus(r))
+				statuses = append(statuses, collectStatus(m, r))
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -110,7 +112,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func collectStatus(r *lab.Record) labStatus {
+func collectStatus(m lab.Manager, r *lab.Record) labStatus {
 	t := r.Topology
 	s := labStatus{
 		Name: r.Name, File: r.File, Phase: r.Phase, CreatedAt: r.CreatedAt,
@@ -144,6 +146,11 @@ func collectStatus(r *lab.Record) labStatus {
 			if p, ok := t.Pod(ns.Object); ok {
 				st.IP, st.Node = p.IP.String(), p.Node
 			}
+			if _, ok := r.Pods[ns.Object]; ok {
+				if ps, err := workload.ReadStatus(m.PodStateDir(r.Name, ns.Object)); err == nil {
+					st.Pod = &ps
+				}
+			}
 		case plan.RoleUnderlay:
 			st.Name = "underlay"
 		}
@@ -173,10 +180,10 @@ func writeStatusTable(w io.Writer, s labStatus) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tNAME\tNODE\tIP\tNAMESPACE\tINTERFACES")
+	fmt.Fprintln(tw, "ROLE\tNAME\tNODE\tIP\tNAMESPACE\tINTERFACES\tCONTAINERS")
 	for _, ns := range s.Namespaces {
 		ifs := describeInterfaces(ns)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ns.Role, dash(ns.Name), dash(ns.Node), dash(ns.IP), ns.Namespace, ifs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ns.Role, dash(ns.Name), dash(ns.Node), dash(ns.IP), ns.Namespace, ifs, describeContainers(ns))
 	}
 	tw.Flush()
 	if len(s.Datapaths) > 0 {
@@ -267,4 +274,15 @@ func roundAge(d time.Duration) time.Duration {
 		return d.Round(time.Second)
 	}
 	return d.Round(time.Minute)
+}
+
+func describeContainers(ns namespaceStatus) string {
+	if ns.Pod == nil {
+		return "-"
+	}
+	var parts []string
+	for _, c := range ns.Pod.Containers {
+		parts = append(parts, c.Name+" "+c.Summary())
+	}
+	return strings.Join(parts, "; ")
 }

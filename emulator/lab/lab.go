@@ -24,6 +24,7 @@ import (
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
 )
 
 // DefaultStateDir lives on tmpfs like /run/netns, so records vanish with the
@@ -66,6 +67,8 @@ type Record struct {
 	// Datapaths holds, per node with an IPIP device, what serves it and
 	// the userspace datapath process when there is one.
 	Datapaths map[string]*Datapath `json:"datapaths,omitempty"`
+	// Pods holds the supervisor of every pod that runs containers.
+	Pods map[string]workload.Shim `json:"pods,omitempty"`
 }
 
 // Datapath is the IPIP datapath of one node.
@@ -241,7 +244,11 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 	})
 	if err == nil {
 		err = m.startDatapaths(rec, res)
+		if err == nil {
+			err = m.startContainers(ctx, rec)
+		}
 		if err != nil {
+			_ = m.stopContainers(rec)
 			m.stopProcesses(rec)
 			err = errors.Join(err, kernel.Rollback(m.Ownership(), p, rec.ID))
 		}
@@ -309,11 +316,16 @@ func (m Manager) Down(name string) error {
 	if len(mine) == 0 && recErr != nil {
 		return fmt.Errorf("down %q: no such lab: %w", name, ErrNotFound)
 	}
+	var stopErr error
 	if rec != nil {
 		// Processes first: a process inside a namespace keeps it alive.
+		stopErr = m.stopContainers(rec)
 		m.stopProcesses(rec)
+	} else {
+		stopErr = workload.SweepLab(name, "")
 	}
-	err = kernel.DeleteNamespaces(m.Ownership(), mine)
+	err = errors.Join(stopErr, kernel.DeleteNamespaces(m.Ownership(), mine))
+	_ = os.RemoveAll(filepath.Join(m.dir(), "pods", name))
 	if rerr := os.Remove(m.recordPath(name)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}

@@ -31,12 +31,12 @@ func TestShippedTopologies(t *testing.T) {
 			Nodes: []Node{
 				{Name: "node1", IP: addr("10.30.45.100"), PodSubnet: prefix("192.168.1.0/24"), Gateway: addr("192.168.1.1"), Bridge: "br0",
 					Pods: []Pod{
-						{Name: "pod1a", Node: "node1", IP: addr("192.168.1.10")},
-						{Name: "pod1b", Node: "node1", IP: addr("192.168.1.20")},
+						{Name: "pod1a", Node: "node1", IP: addr("192.168.1.10"), Containers: textbookContainers},
+						{Name: "pod1b", Node: "node1", IP: addr("192.168.1.20"), Containers: textbookContainers},
 					}},
 				{Name: "node2", IP: addr("10.30.45.200"), PodSubnet: prefix("192.168.2.0/24"), Gateway: addr("192.168.2.1"), Bridge: "br0",
 					Pods: []Pod{
-						{Name: "pod2", Node: "node2", IP: addr("192.168.2.20")},
+						{Name: "pod2", Node: "node2", IP: addr("192.168.2.20"), Containers: textbookContainers},
 					}},
 			},
 		}},
@@ -352,4 +352,10 @@ func TestClosest(t *testing.T) {
 			t.Errorf("closest(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// textbookContainers are the sidecars every pod of two-node.yaml runs.
+var textbookContainers = []Container{
+	{Name: "curl-client", Builtin: BuiltinClient},
+	{Name: "web-server", Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 80, Protocol: "TCP"}}},
 }
