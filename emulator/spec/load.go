@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -82,10 +83,10 @@ type validator struct {
 // nameRE is what labctl accepts for lab, node and pod names: they become
 // file names under /run/netns and parts of interface names, so no slashes,
 // dots or spaces.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$`)
+var nameRE = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?$`)
 
 // ifNameRE is the conservative subset of interface names labctl accepts.
-var ifNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var ifNameRE = lazyRegexp(`^[A-Za-z0-9_.-]+$`)
 
 // MaxNameLen keeps "<lab>-<object>" namespace names short enough to type.
 const MaxNameLen = 63
@@ -123,7 +124,7 @@ func checkName(s string) string {
 		return `must not contain "/" (names become files under /run/netns)`
 	case len(s) > MaxNameLen:
 		return fmt.Sprintf("is %d characters long; at most %d are allowed", len(s), MaxNameLen)
-	case !nameRE.MatchString(s):
+	case !nameRE().MatchString(s):
 		return "may contain only letters, digits, '-' and '_', and must start and end with a letter or digit"
 	}
 	return ""
@@ -140,7 +141,7 @@ func checkIfName(s string) string {
 		return "is not a valid interface name"
 	case strings.ContainsAny(s, "/: \t\n"):
 		return "must not contain '/', ':' or whitespace"
-	case !ifNameRE.MatchString(s):
+	case !ifNameRE().MatchString(s):
 		return "may contain only letters, digits, '-', '_' and '.'"
 	}
 	return ""
@@ -860,4 +861,11 @@ func (a *subnetAllocator) after(end netip.Addr) netip.Prefix {
 		return netip.Prefix{}
 	}
 	return netip.PrefixFrom(n, a.cur.Bits())
+}
+
+// lazyRegexp compiles a pattern on first use, not at program start: every
+// labctl process, down to each pod's supervisor and builtin server, would
+// otherwise pay for compiling patterns only topology loading needs.
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
 }

@@ -3,7 +3,6 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -12,12 +11,12 @@ import (
 )
 
 // containerNameRE is a DNS label, as Kubernetes requires of container names.
-var containerNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var containerNameRE = lazyRegexp(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // labelRE is the name part of a Kubernetes label key, and a label value.
-var labelRE = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
+var labelRE = lazyRegexp(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+var envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 
 // MaxReplicas keeps a typo from asking for a million namespaces.
 const MaxReplicas = 5000
@@ -167,7 +166,7 @@ func (v *validator) labels(n *yaml.Node, path string) map[string]string {
 			}
 			name = rest
 		}
-		if name == "" || !labelRE.MatchString(name) {
+		if name == "" || !labelRE().MatchString(name) {
 			v.addf(k, kp, "label name %q must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Value)
 			continue
 		}
@@ -175,7 +174,7 @@ func (v *validator) labels(n *yaml.Node, path string) map[string]string {
 		if !good {
 			continue
 		}
-		if !labelRE.MatchString(s) {
+		if !labelRE().MatchString(s) {
 			v.addf(val, kp, "label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", s)
 			continue
 		}
@@ -238,7 +237,7 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		v.addf(rc.at, rc.path+".name", "every container needs a name")
 		ok = false
 	} else if s, good := v.scalar(rc.name, rc.path+".name"); good {
-		if !containerNameRE.MatchString(s) {
+		if !containerNameRE().MatchString(s) {
 			v.addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
 			ok = false
 		}
@@ -277,7 +276,7 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 				"name":  func(n *yaml.Node) { name = n },
 				"value": func(n *yaml.Node) { value = n },
 			}, nil)
-			if s, good := v.scalar(name, path+".name"); good && envNameRE.MatchString(s) {
+			if s, good := v.scalar(name, path+".name"); good && envNameRE().MatchString(s) {
 				e.Name = s
 			} else if name == nil || good {
 				v.addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")

@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+var yamlLineRE = lazyRegexp(`^line (\d+): (.*)$`)
 
 // parserErrors are the messages of the YAML parser proper, as opposed to its
 // scanner. go-yaml reports them with a 0-based line and scanner errors with
@@ -85,7 +85,7 @@ func yamlProblem(file string, data []byte, err error) Problem {
 // splitYAMLError returns the line go-yaml gave (0 if none) and the bare message.
 func splitYAMLError(err error) (int, string) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return line, m[2]
 	}
