@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -73,59 +71,6 @@ func podIP(cfg *initConfig) string {
 		}
 	}
 	return "Unknown_IP"
-}
-
-// WebBody is the web server's answer, byte for byte the textbook's python
-// server's.
-func WebBody(podIP, path string) string {
-	return "\nHTTP Server IP address: " + podIP + "\nRequest path: " + path + "\n"
-}
-
-func webServer(ctx context.Context, cfg *initConfig, serving func()) error {
-	ip := podIP(cfg)
-	ln, err := net.Listen("tcp4", ":"+strconv.Itoa(cfg.Port))
-	if err != nil {
-		return err
-	}
-	fmt.Printf("Starting custom HTTP server: (%s:%d)\n", ip, cfg.Port)
-	serving()
-	var logMu sync.Mutex
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Like python's BaseHTTPRequestHandler with only do_GET.
-			status := http.StatusOK
-			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				status = http.StatusNotImplemented
-				http.Error(w, "Unsupported method ("+r.Method+")", status)
-			} else {
-				w.Header().Set("Content-type", "text/html")
-				w.WriteHeader(status)
-				if r.Method == http.MethodGet {
-					_, _ = io.WriteString(w, WebBody(ip, r.RequestURI))
-				}
-			}
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			logMu.Lock()
-			// The access log line of python's http.server.
-			fmt.Printf("%s - - [%s] \"%s %s %s\" %d -\n", host, time.Now().Format("02/Jan/2006 15:04:05"), r.Method, r.RequestURI, r.Proto, status)
-			logMu.Unlock()
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       30 * time.Second,
-		ErrorLog:          nil,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
-	fmt.Println("Stopping HTTP server")
-	return nil
 }
 
 func echoServer(ctx context.Context, cfg *initConfig, serving func()) error {
