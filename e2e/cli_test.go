@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,4 +328,41 @@ func labProcesses(t *testing.T, labName string) []string {
 		}
 	}
 	return found
+}
+
+// Pods start their containers in parallel; when one cannot start, up names
+// it, stops every container that did start and removes the whole lab.
+func TestContainerStartFailureRollsBack(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	state := t.TempDir()
+	name := uniqueName("tcf")
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\nnodes:\n", name)
+	for n := range 2 {
+		fmt.Fprintf(&b, "  - name: node%d\n    pods:\n", n)
+		for p := range 8 {
+			fmt.Fprintf(&b, "      - name: web%d-%d\n        containers: [{name: web, builtin: web-server}]\n", n, p)
+		}
+	}
+	b.WriteString("      - name: broken\n        containers:\n          - {name: web, builtin: web-server}\n          - {name: app, command: [/nonexistent/app]}\n")
+	path := writeTopology(t, b.String())
+	t.Cleanup(func() {
+		run(t, bin, "--state-dir", state, "down", name)
+		assertNoNamespaces(t, name)
+	})
+
+	out, code := run(t, bin, "--state-dir", state, "up", path)
+	if code != 1 || !strings.Contains(out, `pod "broken"`) || !strings.Contains(out, `container "app"`) ||
+		!strings.Contains(out, "/nonexistent/app") || !strings.Contains(out, "everything created was removed") {
+		t.Errorf("up: exit %d, want 1 and an error naming pod broken, container app and its command:\n%s", code, out)
+	}
+	assertNoNamespaces(t, name)
+	if procs := labProcesses(t, name); len(procs) > 0 {
+		t.Errorf("processes left after the failed up: %v", procs)
+	}
+	if out, code := run(t, bin, "--state-dir", state, "status", name); code != 4 {
+		t.Errorf("status after the failed up: exit %d, want 4 (not found):\n%s", code, out)
+	}
 }

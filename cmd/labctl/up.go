@@ -76,6 +76,10 @@ func up(ctx context.Context, m lab.Manager, t *spec.Topology, workers int, stdou
 	fmt.Fprintf(stdout, "lab %q is up in %s: %d %s, %d %s, %d namespaces, backend %s\n",
 		t.Name, roundDuration(time.Since(start)), len(t.Nodes), plural(len(t.Nodes), "node"),
 		pods, plural(pods, "pod"), len(rec.Namespaces), backendSummary(t))
+	if n := rec.Timing.Started; n > 0 {
+		fmt.Fprintf(stdout, "network ready in %s, then %d %s started in %s\n",
+			roundDuration(rec.Timing.Network), n, plural(n, "container"), roundDuration(rec.Timing.Containers))
+	}
 	example := t.Nodes[0].Name
 	if ps := t.Pods(); len(ps) > 0 {
 		example = ps[0].Name

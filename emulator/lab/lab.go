@@ -69,6 +69,19 @@ type Record struct {
 	Datapaths map[string]*Datapath `json:"datapaths,omitempty"`
 	// Pods holds the supervisor of every pod that runs containers.
 	Pods map[string]workload.Shim `json:"pods,omitempty"`
+
+	// Timing says where the time of the Up that returned this record went;
+	// it is not saved.
+	Timing UpTiming `json:"-"`
+}
+
+// UpTiming splits the time of one Up: building the kernel objects (and
+// starting userspace datapaths), then starting the pods' containers.
+type UpTiming struct {
+	Network    time.Duration
+	Containers time.Duration
+	// Started is how many containers were started.
+	Started int
 }
 
 // Datapath is the IPIP datapath of one node.
@@ -239,13 +252,20 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 	if err := m.save(rec); err != nil {
 		return nil, fmt.Errorf("up %q: save record: %w", t.Name, err)
 	}
+	start := time.Now()
 	res, err := kernel.Apply(ctx, p, kernel.Options{
 		Owner: m.Ownership(), LabID: rec.ID, Workers: opt.Workers, Progress: opt.Progress,
 	})
 	if err == nil {
 		err = m.startDatapaths(rec, res)
+		rec.Timing.Network = time.Since(start)
 		if err == nil {
+			start = time.Now()
 			err = m.startContainers(ctx, rec)
+			rec.Timing.Containers = time.Since(start)
+			for _, pod := range t.Pods() {
+				rec.Timing.Started += len(pod.Containers)
+			}
 		}
 		if err != nil {
 			_ = m.stopContainers(rec)

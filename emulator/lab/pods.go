@@ -2,8 +2,10 @@ package lab
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/plan"
@@ -17,13 +19,18 @@ func (m Manager) PodStateDir(lab, pod string) string {
 }
 
 // startContainers starts the containers of every pod that has some, once
-// networking is ready, and records each pod's supervisor.
+// networking is ready, and records each pod's supervisor. Pods start in
+// parallel: a start is mostly waiting (fork, exec, the Go runtime of the
+// supervisor and of each builtin coming up, the server binding its port),
+// so a few per CPU keep the machine busy. The first failure stops the rest;
+// every supervisor that did start is in rec.Pods for the rollback.
 func (m Manager) startContainers(ctx context.Context, rec *Record) error {
 	exe, err := m.executable()
 	if err != nil {
 		return err
 	}
 	opts := workload.Options{Executable: exe, AppletDir: filepath.Join(m.dir(), "bin")}
+	var specs []workload.PodSpec
 	for _, pod := range rec.Topology.Pods() {
 		if len(pod.Containers) == 0 {
 			continue
@@ -37,17 +44,68 @@ func (m Manager) startContainers(ctx context.Context, rec *Record) error {
 		for _, c := range pod.Containers {
 			ps.Containers = append(ps.Containers, toWorkload(c))
 		}
-		shim, err := workload.StartPod(ctx, ps, opts)
-		if err != nil {
-			return fmt.Errorf("pod %q: %w", pod.Name, err)
+		specs = append(specs, ps)
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	shims := make([]workload.Shim, len(specs))
+	errs := make([]error, len(specs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(containerStartWorkers(), len(specs)) {
+		wg.Go(func() {
+			for i := range next {
+				if ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					continue
+				}
+				shims[i], errs[i] = workload.StartPod(ctx, specs[i], opts)
+				if errs[i] != nil {
+					cancel()
+				}
+			}
+		})
+	}
+	for i := range specs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	for i, s := range shims {
+		if errs[i] != nil || s.PID == 0 {
+			continue
 		}
 		if rec.Pods == nil {
 			rec.Pods = map[string]workload.Shim{}
 		}
-		rec.Pods[pod.Name] = shim
+		rec.Pods[specs[i].Pod] = s
 	}
-	return nil
+	// Report the pods that failed by themselves, not the ones the first
+	// failure cancelled; an interrupt is reported once.
+	var failed []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 {
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return errors.Join(failed...)
 }
+
+// containerStartWorkers is how many pods start at once: four per CPU the
+// Go runtime may use, enough to overlap the waits without thrashing.
+func containerStartWorkers() int { return 4 * runtime.GOMAXPROCS(0) }
 
 func toWorkload(c spec.Container) workload.Container {
 	w := workload.Container{
