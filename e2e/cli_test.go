@@ -44,7 +44,10 @@ func buildLabctl(t *testing.T) string {
 		}
 		labctlBin.dir = dir
 		labctlBin.path = filepath.Join(dir, "labctl")
-		out, err := exec.Command("go", "build", "-o", labctlBin.path, "../cmd/labctl").CombinedOutput()
+		// Built as the README and the Makefile build it: static.
+		cmd := exec.Command("go", "build", "-o", labctlBin.path, "../cmd/labctl")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			labctlBin.err = errors.New(string(out))
 		}

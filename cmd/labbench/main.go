@@ -143,7 +143,9 @@ func (b *bench) setup(ctx context.Context, labctl string) error {
 	if labctl == "" {
 		b.labctl = filepath.Join(tmp, "labctl")
 		b.built = true
+		// Static, as the Makefile and the README build it.
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.labctl, "github.com/labctl/labctl/cmd/labctl")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("build labctl (run labbench inside the labctl module, or pass -labctl): %w", err)
