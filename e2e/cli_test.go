@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -280,8 +281,13 @@ func TestContainersCurlClient(t *testing.T) {
 		run(t, bin, "--state-dir", state, "down", name)
 		assertNoNamespaces(t, name)
 	})
-	if out, code := run(t, bin, "--state-dir", state, "up", path); code != 0 {
+	out, code := run(t, bin, "--state-dir", state, "up", path)
+	if code != 0 {
 		t.Fatalf("up: exit %d: %s", code, out)
+	}
+	// labbench reads this line.
+	if !regexp.MustCompile(`network ready in \S+, then 6 containers started in \S+\n`).MatchString(out) {
+		t.Errorf("up does not say when the 6 containers had started:\n%s", out)
 	}
 	topo, err := spec.Load(path)
 	if err != nil {
@@ -300,7 +306,7 @@ func TestContainersCurlClient(t *testing.T) {
 			}
 		}
 	}
-	out, _ := run(t, bin, "--state-dir", state, "status", name)
+	out, _ = run(t, bin, "--state-dir", state, "status", name)
 	if strings.Count(out, "web-server Running") != 3 {
 		t.Errorf("status does not show three running web servers:\n%s", out)
 	}

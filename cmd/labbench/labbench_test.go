@@ -135,3 +135,36 @@ func TestCell(t *testing.T) {
 		}
 	}
 }
+
+// The web-server lab is valid, with one web-server per pod on two nodes,
+// and every namespace carries the benchmark's prefix.
+func TestWebLab(t *testing.T) {
+	const pid = 4194304
+	for _, n := range []int{1, 100, 101} {
+		name := namePrefix(pid) + fmt.Sprintf("web%d", n)
+		data := webLab(name, n)
+		names, err := compileLab(name+".yaml", data)
+		if err != nil {
+			t.Fatalf("%d: %v\n%s", n, err, data)
+		}
+		if want := 1 + 2 + n; len(names) != want {
+			t.Errorf("%d: %d namespaces, want %d", n, len(names), want)
+		}
+		for _, ns := range names {
+			if !strings.HasPrefix(ns, namePrefix(pid)) {
+				t.Errorf("%d: namespace %q lacks the prefix", n, ns)
+			}
+		}
+		if got := strings.Count(string(data), "builtin: web-server"); got != n {
+			t.Errorf("%d: %d web servers", n, got)
+		}
+	}
+}
+
+// startedLine reads what labctl up prints (e2e checks labctl prints it).
+func TestStartedLine(t *testing.T) {
+	m := startedLine.FindStringSubmatch("lab \"x\" is up in 512ms: ...\nnetwork ready in 127.6ms, then 100 containers started in 383.1ms\n")
+	if m == nil || m[1] != "127.6ms" || m[2] != "100" || m[3] != "383.1ms" {
+		t.Errorf("got %q", m)
+	}
+}

@@ -41,11 +41,13 @@ func mainErr() int {
 		settle  = flag.Duration("settle", 100*time.Millisecond, "pause between up and down, so teardown meets a lab at rest")
 		tput    = flag.Duration("throughput", 5*time.Second, "length of each pod-to-pod TCP stream; 0 skips the throughput table")
 		noUp    = flag.Bool("no-updown", false, "skip the up/down table")
+		ctrs    = flag.Int("containers", 100, "built-in web-server containers to start, one per pod; 0 skips the container table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
-			"and prints a table with the targets of issue 2 item 9. Needs root.\n\n")
+			"the start and memory of built-in web-server containers, and pod-to-pod\n"+
+			"throughput per backend, with the targets of issues 2, 3 and 4. Needs root.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -92,6 +94,15 @@ func mainErr() int {
 			if len(results) > 0 {
 				report(os.Stdout, b, results)
 			}
+		}
+		if err == nil && *ctrs > 0 {
+			n := *runs
+			if n <= 0 {
+				n = 5
+			}
+			r := b.containers(ctx, *ctrs, n)
+			reportContainers(os.Stdout, b, r)
+			err = ctx.Err()
 		}
 		if err == nil && *tput > 0 {
 			reportThroughput(os.Stdout, b.throughput(ctx, *tput), *tput)
