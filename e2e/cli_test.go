@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -370,6 +371,9 @@ func TestContainerStartFailureRollsBack(t *testing.T) {
 	assertNoNamespaces(t, name)
 	if procs := labProcesses(t, name); len(procs) > 0 {
 		t.Errorf("processes left after the failed up: %v", procs)
+	}
+	if _, err := os.Stat(filepath.Join(state, "pods", name)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the pods' state is left after the failed up: %v", err)
 	}
 	if out, code := run(t, bin, "--state-dir", state, "status", name); code != 4 {
 		t.Errorf("status after the failed up: exit %d, want 4 (not found):\n%s", code, out)

@@ -274,7 +274,9 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 		}
 	}
 	if err != nil {
-		// Apply already removed what it built; drop the record too.
+		// Apply already removed what it built; drop the pods' state
+		// (status, logs) and the record too.
+		_ = os.RemoveAll(filepath.Join(m.dir(), "pods", t.Name))
 		_ = os.Remove(m.recordPath(t.Name))
 		if errors.Is(err, context.Canceled) {
 			return nil, fmt.Errorf("up %q: interrupted; everything created was removed: %w", t.Name, err)
