@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // NetnsDir is where named network namespaces live, the same place `ip netns`
@@ -57,4 +58,45 @@ func DoHandle(target netns.NsHandle, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// OnThrowawayThread runs fn on a locked OS thread that is never the
+// process's main thread and never serves other goroutines afterwards: it
+// ends when fn returns. fn may change its thread in ways nothing else must
+// inherit (its cgroups, say, before forking a child from it). The main
+// thread is dodged because Go cannot end it, and because in cgroup v1 it
+// stands for the whole process in cgroup.procs.
+func OnThrowawayThread(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// Hold the main thread so that the next goroutine cannot
+			// land on it, try again from there, and give it back.
+			OnThrowawayThread(fn)
+			runtime.UnlockOSThread()
+			return
+		}
+		fn() // the thread stays locked: it ends with this goroutine
+	}()
+	<-done
+}
+
+// DoThrowaway is Do on a throwaway thread (see OnThrowawayThread): fn runs
+// in the network namespace at path, and the thread is not brought back.
+func DoThrowaway(path string, fn func() error) error {
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open namespace %q: %w", path, err)
+	}
+	defer target.Close()
+	OnThrowawayThread(func() {
+		if err = netns.Set(target); err != nil {
+			err = fmt.Errorf("enter namespace: %w", err)
+			return
+		}
+		err = fn()
+	})
+	return err
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/kernel"
 )
 
 // Cgroups: every pod gets <hierarchy>/labctl/<lab>/<pod>/ with one child per
@@ -529,6 +531,73 @@ func (pc *podCgroups) join(name string, pid int) error {
 		}
 	}
 	return nil
+}
+
+// bornInCgroups says whether spawnIn can place a new process in its
+// cgroups as it is created. On cgroup v1 it can; on v2 the process joins
+// after it started (clone3's CLONE_INTO_CGROUP would do it there).
+func (d CgroupDriver) bornInCgroups() bool { return d.Name == CgroupV1 }
+
+// Moving a whole process into a cgroup (writing its PID to cgroup.procs)
+// takes a global lock for writing that stalls every fork and thread
+// creation on the machine until an RCU grace period has passed; with a
+// hundred pods starting at once that lock was the largest cost of a
+// container start. A thread can move just itself (0 to a v1 hierarchy's
+// tasks file) without that lock, and a child is born in the cgroups of the
+// thread that forks it. So on cgroup v1 processes are forked from a thread
+// that stepped into their cgroups first.
+
+// joinThread moves the calling OS thread, and only it, into dirs.
+func joinThread(dirs []string) error {
+	for _, dir := range dirs {
+		if err := os.WriteFile(filepath.Join(dir, "tasks"), []byte("0"), 0o644); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// spawner forks a supervisor's containers, each into its own cgroups, from
+// one OS thread kept for the supervisor's whole life: it steps into the
+// container's cgroups, forks, and steps back into home. Containers use
+// Pdeathsig, which fires when the thread that forked them ends; this one
+// ends only with the supervisor.
+type spawner struct {
+	home []string
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	dirs  []string
+	spawn func() error
+	done  chan error
+}
+
+func newSpawner(home []string) *spawner {
+	sp := &spawner{home: home, reqs: make(chan spawnRequest)}
+	// The thread must outlive every child: it serves the spawner forever.
+	go kernel.OnThrowawayThread(func() {
+		for req := range sp.reqs {
+			err := joinThread(req.dirs)
+			if err == nil {
+				err = req.spawn()
+			}
+			if herr := joinThread(sp.home); herr != nil {
+				// Still in the container's cgroups: they could not be
+				// removed. Report it with the fork's outcome.
+				err = errors.Join(err, fmt.Errorf("back to the supervisor's cgroups: %w", herr))
+			}
+			req.done <- err
+		}
+	})
+	return sp
+}
+
+// spawnIn runs spawn on the spawner's thread, inside dirs.
+func (sp *spawner) spawnIn(dirs []string, spawn func() error) error {
+	done := make(chan error, 1)
+	sp.reqs <- spawnRequest{dirs: dirs, spawn: spawn, done: done}
+	return <-done
 }
 
 func writeProcs(dir string, pid int) error {

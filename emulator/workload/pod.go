@@ -130,24 +130,45 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		AppletDir:   opts.AppletDir,
 		ReadyWithin: Duration(opts.ReadyTimeout),
 	}
+	// On cgroup v1 the supervisor is born in its cgroup (see spawnIn).
+	var shimHome []string
+	if driver.bornInCgroups() {
+		pc, err := driver.createPod(spec.Lab, spec.Pod)
+		if err == nil {
+			shimHome, err = pc.child(shimCgroup)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		cfg.BornInCgroups = true
+	}
+	removeCgroups := func() {
+		for _, dir := range driver.podCgroupDirs(spec.Lab, spec.Pod) {
+			_ = removeCgroup(dir)
+		}
+	}
 	if err := prepareStateDir(&cfg); err != nil {
+		removeCgroups()
 		return fail(err)
 	}
 
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
+		removeCgroups()
 		return fail(err)
 	}
 	defer readyR.Close()
 	logf, err := os.OpenFile(ShimLogPath(spec.StateDir), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		readyW.Close()
+		removeCgroups()
 		return fail(err)
 	}
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		readyW.Close()
 		logf.Close()
+		removeCgroups()
 		return fail(err)
 	}
 	attr := &syscall.ProcAttr{
@@ -166,15 +187,28 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	}
 	var pid int
 	// The child inherits the network namespace of the thread that forks it.
-	err = kernel.Do(spec.Namespace, func() error {
+	fork := func() error {
 		var err error
 		pid, err = syscall.ForkExec(exe, []string{"labctl-shim", spec.Lab + "/" + spec.Pod}, attr)
 		return err
-	})
+	}
+	if shimHome != nil {
+		// Forked from a thread that joined the supervisor's cgroups and
+		// is then thrown away (the supervisor uses no Pdeathsig).
+		err = kernel.DoThrowaway(spec.Namespace, func() error {
+			if err := joinThread(shimHome); err != nil {
+				return err
+			}
+			return fork()
+		})
+	} else {
+		err = kernel.Do(spec.Namespace, fork)
+	}
 	readyW.Close()
 	logf.Close()
 	null.Close()
 	if err != nil {
+		removeCgroups()
 		return fail(fmt.Errorf("start supervisor %s: %w", exe, err))
 	}
 	start, err := ProcessStartTime(pid) // cannot be reused yet: it is our unreaped child

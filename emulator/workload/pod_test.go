@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -789,4 +790,91 @@ func TestPodOutlivesStarter(t *testing.T) {
 	if alive(shim.PID, shim.StartTime) {
 		t.Errorf("the supervisor survived StopPod from another process")
 	}
+}
+
+// Every thread of a supervisor is in the pod's _shim cgroups and every
+// thread of a container in the container's, and no thread of the process
+// that started the pod (here: this test) is left in any of the pod's
+// cgroups: on cgroup v1 processes are forked from threads that stepped
+// into their cgroups first, and those threads must never be reused.
+func TestProcessesBornInTheirCgroups(t *testing.T) {
+	n := newNet(t, 4)
+	var shims []Shim
+	var dirs []string
+	// Several at once, as labctl up starts them.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range 4 {
+		wg.Go(func() {
+			shim, spec := startPod(t, n, i, fmt.Sprintf("pod-cg%d", i),
+				Container{Name: "web", Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 8080 + i}}},
+				Container{Name: "sleeper", Command: []string{"sleep", "60"}})
+			mu.Lock()
+			shims, dirs = append(shims, shim), append(dirs, spec.StateDir)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for i, shim := range shims {
+		st, err := ReadStatus(dirs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Cgroup.Name == CgroupNone {
+			t.Skip("no cgroups on this machine")
+		}
+		want := map[int][]string{}
+		for _, pd := range shim.Cgroups {
+			want[shim.PID] = append(want[shim.PID], filepath.Join(pd, shimCgroup))
+		}
+		for _, c := range st.Containers {
+			want[c.PID] = c.Cgroups
+		}
+		for pid, cgroups := range want {
+			for _, tid := range threadsOf(t, pid) {
+				for _, dir := range cgroups {
+					if !slices.Contains(readTasks(t, dir), tid) {
+						t.Errorf("pod %s: thread %d of process %d is not in %s", st.Pod, tid, pid, dir)
+					}
+				}
+			}
+		}
+		ours := threadsOf(t, os.Getpid())
+		for _, pd := range shim.Cgroups {
+			_ = filepath.WalkDir(pd, func(path string, e fs.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					for _, tid := range readTasks(t, path) {
+						if slices.Contains(ours, tid) {
+							t.Errorf("thread %d of the process that started the pods is in %s", tid, path)
+						}
+					}
+				}
+				return nil
+			})
+		}
+	}
+}
+
+func threadsOf(t *testing.T, pid int) []int {
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids []int
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids
+}
+
+// readTasks lists the threads in a cgroup (v1 tasks, v2 cgroup.threads).
+func readTasks(t *testing.T, dir string) []int {
+	for _, f := range []string{"tasks", "cgroup.threads"} {
+		if ids := readProcsFile(filepath.Join(dir, f)); ids != nil {
+			return ids
+		}
+	}
+	return nil
 }

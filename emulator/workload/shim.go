@@ -47,6 +47,8 @@ type shim struct {
 	netnsDev   uint64
 	netnsIno   uint64
 	shimCgroup bool
+	// spawner forks containers into their cgroups (cgroup v1).
+	spawner *spawner
 }
 
 type ctr struct {
@@ -190,13 +192,19 @@ func (s *shim) setup() error {
 		if s.podSettings, err = cg.limitPod(spec.Containers); err != nil {
 			return err
 		}
-		if _, err := cg.child(shimCgroup); err != nil {
+		home, err := cg.child(shimCgroup)
+		if err != nil {
 			return err
 		}
-		if err := cg.join(shimCgroup, os.Getpid()); err != nil {
-			return err
+		if !s.cfg.BornInCgroups {
+			if err := cg.join(shimCgroup, os.Getpid()); err != nil {
+				return err
+			}
 		}
 		s.shimCgroup = true
+		if s.cfg.Cgroup.bornInCgroups() {
+			s.spawner = newSpawner(home)
+		}
 	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
@@ -276,9 +284,12 @@ func (s *shim) fork(c *ctr) error {
 		Env:        c.env,
 		WorkingDir: spec.WorkingDir,
 		RootFS:     spec.RootFS,
-		Cgroups:    c.dirs,
 		Port:       spec.port(),
 		PodIP:      s.cfg.Spec.PodIP,
+	}
+	born := s.spawner != nil
+	if !born {
+		ic.Cgroups = c.dirs // init joins them itself
 	}
 	b, err := json.Marshal(ic)
 	if err != nil {
@@ -309,14 +320,24 @@ func (s *shim) fork(c *ctr) error {
 	if spec.RootFS != "" {
 		sys.Cloneflags = unix.CLONE_NEWNS
 	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{title, s.cfg.Spec.Lab + "/" + s.cfg.Spec.Pod + "/" + spec.Name}, &syscall.ProcAttr{
-		Dir: "/",
-		Env: []string{envRole + "=" + roleInit, envInit + "=" + string(b), goRuntimeEnv},
-		// stdout and stderr share one O_APPEND file, so lines of the two
-		// streams interleave in the order they were written.
-		Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd(), w.Fd()},
-		Sys:   sys,
-	})
+	var pid int
+	forkInit := func() error {
+		var err error
+		pid, err = syscall.ForkExec("/proc/self/exe", []string{title, s.cfg.Spec.Lab + "/" + s.cfg.Spec.Pod + "/" + spec.Name}, &syscall.ProcAttr{
+			Dir: "/",
+			Env: []string{envRole + "=" + roleInit, envInit + "=" + string(b), goRuntimeEnv},
+			// stdout and stderr share one O_APPEND file, so lines of the
+			// two streams interleave in the order they were written.
+			Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd(), w.Fd()},
+			Sys:   sys,
+		})
+		return err
+	}
+	if born {
+		err = s.spawner.spawnIn(c.dirs, forkInit)
+	} else {
+		err = forkInit()
+	}
 	w.Close()
 	if err != nil {
 		r.Close()

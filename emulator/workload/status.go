@@ -201,6 +201,9 @@ type podConfig struct {
 	Backoff     Backoff      `json:"backoff"`
 	AppletDir   string       `json:"appletDir"`
 	ReadyWithin Duration     `json:"readyWithin"`
+	// BornInCgroups: StartPod created the pod's cgroups and started the
+	// supervisor in its own, so it need not move itself there.
+	BornInCgroups bool `json:"bornInCgroups,omitempty"`
 }
 
 func readPodConfig(stateDir string) (*podConfig, error) {
