@@ -20,6 +20,7 @@ import (
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
+	"golang.org/x/sys/unix"
 )
 
 // The targets of issue 4 item 8, for 100 web servers on 2 cores.
@@ -32,6 +33,8 @@ const (
 type ctrResult struct {
 	containers int
 	runs       int
+	stateDir   string          // labctl's --state-dir
+	stateFS    string          // its file system
 	up         []time.Duration // labctl up, whole process
 	network    []time.Duration // labctl's timer: until the network was ready
 	started    []time.Duration // labctl's timer: all containers started
@@ -64,8 +67,8 @@ var startedLine = regexp.MustCompile(`network ready in (\S+), then (\d+) contain
 // containers brings up a lab of n web servers runs times (after one
 // uncounted warm-up run), and measures the start of the containers and the
 // memory of every server, freshly started and after it answered a request.
-func (b *bench) containers(ctx context.Context, n, runs int) *ctrResult {
-	r := &ctrResult{containers: n}
+func (b *bench) containers(ctx context.Context, n, runs int, stateDir string) *ctrResult {
+	r := &ctrResult{containers: n, stateDir: stateDir, stateFS: fsType(stateDir)}
 	name := namePrefix(b.pid) + fmt.Sprintf("web%d", n)
 	data := webLab(name, n)
 	file := filepath.Join(b.tmp, name+".yaml")
@@ -102,14 +105,14 @@ func (b *bench) containers(ctx context.Context, n, runs int) *ctrResult {
 }
 
 func (b *bench) containerRun(ctx context.Context, r *ctrResult, topo *spec.Topology, file string, names []string, warmup bool) error {
-	out, err := b.command(ctx, nil, b.labctl, "--state-dir", b.stateDir, "up", file)
+	out, err := b.command(ctx, nil, b.labctl, "--state-dir", r.stateDir, "up", file)
 	if err != nil {
 		return fmt.Errorf("labctl up: %w", err)
 	}
 	// Whatever happens next, the lab goes, and the kernel has freed its
 	// namespaces before the next run starts.
 	defer func() {
-		if _, _, err := b.teardown(ctx, &result{}, names, b.labctl, "--state-dir", b.stateDir, "down", topo.Name); err != nil {
+		if _, _, err := b.teardown(ctx, &result{}, names, b.labctl, "--state-dir", r.stateDir, "down", topo.Name); err != nil {
 			fmt.Fprintln(os.Stderr, "labbench: labctl down:", err)
 		}
 	}()
@@ -123,7 +126,7 @@ func (b *bench) containerRun(ctx context.Context, r *ctrResult, topo *spec.Topol
 		return fmt.Errorf("labctl up: unexpected timing line %q", m[0])
 	}
 
-	mgr := lab.Manager{StateDir: b.stateDir}
+	mgr := lab.Manager{StateDir: r.stateDir}
 	webPIDs, webStart, sup, err := readPods(mgr, topo)
 	if err != nil {
 		return err
@@ -222,28 +225,56 @@ func linkage(path string) string {
 	return "static"
 }
 
-func reportContainers(w io.Writer, b *bench, r *ctrResult) {
+func reportContainers(w io.Writer, b *bench, results []*ctrResult) {
 	fmt.Fprintf(w, "\nlabbench: built-in web-server containers, one per pod on 2 nodes (issue 4 item 8)\n")
 	fmt.Fprintf(w, "labctl    %s (%s)\n", b.labctl, linkage(b.labctl))
-	if r.err != nil {
-		fmt.Fprintf(w, "ERROR     %v\n", r.err)
+	for i, r := range results {
+		what := "labbench's"
+		if i > 0 {
+			what = "for comparison, a"
+		}
+		fmt.Fprintf(w, "state     %s --state-dir %s on %s\n", what, r.stateDir, r.stateFS)
+		if r.err != nil {
+			fmt.Fprintf(w, "ERROR     %v\n", r.err)
+		}
 	}
-	if r.runs == 0 {
-		return
+	if len(results) > 0 && results[0].runs > 0 {
+		fmt.Fprintf(w, "runs      %d after one uncounted warm-up; times are median (min)\n", results[0].runs)
 	}
-	fmt.Fprintf(w, "runs      %d after one uncounted warm-up; times are median (min)\n\n", r.runs)
+	fmt.Fprintln(w)
+	for i, r := range results {
+		if r.runs > 0 {
+			reportContainerRun(w, r, i == 0)
+		}
+	}
+	fmt.Fprintln(w, "started   labctl's own timer, printed by up: from network ready until every pod's supervisor")
+	fmt.Fprintln(w, "          reported its containers started (a web server: listening). Pods start in parallel.")
+	fmt.Fprintln(w, "state     each pod start creates a few small files (config, logs, status) in the state directory;")
+	fmt.Fprintln(w, "          on a disk file system that costs far more than on tmpfs (what /run is on most hosts).")
+	fmt.Fprintln(w, "RSS       resident pages of one process, from /proc/PID/smaps_rollup. Most are pages of the labctl")
+	fmt.Fprintln(w, "          binary, shared by every process that runs it; PSS divides shared pages among their")
+	fmt.Fprintln(w, "          sharers and is what each process really costs. 1 MiB = 2^20 bytes; ok is judged on the")
+	fmt.Fprintln(w, "          largest RSS seen.")
+}
+
+// reportContainerRun prints the tables of one state directory; memory
+// only for the first (it does not depend on where the state is).
+func reportContainerRun(w io.Writer, r *ctrResult, memory bool) {
 
 	per := make([]time.Duration, len(r.started))
 	for i, d := range r.started {
 		per[i] = d / time.Duration(r.containers)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "containers\tlabctl up\tnetwork ready\tcontainers started\tper container\ttarget\tok")
-	fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t≤ %s\t%s\n", r.containers, cell(r.up), cell(r.network), cell(r.started),
+	fmt.Fprintln(tw, "state on\tcontainers\tlabctl up\tnetwork ready\tcontainers started\tper container\ttarget\tok")
+	fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t≤ %s\t%s\n", r.stateFS, r.containers, cell(r.up), cell(r.network), cell(r.started),
 		cellFine(per), fmtDur(targetStartPerContainer), verdict(median(per) <= targetStartPerContainer))
 	tw.Flush()
 
 	fmt.Fprintln(w)
+	if !memory {
+		return
+	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "process\tmeasured\tsamples\tRSS MiB mean (max)\tPSS MiB mean\ttarget\tok")
 	for _, row := range []struct {
@@ -266,12 +297,25 @@ func reportContainers(w io.Writer, b *bench, r *ctrResult) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "started   labctl's own timer, printed by up: from network ready until every pod's supervisor")
-	fmt.Fprintln(w, "          reported its containers started (a web server: listening). Pods start in parallel.")
-	fmt.Fprintln(w, "RSS       resident pages of one process, from /proc/PID/smaps_rollup. Most are pages of the labctl")
-	fmt.Fprintln(w, "          binary, shared by every process that runs it; PSS divides shared pages among their")
-	fmt.Fprintln(w, "          sharers and is what each process really costs. 1 MiB = 2^20 bytes; ok is judged on the")
-	fmt.Fprintln(w, "          largest RSS seen.")
+}
+
+// fsType names the file system a directory is on.
+func fsType(dir string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return "an unknown file system"
+	}
+	switch st.Type {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	}
+	return fmt.Sprintf("file system type %#x", st.Type)
 }
 
 // cellFine is cell with microsecond precision, for per-container times.
