@@ -379,3 +379,113 @@ func TestContainerStartFailureRollsBack(t *testing.T) {
 		t.Errorf("status after the failed up: exit %d, want 4 (not found):\n%s", code, out)
 	}
 }
+
+// What a student sees of container lifecycles through the CLI: an OOM kill
+// named in status, restart policies honoured, exit codes, logs.
+func TestContainerLifecycleViaCLI(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	state := t.TempDir()
+	name := uniqueName("tlc")
+	path := writeTopology(t, fmt.Sprintf(`name: %s
+nodes:
+  - name: n0
+    pods:
+      - name: hogs
+        restartPolicy: Never
+        containers:
+          - name: hog
+            command: [sh, -c, 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived']
+            resources: {limits: {memory: 32Mi}}
+          - name: web
+            builtin: web-server
+      - name: jobs
+        containers:
+          - name: flaky
+            restartPolicy: OnFailure
+            command: [sh, -c, 'echo attempt; exit 3']
+          - name: once
+            restartPolicy: Never
+            command: [sh, -c, 'echo finished']
+`, name))
+	t.Cleanup(func() {
+		run(t, bin, "--state-dir", state, "down", name)
+		assertNoNamespaces(t, name)
+	})
+	if out, code := run(t, bin, "--state-dir", state, "up", path); code != 0 {
+		t.Fatalf("up: exit %d: %s", code, out)
+	}
+
+	type ctr struct {
+		Name        string `json:"name"`
+		State       string `json:"state"`
+		Restarts    int    `json:"restarts"`
+		Termination *struct {
+			ExitCode int    `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"termination"`
+	}
+	containers := func() map[string]ctr {
+		out, code := run(t, bin, "--state-dir", state, "status", name, "-o", "json")
+		if code != 0 {
+			t.Fatalf("status: exit %d: %s", code, out)
+		}
+		var labs []struct {
+			Namespaces []struct {
+				Pod *struct {
+					Containers []ctr `json:"containers"`
+				} `json:"pod"`
+			} `json:"namespaces"`
+		}
+		if err := json.Unmarshal([]byte(out), &labs); err != nil {
+			t.Fatalf("status -o json: %v\n%s", err, out)
+		}
+		all := map[string]ctr{}
+		for _, ns := range labs[0].Namespaces {
+			if ns.Pod != nil {
+				for _, c := range ns.Pod.Containers {
+					all[c.Name] = c
+				}
+			}
+		}
+		return all
+	}
+	settled := func(c map[string]ctr) bool {
+		return c["hog"].Termination != nil && c["once"].Termination != nil && c["flaky"].Restarts >= 2
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	got := containers()
+	for !settled(got) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		got = containers()
+	}
+	if c := got["hog"]; c.Termination == nil || c.Termination.Reason != "OOMKilled" || c.Termination.ExitCode != 137 || c.Restarts != 0 {
+		t.Errorf("hog: %+v, want OOMKilled with exit 137 and no restart (policy Never)", c)
+	}
+	if c := got["web"]; c.State != "running" {
+		t.Errorf("web: %+v, want running next to the OOM-killed hog", c)
+	}
+	if c := got["flaky"]; c.Restarts < 2 {
+		t.Errorf("flaky: %+v, want restarted (OnFailure, exit 3)", c)
+	}
+	if c := got["once"]; c.Termination == nil || c.Termination.ExitCode != 0 || c.Restarts != 0 {
+		t.Errorf("once: %+v, want exit 0 and no restart (policy Never)", c)
+	}
+	out, _ := run(t, bin, "--state-dir", state, "status", name)
+	if !strings.Contains(out, "hog Terminated: OOMKilled (exit 137)") {
+		t.Errorf("status table does not show the OOM kill:\n%s", out)
+	}
+	if out, code := run(t, bin, "--state-dir", state, "logs", "jobs", "-c", "flaky"); code != 0 || strings.Count(out, "attempt") < 2 {
+		t.Errorf("logs of flaky: exit %d, want an attempt per run:\n%s", code, out)
+	}
+	if out, code := run(t, bin, "--state-dir", state, "logs", "hogs", "-c", "hog"); code != 0 || strings.Contains(out, "survived") {
+		t.Errorf("logs of hog: exit %d, the hog must not have survived:\n%s", code, out)
+	}
+	if out, code := run(t, bin, "--state-dir", state, "down", name); code != 0 {
+		t.Fatalf("down: exit %d: %s", code, out)
+	}
+	if procs := labProcesses(t, name); len(procs) > 0 {
+		t.Errorf("processes left after down: %v", procs)
+	}
+}
