@@ -393,7 +393,13 @@ func TestSupervisorKilled(t *testing.T) {
 	if alive(web.PID, web.PIDStartTime) {
 		t.Errorf("a container outlived its supervisor")
 	}
+	// The container may die (Pdeathsig fires as the supervisor's threads
+	// exit) a moment before the supervisor has finished dying.
 	st, _ := ReadStatus(spec.StateDir)
+	for st.Phase != PhaseUnknown && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		st, _ = ReadStatus(spec.StateDir)
+	}
 	if st.Phase != PhaseUnknown || container(st, "web").State != StateUnknown {
 		t.Errorf("status after the supervisor died: %s, web %s", st.Phase, container(st, "web").State)
 	}
