@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -122,13 +123,22 @@ func (r PingResult) Err() error {
 
 // echoIDs hands out ICMP identifiers: a raw socket sees every ICMP packet of
 // its namespace, and distinct ids keep concurrent pings from counting each
-// other's replies. The random start keeps apart other processes doing the same.
-var echoIDs atomic.Uint32
+// other's replies. The random start keeps apart other processes doing the
+// same. It is drawn on first use, not at program start: every labctl
+// process (each pod supervisor and builtin server among them) would pay for
+// it otherwise.
+var echoIDs struct {
+	seed sync.Once
+	next atomic.Uint32
+}
 
-func init() {
-	var b [2]byte
-	_, _ = rand.Read(b[:]) // never fails on Linux
-	echoIDs.Store(uint32(b[0])<<8 | uint32(b[1]))
+func nextEchoID() uint16 {
+	echoIDs.seed.Do(func() {
+		var b [2]byte
+		_, _ = rand.Read(b[:]) // never fails on Linux
+		echoIDs.next.Store(uint32(b[0])<<8 | uint32(b[1]))
+	})
+	return uint16(echoIDs.next.Add(1))
 }
 
 // Ping sends ICMP echo requests to dst from the namespace at nsPath and waits
@@ -201,7 +211,7 @@ type pinger struct {
 }
 
 func openPinger(nsPath string, dst netip.Addr, opts PingOptions) (*pinger, error) {
-	s := &pinger{opts: opts, dst: dst, mtuFD: -1, id: uint16(echoIDs.Add(1))}
+	s := &pinger{opts: opts, dst: dst, mtuFD: -1, id: nextEchoID()}
 	_, _ = rand.Read(s.cookie[:])
 	fd, _, err := socketIn(nsPath, unix.SOCK_RAW, unix.IPPROTO_ICMP, netip.AddrPortFrom(dst, 0))
 	if err != nil {
