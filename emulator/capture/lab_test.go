@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/internal/leakcheck"
 )
 
 // Test namespaces are named capturetest-<pid>-<random>-<role>, so TestMain
@@ -26,59 +26,7 @@ import (
 // touches the host's namespace and no packet can leave the lab.
 var nsPrefix = fmt.Sprintf("capturetest-%d-", os.Getpid())
 
-func TestMain(m *testing.M) {
-	// The runtime opens its poller's descriptors on first use; open them
-	// now so they are not mistaken for a leak.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
-	goroutines, fds := runtime.NumGoroutine(), openFDs()
-	code := m.Run()
-	if code == 0 {
-		code = checkLeaks(goroutines, fds)
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails the run when tests left namespaces, goroutines or file
-// descriptors behind; goroutines and sockets get a moment to wind down.
-func checkLeaks(goroutines, fds int) int {
-	entries, _ := os.ReadDir(kernel.NetnsDir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), nsPrefix) {
-			fmt.Fprintf(os.Stderr, "leak: namespace %q left behind\n", e.Name())
-			return 1
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > goroutines || openFDs() > fds {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leak: %d goroutines (was %d), %d open files (was %d): %s\n%s\n",
-				runtime.NumGoroutine(), goroutines, openFDs(), fds, strings.Join(fdTargets(), " "), buf[:runtime.Stack(buf, true)])
-			return 1
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return 0
-}
-
-// fdTargets names what each open descriptor is, such as "socket:[1234]".
-func fdTargets() []string {
-	entries, _ := os.ReadDir("/proc/self/fd")
-	var out []string
-	for _, e := range entries {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out = append(out, e.Name()+"="+target)
-	}
-	return out
-}
-
-func openFDs() int {
-	entries, _ := os.ReadDir("/proc/self/fd")
-	return len(entries)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, nsPrefix) }
 
 // needRoot skips a test that must create namespaces, unless CI demands root.
 func needRoot(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/probe"
+	"github.com/labctl/labctl/internal/leakcheck"
 )
 
 func ping(t *testing.T, ns string, dst netip.Addr, o probe.PingOptions) probe.PingResult {
@@ -470,7 +471,7 @@ func TestMultiQueue(t *testing.T) {
 // the device is left as it was found.
 func TestServeStops(t *testing.T) {
 	l := newLab(t, labOptions{})
-	goroutines, fds := runtime.NumGoroutine(), openFDs()
+	goroutines, fds := runtime.NumGoroutine(), leakcheck.OpenFDs()
 	var d *Datapath
 	if err := kernel.Do(l.node1, func() error {
 		var err error
@@ -495,9 +496,9 @@ func TestServeStops(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("serve did not stop within 2s of cancel")
 	}
-	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines || openFDs() > fds; {
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines || leakcheck.OpenFDs() > fds; {
 		if time.Now().After(deadline) {
-			t.Fatalf("after stop: %d goroutines (was %d), %d fds (was %d)", runtime.NumGoroutine(), goroutines, openFDs(), fds)
+			t.Fatalf("after stop: %d goroutines (was %d), %d fds (was %d)", runtime.NumGoroutine(), goroutines, leakcheck.OpenFDs(), fds)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -8,54 +8,18 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/internal/leakcheck"
 )
 
 // Test namespaces are named ipipdtest-<pid>-<random>-<role>, so TestMain can
 // tell its own leftovers from anyone else's.
 var nsPrefix = fmt.Sprintf("ipipdtest-%d-", os.Getpid())
 
-func TestMain(m *testing.M) {
-	goroutines, fds := runtime.NumGoroutine(), openFDs()
-	code := m.Run()
-	if code == 0 {
-		code = checkLeaks(goroutines, fds)
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails the run when tests left namespaces, goroutines or file
-// descriptors behind.
-func checkLeaks(goroutines, fds int) int {
-	entries, _ := os.ReadDir(kernel.NetnsDir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), nsPrefix) {
-			fmt.Fprintf(os.Stderr, "leak: namespace %q left behind\n", e.Name())
-			return 1
-		}
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > goroutines || openFDs() > fds {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "leak: %d goroutines (was %d), %d open files (was %d)\n%s\n",
-				runtime.NumGoroutine(), goroutines, openFDs(), fds, buf[:runtime.Stack(buf, true)])
-			return 1
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return 0
-}
-
-func openFDs() int {
-	entries, _ := os.ReadDir("/proc/self/fd")
-	return len(entries)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, nsPrefix) }
 
 // needRoot skips a test that must create namespaces, unless CI demands root.
 func needRoot(t testing.TB) {
