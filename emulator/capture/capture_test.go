@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 func expect(t *testing.T, c *Capture, what string, match func(Packet) bool) Packet {
@@ -133,12 +134,12 @@ func TestCaptureEcho(t *testing.T) {
 func TestCaptureBridgePort(t *testing.T) {
 	l := newLab(t)
 	br, a, b := l.ns("br"), l.ns("a"), l.ns("b")
-	ip(t, "-n", br, "link", "add", "br0", "type", "bridge")
-	ip(t, "-n", br, "link", "set", "br0", "up")
+	nstest.IP(t, "-n", br, "link", "add", "br0", "type", "bridge")
+	nstest.IP(t, "-n", br, "link", "set", "br0", "up")
 	l.veth(a, "eth0", "10.124.1.1/24", br, "p1", "")
 	l.veth(b, "eth0", "10.124.1.2/24", br, "p2", "")
-	ip(t, "-n", br, "link", "set", "p1", "master", "br0")
-	ip(t, "-n", br, "link", "set", "p2", "master", "br0")
+	nstest.IP(t, "-n", br, "link", "set", "p1", "master", "br0")
+	nstest.IP(t, "-n", br, "link", "set", "p2", "master", "br0")
 
 	base := promiscuity(t, br, "p2")
 	port := open(t, br, "p2", Options{Promiscuous: true})
@@ -204,14 +205,14 @@ func TestCaptureVXLAN(t *testing.T) {
 		{n2, "10.124.2.2", "10.124.2.1", "192.168.42.2/24", "192.168.7.2/24"},
 	} {
 		// vni 42 on the Linux port, vni 7 on a port only this test knows.
-		ip(t, "-n", n.ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "8472",
+		nstest.IP(t, "-n", n.ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "8472",
 			"local", n.local, "remote", n.remote, "dev", "eth0")
-		ip(t, "-n", n.ns, "link", "add", "vx1", "type", "vxlan", "id", "7", "dstport", "4799",
+		nstest.IP(t, "-n", n.ns, "link", "add", "vx1", "type", "vxlan", "id", "7", "dstport", "4799",
 			"local", n.local, "remote", n.remote, "dev", "eth0")
-		ip(t, "-n", n.ns, "addr", "add", n.ip42, "dev", "vx0")
-		ip(t, "-n", n.ns, "addr", "add", n.ip7, "dev", "vx1")
-		ip(t, "-n", n.ns, "link", "set", "vx0", "up")
-		ip(t, "-n", n.ns, "link", "set", "vx1", "up")
+		nstest.IP(t, "-n", n.ns, "addr", "add", n.ip42, "dev", "vx0")
+		nstest.IP(t, "-n", n.ns, "addr", "add", n.ip7, "dev", "vx1")
+		nstest.IP(t, "-n", n.ns, "link", "set", "vx0", "up")
+		nstest.IP(t, "-n", n.ns, "link", "set", "vx1", "up")
 	}
 
 	underlay := open(t, n2, "eth0", Options{
@@ -349,8 +350,8 @@ func TestCaptureTUN(t *testing.T) {
 		t.Skipf("no tun device: %v", err)
 	}
 	t.Cleanup(func() { unix.Close(tunFD) }) // removes tun0; runs before the namespace goes
-	ip(t, "-n", ns, "addr", "add", "10.124.4.1/24", "dev", "tun0")
-	ip(t, "-n", ns, "link", "set", "tun0", "up")
+	nstest.IP(t, "-n", ns, "addr", "add", "10.124.4.1/24", "dev", "tun0")
+	nstest.IP(t, "-n", ns, "link", "set", "tun0", "up")
 
 	c := open(t, ns, "tun0", Options{Filter: Match{Protocol: layers.IPProtocolUDP, Port: 9}.MustProgram()})
 	sendUDP(t, ns, "10.124.4.2", 10, []byte("no")) // filtered out

@@ -2,14 +2,9 @@ package capture
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,34 +12,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/kernel"
-	"github.com/labctl/labctl/internal/leakcheck"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // Test namespaces are named capturetest-<pid>-<random>-<role>, so TestMain
 // can tell its own leftovers from anyone else's. Every address is in
 // 10.124.0.0/16 and lives only on links between these namespaces: nothing
 // touches the host's namespace and no packet can leave the lab.
-var nsPrefix = fmt.Sprintf("capturetest-%d-", os.Getpid())
+var nsPrefix = nstest.Prefix("capture")
 
-func TestMain(m *testing.M) { leakcheck.Main(m, nsPrefix) }
-
-// needRoot skips a test that must create namespaces, unless CI demands root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root to create network namespaces"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2 (ip) to build the test lab"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("LABCTL_REQUIRE_ROOT") == "1" {
-		t.Fatal(why + " (LABCTL_REQUIRE_ROOT=1)")
-	}
-	t.Skip(why)
-}
+func TestMain(m *testing.M) { nstest.Main(m, nsPrefix) }
 
 // lab names the namespaces of one test; roles map to namespace names.
 type lab struct {
@@ -54,24 +31,14 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	needRoot(t)
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	return &lab{t: t, base: nsPrefix + hex.EncodeToString(rnd[:])}
+	nstest.NeedRoot(t)
+	return &lab{t: t, base: nstest.Unique(nsPrefix)}
 }
 
 // ns creates the namespace for role, with lo up, and returns its name.
 func (l *lab) ns(role string) string {
 	l.t.Helper()
-	name := l.base + "-" + role
-	ip(l.t, "netns", "add", name)
-	l.t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			l.t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ip(l.t, "-n", name, "link", "set", "lo", "up")
-	return name
+	return nstest.AddNamespace(l.t, l.base+"-"+role)
 }
 
 // veth links namespace a's interface ifA to b's ifB, addresses them (an
@@ -79,19 +46,12 @@ func (l *lab) ns(role string) string {
 // both up.
 func (l *lab) veth(a, ifA, addrA, b, ifB, addrB string) {
 	l.t.Helper()
-	ip(l.t, "-n", a, "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", b)
+	nstest.IP(l.t, "-n", a, "link", "add", ifA, "type", "veth", "peer", "name", ifB, "netns", b)
 	for _, side := range [][3]string{{a, ifA, addrA}, {b, ifB, addrB}} {
 		if side[2] != "" {
-			ip(l.t, "-n", side[0], "addr", "add", side[2], "dev", side[1])
+			nstest.IP(l.t, "-n", side[0], "addr", "add", side[2], "dev", side[1])
 		}
-		ip(l.t, "-n", side[0], "link", "set", side[1], "up")
-	}
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		nstest.IP(l.t, "-n", side[0], "link", "set", side[1], "up")
 	}
 }
 

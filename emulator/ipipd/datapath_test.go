@@ -16,7 +16,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/probe"
-	"github.com/labctl/labctl/internal/leakcheck"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 func ping(t *testing.T, ns string, dst netip.Addr, o probe.PingOptions) probe.PingResult {
@@ -371,33 +371,33 @@ func TestRoutesFollowKernel(t *testing.T) {
 	if res := ping(t, l.pod1, pod2IP, probe.PingOptions{}); res.Received != 0 {
 		t.Fatal("ping answered before node1 has a route")
 	}
-	l.ip("-n", n1, "route", "add", "10.78.2.0/24", "via", "10.77.0.2", "dev", "tunl0", "onlink")
+	nstest.IP(l.t, "-n", n1, "route", "add", "10.78.2.0/24", "via", "10.77.0.2", "dev", "tunl0", "onlink")
 	waitRoutes(t, l.dp1, "10.78.2.0/24 via 10.77.0.2")
 	mustPing(t, l.pod1, pod2IP)
 
 	// Moving the route to another gateway moves the traffic: 10.77.0.3
 	// does not exist, so nothing answers.
-	l.ip("-n", n1, "route", "replace", "10.78.2.0/24", "via", "10.77.0.3", "dev", "tunl0", "onlink")
+	nstest.IP(l.t, "-n", n1, "route", "replace", "10.78.2.0/24", "via", "10.77.0.3", "dev", "tunl0", "onlink")
 	waitRoutes(t, l.dp1, "10.78.2.0/24 via 10.77.0.3")
 	if res := ping(t, l.pod1, pod2IP, probe.PingOptions{}); res.Received != 0 {
 		t.Error("ping answered through a gateway that does not exist")
 	}
-	l.ip("-n", n1, "route", "replace", "10.78.2.0/24", "via", "10.77.0.2", "dev", "tunl0", "onlink")
+	nstest.IP(l.t, "-n", n1, "route", "replace", "10.78.2.0/24", "via", "10.77.0.2", "dev", "tunl0", "onlink")
 	waitRoutes(t, l.dp1, "10.78.2.0/24 via 10.77.0.2")
 	mustPing(t, l.pod1, pod2IP)
 
 	// A more specific route wins, as in the kernel.
-	l.ip("-n", n1, "route", "add", "10.78.2.2/32", "via", "10.77.0.3", "dev", "tunl0", "onlink")
+	nstest.IP(l.t, "-n", n1, "route", "add", "10.78.2.2/32", "via", "10.77.0.3", "dev", "tunl0", "onlink")
 	waitRoutes(t, l.dp1, "10.78.2.0/24 via 10.77.0.2", "10.78.2.2/32 via 10.77.0.3")
 	if res := ping(t, l.pod1, pod2IP, probe.PingOptions{}); res.Received != 0 {
 		t.Error("the /32 route was not preferred")
 	}
-	l.ip("-n", n1, "route", "del", "10.78.2.2/32")
+	nstest.IP(l.t, "-n", n1, "route", "del", "10.78.2.2/32")
 
 	// A packet the kernel sends into tunl0 by a route we do not follow
 	// (another table, via a rule) has no tunl0 route of ours: dropped.
-	l.ip("-n", n1, "rule", "add", "to", "10.78.9.0/24", "table", "100")
-	l.ip("-n", n1, "route", "add", "10.78.9.0/24", "via", "10.77.0.2", "dev", "tunl0", "onlink", "table", "100")
+	nstest.IP(l.t, "-n", n1, "rule", "add", "to", "10.78.9.0/24", "table", "100")
+	nstest.IP(l.t, "-n", n1, "route", "add", "10.78.9.0/24", "via", "10.77.0.2", "dev", "tunl0", "onlink", "table", "100")
 	before := l.dp1.Stats().Drops.NoRoute
 	ping(t, l.node1, netip.MustParseAddr("10.78.9.9"), probe.PingOptions{Timeout: 100 * time.Millisecond})
 	if got := l.dp1.Stats().Drops.NoRoute; got != before+1 {
@@ -406,15 +406,15 @@ func TestRoutesFollowKernel(t *testing.T) {
 
 	// A gateway that is itself behind tunl0 would loop: the kernel drops
 	// such packets, so do we.
-	l.ip("-n", n1, "route", "add", "10.78.5.0/24", "via", "10.78.2.254", "dev", "tunl0", "onlink")
+	nstest.IP(l.t, "-n", n1, "route", "add", "10.78.5.0/24", "via", "10.78.2.254", "dev", "tunl0", "onlink")
 	waitRoutes(t, l.dp1, "10.78.2.0/24 via 10.77.0.2", "10.78.5.0/24 via 10.78.2.254 loop")
 	ping(t, l.node1, netip.MustParseAddr("10.78.5.1"), probe.PingOptions{Timeout: 100 * time.Millisecond})
 	if got := l.dp1.Stats().Drops.Loop; got != 1 {
 		t.Errorf("loop drops %d, want 1", got)
 	}
-	l.ip("-n", n1, "route", "del", "10.78.5.0/24")
+	nstest.IP(l.t, "-n", n1, "route", "del", "10.78.5.0/24")
 
-	l.ip("-n", n1, "route", "del", "10.78.2.0/24")
+	nstest.IP(l.t, "-n", n1, "route", "del", "10.78.2.0/24")
 	waitRoutes(t, l.dp1)
 	if res := ping(t, l.pod1, pod2IP, probe.PingOptions{}); res.Received != 0 {
 		t.Error("ping answered after the route was deleted")
@@ -471,7 +471,7 @@ func TestMultiQueue(t *testing.T) {
 // the device is left as it was found.
 func TestServeStops(t *testing.T) {
 	l := newLab(t, labOptions{})
-	goroutines, fds := runtime.NumGoroutine(), leakcheck.OpenFDs()
+	goroutines, fds := runtime.NumGoroutine(), nstest.OpenFDs()
 	var d *Datapath
 	if err := kernel.Do(l.node1, func() error {
 		var err error
@@ -496,9 +496,9 @@ func TestServeStops(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("serve did not stop within 2s of cancel")
 	}
-	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines || leakcheck.OpenFDs() > fds; {
+	for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines || nstest.OpenFDs() > fds; {
 		if time.Now().After(deadline) {
-			t.Fatalf("after stop: %d goroutines (was %d), %d fds (was %d)", runtime.NumGoroutine(), goroutines, leakcheck.OpenFDs(), fds)
+			t.Fatalf("after stop: %d goroutines (was %d), %d fds (was %d)", runtime.NumGoroutine(), goroutines, nstest.OpenFDs(), fds)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -526,7 +526,7 @@ func TestDeviceVanishes(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.Serve(context.Background()) }()
-	l.ip("-n", l.names["node1"], "link", "del", "tunl0")
+	nstest.IP(l.t, "-n", l.names["node1"], "link", "del", "tunl0")
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), `ipip datapath on "tunl0": device vanished`) || !errors.Is(err, unix.EBADFD) {
@@ -540,7 +540,7 @@ func TestDeviceVanishes(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	l := newLab(t, labOptions{})
 	n1 := l.names["node1"]
-	l.ip("-n", n1, "tuntap", "add", "dev", "tap0", "mode", "tap")
+	nstest.IP(l.t, "-n", n1, "tuntap", "add", "dev", "tap0", "mode", "tap")
 	for _, tc := range []struct{ dev, want string }{
 		{"nosuch0", `find device "nosuch0": no such device`},
 		{"tap0", `device "tap0" is not a TUN device`},

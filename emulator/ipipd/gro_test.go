@@ -15,6 +15,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/probe"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // underlayState is what receive offload changes on a node's eth0.
@@ -272,8 +273,8 @@ func patternByte(off int64) byte {
 // retransmissions.
 func TestGROSmallerPodMTU(t *testing.T) {
 	l := newLab(t, labOptions{})
-	l.ip("-n", l.names["node2"], "link", "set", "vpod", "mtu", "1450")
-	l.ip("-n", l.names["pod2"], "link", "set", "eth0", "mtu", "1450")
+	nstest.IP(l.t, "-n", l.names["node2"], "link", "set", "vpod", "mtu", "1450")
+	nstest.IP(l.t, "-n", l.names["pod2"], "link", "set", "eth0", "mtu", "1450")
 	l.startBoth(Config{})
 	if len(l.dp2.Stats().GRO) == 0 {
 		t.Skip("this kernel gives eth0 no receive offload (the log says why)")

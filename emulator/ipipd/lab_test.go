@@ -2,44 +2,21 @@ package ipipd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/labctl/labctl/emulator/kernel"
-	"github.com/labctl/labctl/internal/leakcheck"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // Test namespaces are named ipipdtest-<pid>-<random>-<role>, so TestMain can
 // tell its own leftovers from anyone else's.
-var nsPrefix = fmt.Sprintf("ipipdtest-%d-", os.Getpid())
+var nsPrefix = nstest.Prefix("ipipd")
 
-func TestMain(m *testing.M) { leakcheck.Main(m, nsPrefix) }
-
-// needRoot skips a test that must create namespaces, unless CI demands root.
-func needRoot(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root to create network namespaces"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2 (ip) to build the test lab"
-	} else if _, err := os.Stat(tunDevicePath); err != nil {
-		why = "needs " + tunDevicePath
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("LABCTL_REQUIRE_ROOT") == "1" {
-		t.Fatal(why + " (LABCTL_REQUIRE_ROOT=1)")
-	}
-	t.Skip(why)
-}
+func TestMain(m *testing.M) { nstest.Main(m, nsPrefix) }
 
 // lab is two Calico-style IPIP nodes joined by an underlay veth, with one pod
 // behind each:
@@ -71,32 +48,20 @@ type labOptions struct {
 
 func newLab(t testing.TB, o labOptions) *lab {
 	t.Helper()
-	needRoot(t)
-	var r [4]byte
-	_, _ = rand.Read(r[:])
-	base := nsPrefix + hex.EncodeToString(r[:]) + "-"
+	nstest.NeedRoot(t, tunDevicePath)
+	base := nstest.Unique(nsPrefix) + "-"
 	l := &lab{t: t, names: map[string]string{}}
 	for _, role := range []string{"node1", "node2", "pod1", "pod2"} {
-		l.names[role] = base + role
+		l.names[role] = nstest.AddNamespace(t, base+role)
 	}
 	l.node1, l.node2 = kernel.NamespacePath(l.names["node1"]), kernel.NamespacePath(l.names["node2"])
 	l.pod1, l.pod2 = kernel.NamespacePath(l.names["pod1"]), kernel.NamespacePath(l.names["pod2"])
-	t.Cleanup(func() {
-		for _, n := range l.names {
-			if _, err := os.Stat(kernel.NamespacePath(n)); err == nil {
-				if out, err := exec.Command("ip", "netns", "del", n).CombinedOutput(); err != nil {
-					t.Errorf("ip netns del %s: %v: %s", n, err, out)
-				}
-			}
-		}
-	})
 	n1, n2, p1, p2 := l.names["node1"], l.names["node2"], l.names["pod1"], l.names["pod2"]
 	mq := "multi_queue"
 	if o.singleQueue {
 		mq = ""
 	}
 	cmds := [][]string{
-		{"netns", "add", n1}, {"netns", "add", n2}, {"netns", "add", p1}, {"netns", "add", p2},
 		{"link", "add", "eth0", "netns", n1, "type", "veth", "peer", "name", "eth0", "netns", n2},
 		{"link", "add", "eth0", "netns", p1, "type", "veth", "peer", "name", "vpod", "netns", n1},
 		{"link", "add", "eth0", "netns", p2, "type", "veth", "peer", "name", "vpod", "netns", n2},
@@ -107,7 +72,6 @@ func newLab(t testing.TB, o labOptions) *lab {
 		own := fmt.Sprintf("10.78.%d", i+1)
 		other := fmt.Sprintf("10.78.%d.0/24", 2-i)
 		cmds = append(cmds,
-			[]string{"-n", n, "link", "set", "lo", "up"},
 			[]string{"-n", n, "addr", "add", node + "/24", "dev", "eth0"},
 			[]string{"-n", n, "link", "set", "eth0", "up"},
 			[]string{"-n", n, "addr", "add", own + ".1/24", "dev", "vpod"},
@@ -122,14 +86,13 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 	for i, p := range []string{p1, p2} {
 		cmds = append(cmds,
-			[]string{"-n", p, "link", "set", "lo", "up"},
 			[]string{"-n", p, "addr", "add", fmt.Sprintf("10.78.%d.2/24", i+1), "dev", "eth0"},
 			[]string{"-n", p, "link", "set", "eth0", "up"},
 			[]string{"-n", p, "route", "add", "default", "via", fmt.Sprintf("10.78.%d.1", i+1)},
 		)
 	}
 	for _, c := range cmds {
-		l.ip(c...)
+		nstest.IP(t, c...)
 	}
 	for _, n := range []string{l.node1, l.node2} {
 		l.sysctl(n, "net/ipv4/ip_forward", "1")
@@ -138,13 +101,6 @@ func newLab(t testing.TB, o labOptions) *lab {
 		l.sysctl(n, "net/ipv6/conf/tunl0/disable_ipv6", "1")
 	}
 	return l
-}
-
-func (l *lab) ip(args ...string) {
-	l.t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		l.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
 }
 
 func (l *lab) sysctl(ns, key, value string) {

@@ -1,42 +1,20 @@
 package probe
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/labctl/labctl/emulator/kernel"
-	"github.com/labctl/labctl/internal/leakcheck"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // Test namespaces are named probetest-<pid>-<random>-<role>, so TestMain can
 // tell its own leftovers from anyone else's.
-var nsPrefix = fmt.Sprintf("probetest-%d-", os.Getpid())
+var nsPrefix = nstest.Prefix("probe")
 
-func TestMain(m *testing.M) { leakcheck.Main(m, nsPrefix) }
-
-// needRoot skips a test that must create namespaces, unless CI demands root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root to create network namespaces"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2 (ip) to build the test lab"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("LABCTL_REQUIRE_ROOT") == "1" {
-		t.Fatal(why + " (LABCTL_REQUIRE_ROOT=1)")
-	}
-	t.Skip(why)
-}
+func TestMain(m *testing.M) { nstest.Main(m, nsPrefix) }
 
 // testLab is three namespaces in a row, built only from links between them:
 //
@@ -58,40 +36,28 @@ var (
 
 func newLab(t *testing.T) *testLab {
 	t.Helper()
-	needRoot(t)
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	base := nsPrefix + hex.EncodeToString(rnd[:])
+	nstest.NeedRoot(t)
+	base := nstest.Unique(nsPrefix)
 	a, r, b := base+"-a", base+"-r", base+"-b"
 	for _, name := range []string{a, r, b} {
-		ip(t, "netns", "add", name)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", name, err, out)
-			}
-		})
+		nstest.AddNamespace(t, name)
 	}
-	ip(t, "-n", a, "link", "add", "eth0", "mtu", "1400", "type", "veth", "peer", "name", "to-a", "mtu", "1400", "netns", r)
-	ip(t, "-n", r, "link", "add", "to-b", "mtu", "1300", "type", "veth", "peer", "name", "eth0", "mtu", "1300", "netns", b)
-	ip(t, "-n", a, "addr", "add", addrA.String()+"/24", "dev", "eth0")
-	ip(t, "-n", r, "addr", "add", addrRA.String()+"/24", "dev", "to-a")
-	ip(t, "-n", r, "addr", "add", addrRB.String()+"/24", "dev", "to-b")
-	ip(t, "-n", b, "addr", "add", addrB.String()+"/24", "dev", "eth0")
-	for ns, links := range map[string][]string{a: {"lo", "eth0"}, r: {"lo", "to-a", "to-b"}, b: {"lo", "eth0"}} {
+	nstest.IP(t, "-n", a, "link", "add", "eth0", "mtu", "1400", "type", "veth", "peer", "name", "to-a", "mtu", "1400", "netns", r)
+	nstest.IP(t, "-n", r, "link", "add", "to-b", "mtu", "1300", "type", "veth", "peer", "name", "eth0", "mtu", "1300", "netns", b)
+	nstest.IP(t, "-n", a, "addr", "add", addrA.String()+"/24", "dev", "eth0")
+	nstest.IP(t, "-n", r, "addr", "add", addrRA.String()+"/24", "dev", "to-a")
+	nstest.IP(t, "-n", r, "addr", "add", addrRB.String()+"/24", "dev", "to-b")
+	nstest.IP(t, "-n", b, "addr", "add", addrB.String()+"/24", "dev", "eth0")
+	for ns, links := range map[string][]string{a: {"eth0"}, r: {"to-a", "to-b"}, b: {"eth0"}} {
 		for _, l := range links {
-			ip(t, "-n", ns, "link", "set", l, "up")
+			nstest.IP(t, "-n", ns, "link", "set", l, "up")
 		}
 	}
-	ip(t, "-n", a, "route", "add", "default", "via", addrRA.String())
-	ip(t, "-n", b, "route", "add", "default", "via", addrRB.String())
+	nstest.IP(t, "-n", a, "route", "add", "default", "via", addrRA.String())
+	nstest.IP(t, "-n", b, "route", "add", "default", "via", addrRB.String())
 	// ip_forward under /proc/sys/net belongs to the namespace of the writer: r's.
 	run(t, "ip", "netns", "exec", r, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
 	return &testLab{a: kernel.NamespacePath(a), r: kernel.NamespacePath(r), b: kernel.NamespacePath(b)}
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	run(t, "ip", args...)
 }
 
 func run(t *testing.T, name string, args ...string) {

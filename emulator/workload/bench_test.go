@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // BenchmarkStartWebServers starts 100 builtin web servers, as 100 pods of
@@ -31,7 +33,7 @@ import (
 // another binary whose main calls Main (a labctl build) instead of the test
 // binary; WLBENCH_CGROUPS=none|v1|v2 picks the cgroup driver.
 func BenchmarkStartWebServers(b *testing.B) {
-	needRoot(b)
+	nstest.NeedRoot(b)
 	for _, shape := range []struct{ pods, perPod int }{{100, 1}, {50, 2}} {
 		b.Run(fmt.Sprintf("pods=%d,servers-per-pod=%d", shape.pods, shape.perPod), func(b *testing.B) {
 			for range b.N {

@@ -2,8 +2,6 @@ package workload
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // The test binary is also the labctl binary of these tests: StartPod
@@ -28,7 +27,7 @@ import (
 
 // Everything a test creates is named wltest-<pid>-<random>: namespaces, lab
 // names (and so cgroups). TestMain checks that none is left.
-var testPrefix = fmt.Sprintf("wltest-%d-", os.Getpid())
+var testPrefix = nstest.Prefix("wl")
 
 func TestMain(m *testing.M) {
 	if code, ok := Main(); ok {
@@ -173,29 +172,7 @@ func testRole(role string) int {
 	return 2
 }
 
-// needRoot skips a test that must create namespaces, unless CI demands root.
-func needRoot(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root to create namespaces and cgroups"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs iproute2 (ip) to build the test network"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("LABCTL_REQUIRE_ROOT") == "1" {
-		t.Fatal(why + " (LABCTL_REQUIRE_ROOT=1)")
-	}
-	t.Skip(why)
-}
-
-func uniqueName() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return testPrefix + hex.EncodeToString(b[:])
-}
+func uniqueName() string { return nstest.Unique(testPrefix) }
 
 func run(t testing.TB, name string, args ...string) {
 	t.Helper()
@@ -218,19 +195,13 @@ func (n *testNet) path(i int) string { return kernel.NamespacePath(n.names[i]) }
 // a veth pair joins them: 10.125.0.1 <-> 10.125.0.2.
 func newNet(t testing.TB, count int) *testNet {
 	t.Helper()
-	needRoot(t)
+	nstest.NeedRoot(t)
 	n := &testNet{lab: uniqueName()}
 	for i := range count {
 		name := fmt.Sprintf("%s-%d", n.lab, i)
-		run(t, "ip", "netns", "add", name)
+		nstest.AddNamespace(t, name)
 		n.names = append(n.names, name)
 		n.ips = append(n.ips, fmt.Sprintf("10.125.0.%d", i+1))
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", name, err, out)
-			}
-		})
-		run(t, "ip", "-n", name, "link", "set", "lo", "up")
 	}
 	if count >= 2 {
 		run(t, "ip", "-n", n.names[0], "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", n.names[1])
