@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/workload"
 )
 
 // Process is a helper process labctl started for a lab, identified by PID
@@ -24,32 +24,7 @@ type Process struct {
 }
 
 // Alive reports whether the recorded process still runs.
-func (p Process) Alive() bool {
-	st, err := processStartTime(p.PID)
-	return err == nil && st == p.StartTime
-}
-
-// processStartTime reads field 22 of /proc/PID/stat (clock ticks since boot).
-func processStartTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may contain spaces; it ends at the last ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	if fields[0] == "Z" {
-		return 0, fmt.Errorf("process %d is a zombie", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
+func (p Process) Alive() bool { return workload.ProcessAlive(p.PID, p.StartTime) }
 
 // startProcess starts exe with args inside a namespace, detached from
 // labctl (its own session, output to a log), and waits until it reports
@@ -77,7 +52,7 @@ func startProcess(namespace, exe string, args []string, logPath string) (Process
 		return Process{}, err
 	}
 	proc := Process{PID: cmd.Process.Pid, Log: logPath}
-	proc.StartTime, err = processStartTime(proc.PID)
+	proc.StartTime, err = workload.ProcessStartTime(proc.PID)
 	if err != nil {
 		return proc, err
 	}
@@ -108,21 +83,5 @@ func startProcess(namespace, exe string, args []string, logPath string) (Process
 // Stop ends the process: TERM, then KILL after grace. A PID that now
 // belongs to another process is left alone.
 func (p Process) Stop(grace time.Duration) error {
-	if !p.Alive() {
-		return nil
-	}
-	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil {
-		return nil // already gone
-	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !p.Alive() {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if p.Alive() {
-		_ = syscall.Kill(p.PID, syscall.SIGKILL)
-	}
-	return nil
+	return workload.StopProcess(p.PID, p.StartTime, grace)
 }

@@ -344,13 +344,9 @@ func StopPod(shim Shim, grace time.Duration) error {
 		if shim.StateDir != "" && grace > 0 {
 			_ = os.WriteFile(filepath.Join(shim.StateDir, stopFile), []byte(grace.String()), 0o644)
 		}
-		if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("signal supervisor %d: %w", shim.PID, err))
-		}
 		// The supervisor needs the grace period plus time to kill and reap.
-		if !waitPidfd(fd, wait+3*time.Second) {
-			_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-			waitPidfd(fd, 2*time.Second)
+		if err := terminate(fd, wait+3*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("signal supervisor %d: %w", shim.PID, err))
 		}
 		unix.Close(fd)
 		reap(shim.PID)

@@ -91,9 +91,28 @@ func alive(pid int, startTime uint64) bool {
 	return true
 }
 
-// signalProcess sends sig to the recorded process; a process that is gone is
-// not an error.
-func signalProcess(pid int, startTime uint64, sig unix.Signal) error {
+// ProcessAlive reports whether the process recorded as pid and startTime
+// still runs: not exited, not a zombie, its PID not taken by another.
+func ProcessAlive(pid int, startTime uint64) bool { return alive(pid, startTime) }
+
+// StopProcess ends the recorded process: SIGTERM, then SIGKILL if it has
+// not exited after grace, both through a pidfd, so a PID that now belongs
+// to another process is never signalled. A process that is gone is not an
+// error.
+func StopProcess(pid int, startTime uint64, grace time.Duration) error {
+	return withProcess(pid, startTime, func(fd int) error {
+		err := terminate(fd, grace)
+		reap(pid)
+		if err != nil {
+			return fmt.Errorf("stop %d: %w", pid, err)
+		}
+		return nil
+	})
+}
+
+// withProcess runs fn with a pidfd of the recorded process; a process that
+// is gone is not an error, and fn does not run.
+func withProcess(pid int, startTime uint64, fn func(fd int) error) error {
 	fd, err := openProcess(pid, startTime)
 	if errors.Is(err, errGone) {
 		return nil
@@ -102,10 +121,35 @@ func signalProcess(pid int, startTime uint64, sig unix.Signal) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("signal %d: %w", pid, err)
+	return fn(fd)
+}
+
+// terminate sends SIGTERM to the process behind fd and SIGKILL if it has
+// not exited after grace; it returns once the process exited, or 2 s after
+// the SIGKILL.
+func terminate(fd int, grace time.Duration) error {
+	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("SIGTERM: %w", err)
+	}
+	if !waitPidfd(fd, grace) {
+		_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		waitPidfd(fd, 2*time.Second)
 	}
 	return nil
+}
+
+// signalProcess sends sig to the recorded process; a process that is gone is
+// not an error.
+func signalProcess(pid int, startTime uint64, sig unix.Signal) error {
+	return withProcess(pid, startTime, func(fd int) error {
+		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal %d: %w", pid, err)
+		}
+		return nil
+	})
 }
 
 // waitPidfd waits until the process behind fd exits or the timeout passes;
