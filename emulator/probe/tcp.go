@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +41,7 @@ func listenTCP(nsPath string, ap netip.AddrPort) (*net.TCPListener, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return nil, os.NewSyscallError("setsockopt", err)
 	}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := bindRetry(fd, sa); err != nil {
 		return nil, os.NewSyscallError("bind", err)
 	}
 	if err := unix.Listen(fd, 4096); err != nil {
@@ -51,6 +52,22 @@ func listenTCP(nsPath string, ap netip.AddrPort) (*net.TCPListener, error) {
 		return nil, err
 	}
 	return ln.(*net.TCPListener), nil
+}
+
+// bindRetry binds, waiting up to half a second while the port is in use.
+// A listener this process just closed can stay open a moment longer: a
+// child another goroutine is forking holds a copy of every descriptor
+// until it executes its program, close-on-exec or not. Checks one after
+// the other on the same port met exactly that.
+func bindRetry(fd int, sa unix.Sockaddr) error {
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for {
+		err := unix.Bind(fd, sa)
+		if !errors.Is(err, unix.EADDRINUSE) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // DialTCP connects from the namespace at nsPath to addr, "ip:port".
