@@ -131,7 +131,16 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		ReadyWithin: Duration(opts.ReadyTimeout),
 	}
 	// On cgroup v1 the supervisor is born in its cgroup (see spawnIn).
+	// Whatever StartPod fails on, it removes the pod's cgroups.
 	var shimHome []string
+	started := false
+	defer func() {
+		if !started {
+			for _, dir := range driver.podCgroupDirs(spec.Lab, spec.Pod) {
+				_ = removeCgroup(dir)
+			}
+		}
+	}()
 	if driver.bornInCgroups() {
 		pc, err := driver.createPod(spec.Lab, spec.Pod)
 		if err == nil {
@@ -142,33 +151,24 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		}
 		cfg.BornInCgroups = true
 	}
-	removeCgroups := func() {
-		for _, dir := range driver.podCgroupDirs(spec.Lab, spec.Pod) {
-			_ = removeCgroup(dir)
-		}
-	}
 	if err := prepareStateDir(&cfg); err != nil {
-		removeCgroups()
 		return fail(err)
 	}
 
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		removeCgroups()
 		return fail(err)
 	}
 	defer readyR.Close()
 	logf, err := os.OpenFile(ShimLogPath(spec.StateDir), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		readyW.Close()
-		removeCgroups()
 		return fail(err)
 	}
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		readyW.Close()
 		logf.Close()
-		removeCgroups()
 		return fail(err)
 	}
 	attr := &syscall.ProcAttr{
@@ -208,7 +208,6 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	logf.Close()
 	null.Close()
 	if err != nil {
-		removeCgroups()
 		return fail(fmt.Errorf("start supervisor %s: %w", exe, err))
 	}
 	start, err := ProcessStartTime(pid) // cannot be reused yet: it is our unreaped child
@@ -237,6 +236,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		}
 		return fail(err)
 	}
+	started = true
 	return shim, nil
 }
 
