@@ -263,9 +263,6 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 			start = time.Now()
 			err = m.startContainers(ctx, rec)
 			rec.Timing.Containers = time.Since(start)
-			for _, pod := range t.Pods() {
-				rec.Timing.Started += len(pod.Containers)
-			}
 		}
 		if err != nil {
 			_ = m.stopContainers(rec)

@@ -84,6 +84,7 @@ func (m Manager) startContainers(ctx context.Context, rec *Record) error {
 			rec.Pods = map[string]workload.Shim{}
 		}
 		rec.Pods[specs[i].Pod] = s
+		rec.Timing.Started += len(specs[i].Containers)
 	}
 	// Report the pods that failed by themselves, not the ones the first
 	// failure cancelled; an interrupt is reported once.
