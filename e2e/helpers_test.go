@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -89,7 +90,7 @@ func upLab(t *testing.T, m lab.Manager, path string) *spec.Topology {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := m.Down(topo.Name); err != nil && !strings.Contains(err.Error(), "no such lab") {
+		if _, err := m.Down(topo.Name); err != nil && !errors.Is(err, lab.ErrNotFound) {
 			t.Errorf("down: %v", err)
 		}
 		assertNoNamespaces(t, topo.Name)

@@ -148,7 +148,7 @@ func TestUpIsIdempotentAndDownUpAgain(t *testing.T) {
 	// Right after down, the same lab comes up again although the kernel
 	// frees the old namespaces asynchronously.
 	for i := 0; i < 3; i++ {
-		if err := m.Down(name); err != nil {
+		if _, err := m.Down(name); err != nil {
 			t.Fatal(err)
 		}
 		assertNoNamespaces(t, name)

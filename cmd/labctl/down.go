@@ -1,17 +1,22 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/spec"
 )
 
 func newDownCmd(g *globals) *cobra.Command {
-	var all bool
+	var all, ignoreNotFound bool
 	cmd := &cobra.Command{
 		Use:   "down NAME|FILE",
 		Short: "Remove a lab and everything it created",
@@ -34,42 +39,92 @@ labctl recorded as its own; namespaces labctl did not create are never touched.`
 			}
 			m := g.manager()
 			if all {
-				names, err := m.DownAll()
-				for _, n := range names {
-					fmt.Fprintf(cmd.OutOrStdout(), "lab %q is down\n", n)
+				removed, err := m.DownAll()
+				for _, r := range removed {
+					printRemoval(cmd.OutOrStdout(), r)
 				}
-				if len(names) == 0 && err == nil {
+				if len(removed) == 0 && err == nil {
 					fmt.Fprintln(cmd.OutOrStdout(), "no labs to remove")
 				}
 				return err
 			}
-			name := labNameOf(args[0])
-			if err := m.Down(name); err != nil {
+			name, err := labNameOf(args[0])
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "lab %q is down\n", name)
+			r, err := m.Down(name)
+			if errors.Is(err, lab.ErrNotFound) && ignoreNotFound {
+				fmt.Fprintf(cmd.OutOrStdout(), "lab %q is not up; nothing to remove\n", name)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			printRemoval(cmd.OutOrStdout(), r)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "remove every lab and leftover labctl created")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "succeed when the lab is not up")
 	return cmd
 }
 
+// printRemoval says what down removed, and what it found without records.
+func printRemoval(w io.Writer, r lab.Removal) {
+	fmt.Fprintf(w, "lab %q is down: removed %d %s", r.Lab, len(r.Namespaces), plural(len(r.Namespaces), "namespace"))
+	if r.Processes > 0 {
+		fmt.Fprintf(w, " and ended %d %s", r.Processes, plural(r.Processes, "process"))
+	}
+	fmt.Fprintln(w)
+	if len(r.Recovered) > 0 {
+		fmt.Fprintf(w, "  found by their labctl marker (their records were lost): %s\n", strings.Join(r.Recovered, ", "))
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	if len(r.Left) > 0 {
+		fmt.Fprintf(w, "  left alone (now held by namespaces labctl did not create): %s\n", strings.Join(r.Left, ", "))
+	}
+}
+
 // labNameOf accepts a lab name or a topology file. The file need not be
-// valid: taking a broken lab down must still work after its file was edited.
-func labNameOf(arg string) string {
-	if !strings.HasSuffix(arg, ".yaml") && !strings.HasSuffix(arg, ".yml") {
-		if _, err := os.Stat(arg); err != nil || !strings.ContainsRune(arg, '/') {
-			return arg
+// valid: taking a broken lab down must still work after its file was
+// edited. Whatever the name comes from, it is checked before it is used:
+// it becomes part of paths under the state directory.
+func labNameOf(arg string) (string, error) {
+	name := arg
+	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") || strings.ContainsRune(arg, '/') {
+		name = strings.TrimSuffix(filepath.Base(arg), filepath.Ext(arg))
+		if data, err := readTopologyName(arg); err == nil && data != "" {
+			name = data
 		}
 	}
-	if data, err := os.ReadFile(arg); err == nil {
-		var doc struct {
-			Name string `yaml:"name"`
-		}
-		if yaml.Unmarshal(data, &doc) == nil && doc.Name != "" {
-			return doc.Name
-		}
+	if err := spec.CheckName(name); err != nil {
+		return "", usageError{fmt.Sprintf("%q does not name a lab: lab %v", arg, err)}
 	}
-	return strings.TrimSuffix(filepath.Base(arg), filepath.Ext(arg))
+	return name, nil
+}
+
+// readTopologyName reads the name: of a topology file, a bounded read of a
+// regular file only.
+func readTopologyName(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 4<<20))
+	if err != nil {
+		return "", err
+	}
+	var doc struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", err
+	}
+	return doc.Name, nil
 }

@@ -67,7 +67,7 @@ first) like kubectl exec: its namespaces, cgroups, root and environment.`,
 // podStateDir finds the state directory of the pod behind a namespace, if
 // that pod runs containers.
 func podStateDir(m lab.Manager, ns string) (string, bool) {
-	recs, _ := m.List()
+	recs, _, _ := m.List()
 	for _, r := range recs {
 		for _, n := range r.Namespaces {
 			if n.Name == ns {
@@ -125,7 +125,7 @@ func resolveTarget(m lab.Manager, labName, target string) (string, error) {
 		recs = []*lab.Record{r}
 	} else {
 		var err error
-		if recs, err = m.List(); err != nil {
+		if recs, _, err = m.List(); err != nil {
 			return "", err
 		}
 	}

@@ -44,9 +44,11 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.As(err, &notRoot):
 		return exitNotRoot
+	case errors.Is(err, lab.ErrInvalidName):
+		return exitUsage
 	case errors.Is(err, lab.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, lab.ErrConflict), errors.Is(err, lab.ErrIncomplete):
+	case errors.Is(err, lab.ErrConflict), errors.Is(err, lab.ErrIncomplete), errors.Is(err, lab.ErrDegraded), errors.Is(err, lab.ErrBadRecord):
 		return exitConflict
 	case isCobraUsage(err):
 		return exitUsage

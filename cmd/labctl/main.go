@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,17 @@ type globals struct {
 }
 
 func (g *globals) manager() lab.Manager { return lab.Manager{StateDir: g.stateDir} }
+
+// absStateDir makes --state-dir absolute once, before any command runs:
+// records and helper processes keep paths into it.
+func (g *globals) absStateDir() error {
+	abs, err := filepath.Abs(g.stateDir)
+	if err != nil {
+		return usageError{fmt.Sprintf("--state-dir %q: %v", g.stateDir, err)}
+	}
+	g.stateDir = abs
+	return nil
+}
 
 func newRootCmd() *cobra.Command {
 	g := &globals{}
@@ -39,6 +51,9 @@ usual tools (ip netns exec <namespace> ip route).
   labctl down two-node                   remove everything the lab created`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.absStateDir()
+		},
 	}
 	defaultDir := os.Getenv("LABCTL_STATE_DIR")
 	if defaultDir == "" {

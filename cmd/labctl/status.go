@@ -34,6 +34,10 @@ type labStatus struct {
 	Links       []string          `json:"links,omitempty"`
 	Namespaces  []namespaceStatus `json:"namespaces"`
 	Datapaths   []datapathStatus  `json:"datapaths,omitempty"`
+	// Problems say what is missing from a degraded lab.
+	Problems []string `json:"problems,omitempty"`
+	// Error says why the lab's record cannot be used.
+	Error string `json:"error,omitempty"`
 }
 
 // datapathStatus says what serves a node's IPIP device, and whether a
@@ -74,21 +78,29 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			m := g.manager()
 			var recs []*lab.Record
+			var bad []lab.BadRecord
 			if len(args) == 1 {
-				r, err := m.Load(labNameOf(args[0]))
+				name, err := labNameOf(args[0])
+				if err != nil {
+					return err
+				}
+				r, err := m.Load(name)
 				if err != nil {
 					return err
 				}
 				recs = []*lab.Record{r}
 			} else {
 				var err error
-				if recs, err = m.List(); err != nil {
+				if recs, bad, err = m.List(); err != nil {
 					return err
 				}
 			}
-			statuses := make([]labStatus, 0, len(recs))
+			statuses := make([]labStatus, 0, len(recs)+len(bad))
 			for _, r := range recs {
 				statuses = append(statuses, collectStatus(m, r))
+			}
+			for _, b := range bad {
+				statuses = append(statuses, labStatus{Name: b.Name, Phase: "unknown", Error: b.Err.Error()})
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -123,6 +135,8 @@ func collectStatus(m lab.Manager, r *lab.Record) labStatus {
 	for _, l := range t.Links {
 		s.Links = append(s.Links, fmt.Sprintf("%s-%s %s", l.Nodes[0], l.Nodes[1], l.Backend))
 	}
+	h := m.Health(r)
+	s.Phase, s.Problems = h.Phase, h.Problems
 	for _, n := range t.Nodes {
 		d, ok := r.Datapaths[n.Name]
 		if !ok {
@@ -170,7 +184,17 @@ func collectStatus(m lab.Manager, r *lab.Record) labStatus {
 }
 
 func writeStatusTable(w io.Writer, s labStatus) {
+	if s.Error != "" {
+		fmt.Fprintf(w, "Lab %s  (record unusable)\n  %s\n  `labctl down %s` removes what is left of it\n", s.Name, s.Error, s.Name)
+		return
+	}
 	fmt.Fprintf(w, "Lab %s  (%s, %s, up %s)\n", s.Name, s.Backend, s.Phase, roundAge(time.Since(s.CreatedAt)))
+	if len(s.Problems) > 0 {
+		fmt.Fprintf(w, "  DEGRADED: `labctl up --repair %s` restores it:\n", dash(s.File))
+		for _, p := range s.Problems {
+			fmt.Fprintf(w, "    %s\n", p)
+		}
+	}
 	if s.File != "" {
 		fmt.Fprintf(w, "  file %s\n", s.File)
 	}

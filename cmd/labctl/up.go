@@ -19,7 +19,7 @@ import (
 )
 
 func newUpCmd(g *globals) *cobra.Command {
-	var dryRun bool
+	var dryRun, repair, reconfigure bool
 	var workers int
 	cmd := &cobra.Command{
 		Use:   "up FILE",
@@ -46,31 +46,48 @@ script of ip and sysctl commands, a faithful transcript of what up does.`,
 			if os.Geteuid() != 0 {
 				return notRootError{"up"}
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			if repair && reconfigure {
+				return usageError{"give --repair or --reconfigure, not both"}
+			}
+			// A closed terminal (SIGHUP) interrupts like Ctrl-C: the
+			// rollback must run, not be skipped.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
-			return up(ctx, g.manager(), t, workers, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			opts := lab.UpOptions{Workers: workers, Repair: repair, Reconfigure: reconfigure}
+			return up(ctx, g.manager(), t, opts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the equivalent shell script instead of changing anything")
 	cmd.Flags().IntVar(&workers, "workers", 0, "namespaces configured at once (default: 2 per CPU)")
+	cmd.Flags().BoolVar(&repair, "repair", false, "restore a degraded lab (missing namespaces, dead supervisors or datapaths) or finish an interrupted up")
+	cmd.Flags().BoolVar(&reconfigure, "reconfigure", false, "replace a lab that is up (also with a changed topology) by a fresh one")
 	return cmd
 }
 
-func up(ctx context.Context, m lab.Manager, t *spec.Topology, workers int, stdout, stderr io.Writer) error {
+func up(ctx context.Context, m lab.Manager, t *spec.Topology, opts lab.UpOptions, stdout, stderr io.Writer) error {
 	start := time.Now()
 	prog := newProgress(stderr, fmt.Sprintf("up %s", t.Name))
-	rec, err := m.Up(ctx, t, lab.UpOptions{
-		Workers:  workers,
-		Progress: prog.update,
-		Warn:     func(msg string) { fmt.Fprintln(stderr, "warning: "+msg) },
-	})
+	opts.Progress = prog.update
+	opts.Warn = func(msg string) { fmt.Fprintln(stderr, "warning: "+msg) }
+	rec, err := m.Up(ctx, t, opts)
 	prog.finish()
 	if errors.Is(err, lab.ErrAlreadyUp) {
-		fmt.Fprintf(stdout, "lab %q is already up (since %s); nothing changed\n", rec.Name, rec.CreatedAt.Local().Format(time.Kitchen))
+		what := "nothing changed"
+		if opts.Repair {
+			what = "nothing to repair"
+		}
+		fmt.Fprintf(stdout, "lab %q is already up (since %s) and whole; %s\n", rec.Name, rec.CreatedAt.Local().Format(time.Kitchen), what)
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if rec.Repaired != nil {
+		fmt.Fprintf(stdout, "lab %q is repaired in %s:\n", rec.Name, roundDuration(time.Since(start)))
+		for _, r := range rec.Repaired {
+			fmt.Fprintf(stdout, "  %s\n", r)
+		}
+		return nil
 	}
 	pods := len(t.Pods())
 	fmt.Fprintf(stdout, "lab %q is up in %s: %d %s, %d %s, %d namespaces, backend %s\n",
@@ -84,7 +101,8 @@ func up(ctx context.Context, m lab.Manager, t *spec.Topology, workers int, stdou
 	if ps := t.Pods(); len(ps) > 0 {
 		example = ps[0].Name
 	}
-	fmt.Fprintf(stdout, "next: labctl status %s | labctl exec %s -- ip route | labctl down %s\n", t.Name, example, t.Name)
+	// One command per line: a line pasted into a shell runs one command.
+	fmt.Fprintf(stdout, "next:\n  labctl status %s\n  labctl exec %s -- ip route\n  labctl down %s\n", t.Name, example, t.Name)
 	return nil
 }
 

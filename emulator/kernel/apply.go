@@ -27,6 +27,11 @@ type Options struct {
 	// Progress, if set, is called after each unit with the number of units
 	// done and the total. It is called from worker goroutines.
 	Progress func(done, total int)
+	// Existing names namespaces of this lab that are already up and that
+	// the plan's units refer to without creating them (a repair rebuilds
+	// some namespaces next to ones that survived). Each must be proven the
+	// lab's by its ownership record.
+	Existing []string
 }
 
 // Result tells what Apply chose where the plan left a choice.
@@ -44,8 +49,11 @@ func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err err
 		return nil, err
 	}
 	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.NsHandle{}, index: map[string]map[string]int{},
-		result: &Result{IPIP: map[string]IPIPDatapath{}}}
+		existing: map[string]bool{}, result: &Result{IPIP: map[string]IPIPDatapath{}}}
 	defer a.closeFDs()
+	if err := a.openExisting(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			if rerr := a.rollback(); rerr != nil {
@@ -74,7 +82,7 @@ func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err err
 
 // Rollback deletes what a successful Apply created, for a caller whose own
 // next step failed.
-func Rollback(owner Ownership, p *plan.Plan, labID string) error {
+func Rollback(owner Ownership, labID string) error {
 	recs, err := owner.List()
 	if err != nil {
 		return err
@@ -85,7 +93,8 @@ func Rollback(owner Ownership, p *plan.Plan, labID string) error {
 			mine = append(mine, r)
 		}
 	}
-	return DeleteNamespaces(owner, mine)
+	_, err = DeleteNamespaces(owner, mine)
+	return err
 }
 
 type applier struct {
@@ -94,11 +103,34 @@ type applier struct {
 	total int
 	done  atomic.Int64
 
-	mu      sync.Mutex
-	created []OwnedNamespace          // in creation order, for rollback
-	fds     map[string]netns.NsHandle // namespaces later units refer to
-	index   map[string]map[string]int // namespace -> bridge name -> ifindex
-	result  *Result
+	mu       sync.Mutex
+	claimed  []string                  // names this run claimed, for rollback
+	created  []OwnedNamespace          // in creation order, for rollback
+	fds      map[string]netns.NsHandle // namespaces later units refer to
+	existing map[string]bool           // of those, the ones this run did not create
+	index    map[string]map[string]int // namespace -> bridge name -> ifindex
+	result   *Result
+}
+
+// openExisting opens the namespaces of Options.Existing, each proven the
+// lab's by its ownership record.
+func (a *applier) openExisting() error {
+	for _, name := range a.opt.Existing {
+		rec, err := a.opt.Owner.Get(name)
+		if err != nil {
+			return fmt.Errorf("namespace %q: no ownership record: %w", name, err)
+		}
+		if rec.Lab != a.lab {
+			return fmt.Errorf("namespace %q belongs to lab %q", name, rec.Lab)
+		}
+		h, st := rec.Open()
+		if st != Ours {
+			return fmt.Errorf("namespace %q is %s", name, st)
+		}
+		a.fds[name] = h
+		a.existing[name] = true
+	}
+	return nil
 }
 
 func (a *applier) runStage(ctx context.Context, s plan.Stage) error {
@@ -223,32 +255,44 @@ func (a *applier) enter(name string) error {
 	return netns.Set(h)
 }
 
-// createNamespace moves the current thread into a new network namespace,
-// records ownership, then names it under /run/netns like `ip netns add`.
+// createNamespace claims the name, moves the current thread into a new
+// network namespace, marks it and records its cookie, then names it under
+// /run/netns like `ip netns add`.
 func (a *applier) createNamespace(name string) error {
+	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
+	if err := a.opt.Owner.claim(rec); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.claimed = append(a.claimed, name)
+	a.mu.Unlock()
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)
+	}
+	c, err := openRTNL()
+	if err != nil {
+		return err
+	}
+	rec.Cookie, err = c.cookie()
+	if err == nil {
+		err = c.setMarker(a.opt.Owner.Marker(a.lab, a.opt.LabID))
+	}
+	c.Close()
+	if err != nil {
+		return err
+	}
+	if err := a.opt.Owner.confirm(rec); err != nil {
+		return fmt.Errorf("record ownership: %w", err)
 	}
 	self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 	fd, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return err
-	}
-	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID, Dev: st.Dev, Ino: st.Ino}
-	if err := a.opt.Owner.write(rec); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("record ownership: %w", err)
-	}
 	path := NamespacePath(name)
-	mp, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	mp, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		unix.Close(fd)
-		_ = a.opt.Owner.forget(name)
 		if errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("%s already exists", path)
 		}
@@ -280,11 +324,32 @@ func (a *applier) nsFD(name string) (int, error) {
 
 func (a *applier) bridgeIndex(ns, name string) (int, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if i, ok := a.index[ns][name]; ok {
+	i, ok := a.index[ns][name]
+	fd, existing := a.fds[ns], a.existing[ns]
+	a.mu.Unlock()
+	if ok {
 		return i, nil
 	}
-	return 0, fmt.Errorf("bridge %q in namespace %q was not created by this plan", name, ns)
+	if !existing {
+		return 0, fmt.Errorf("bridge %q in namespace %q was not created by this plan", name, ns)
+	}
+	// A bridge of a namespace that survived (a repair): ask its kernel.
+	var c *rtnl
+	if err := DoHandle(fd, func() (err error) { c, err = openRTNL(); return err }); err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if i, err := c.linkIndex(name); err != nil {
+		return 0, err
+	} else {
+		a.mu.Lock()
+		if a.index[ns] == nil {
+			a.index[ns] = map[string]int{}
+		}
+		a.index[ns][name] = i
+		a.mu.Unlock()
+		return i, nil
+	}
 }
 
 func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
@@ -449,10 +514,19 @@ func (a *applier) closeFDs() {
 	}
 }
 
+// rollback deletes the namespaces this run created and releases every
+// claim it made; nothing another run claimed is touched.
 func (a *applier) rollback() error {
 	a.closeFDs()
 	a.mu.Lock()
 	recs := append([]OwnedNamespace(nil), a.created...)
+	claimed := append([]string(nil), a.claimed...)
 	a.mu.Unlock()
-	return DeleteNamespaces(a.opt.Owner, recs)
+	_, err := DeleteNamespaces(a.opt.Owner, recs)
+	for _, name := range claimed {
+		if rerr := a.opt.Owner.release(name, a.opt.LabID); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -41,14 +42,33 @@ func ensureNetnsDir() error {
 // burst: unmount and unlink each name, and let the kernel tear down every
 // device, address and route inside them as it frees the namespaces. A name
 // that now refers to anything but the recorded namespace is left alone.
-func DeleteNamespaces(owner Ownership, recs []OwnedNamespace) error {
-	var errs []error
-	for _, rec := range recs {
-		if err := deleteNamespace(owner, rec); err != nil {
-			errs = append(errs, fmt.Errorf("namespace %q: %w", rec.Name, err))
+// Proving each namespace means entering it, so several are checked at once.
+// left lists the names that now belong to someone else and were left alone.
+func DeleteNamespaces(owner Ownership, recs []OwnedNamespace) (left []string, err error) {
+	errs := make([]error, len(recs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(2*runtime.NumCPU(), len(recs)) {
+		wg.Go(func() {
+			for i := range next {
+				if err := deleteNamespace(owner, recs[i]); err != nil {
+					errs[i] = fmt.Errorf("namespace %q: %w", recs[i].Name, err)
+				}
+			}
+		})
+	}
+	for i := range recs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if errors.Is(err, ErrForeign) {
+			left = append(left, recs[i].Name)
+			errs[i] = nil
 		}
 	}
-	return errors.Join(errs...)
+	return left, errors.Join(errs...)
 }
 
 // ErrForeign reports a name that no longer refers to labctl's namespace.
@@ -56,9 +76,11 @@ var ErrForeign = errors.New("the name now belongs to a namespace labctl did not 
 
 func deleteNamespace(owner Ownership, rec OwnedNamespace) error {
 	path := NamespacePath(rec.Name)
-	switch rec.State() {
+	h, st := rec.Open()
+	switch st {
 	case Ours:
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		h.Close()
+		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("unmount: %w", err)
 		}
 		fallthrough
@@ -67,8 +89,8 @@ func deleteNamespace(owner Ownership, rec OwnedNamespace) error {
 			return err
 		}
 	case Foreign:
-		_ = owner.forget(rec.Name)
+		_ = owner.release(rec.Name, rec.LabID)
 		return ErrForeign
 	}
-	return owner.forget(rec.Name)
+	return owner.release(rec.Name, rec.LabID)
 }

@@ -1,6 +1,9 @@
 package kernel
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,18 +12,28 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // Ownership is labctl's record of the namespaces it created, one small file
-// per namespace under Dir. A record is written after the namespace exists
-// (its inode is known) but before it is given a name under /run/netns, so
-// even a crash at any instant leaves nothing named that labctl cannot prove
-// is its own. Cleanup deletes a namespace only when the name still points at
-// the recorded inode: a namespace someone else created under the same name
-// later is never touched.
+// per namespace name under Dir.
+//
+// A record is first a claim: it is created exclusively (link(2) of a
+// finished file, so it is never seen empty or half written) before the
+// namespace exists, and whoever holds the claim on a name is the only
+// labctl that may create, or later delete, a namespace of that name. Two
+// labs racing for one name (lab "a" with node "b-c", lab "a-b" with node
+// "c") thus never both proceed, and the loser's rollback only ever releases
+// claims carrying its own lab id. Once the namespace exists, the record
+// gets the namespace's cookie, before the namespace is given its name under
+// /run/netns: a crash at any instant leaves nothing named that labctl
+// cannot prove is its own, and a namespace someone else later creates under
+// the same name is never touched.
 type Ownership struct {
 	Dir string
+	// Tag names the state directory in namespace markers (see StateTag).
+	Tag string
 }
 
 // OwnedNamespace is one ownership record.
@@ -28,38 +41,136 @@ type OwnedNamespace struct {
 	Name  string `json:"name"`
 	Lab   string `json:"lab"`
 	LabID string `json:"labID"`
-	Dev   uint64 `json:"dev"`
-	Ino   uint64 `json:"ino"`
+	// Cookie is the namespace's SO_NETNS_COOKIE; 0 while the claim waits
+	// for its namespace to be created.
+	Cookie uint64 `json:"cookie,omitempty"`
+	// Dev and Ino identify namespaces recorded by labctl versions before
+	// cookies; they are only trusted for such records.
+	Dev uint64 `json:"dev,omitempty"`
+	Ino uint64 `json:"ino,omitempty"`
 }
+
+// StateTag is the short name of a state directory used in markers: a hash
+// of its absolute path, so the same directory always has the same tag
+// (also after its files are lost) and two directories never share one.
+func StateTag(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	return hex.EncodeToString(sum[:8])
+}
+
+// ErrClaimed says another lab holds the claim on a namespace name.
+var ErrClaimed = errors.New("namespace name is claimed by another lab")
 
 func (o Ownership) path(name string) string { return filepath.Join(o.Dir, name) }
 
-func (o Ownership) write(rec OwnedNamespace) error {
-	data, err := json.Marshal(rec)
+// Marker is what namespaces of lab labID get as their marker.
+func (o Ownership) Marker(lab, labID string) Marker {
+	return Marker{Lab: lab, LabID: labID, State: o.Tag}
+}
+
+// claim creates the record of a namespace that does not exist yet, failing
+// with ErrClaimed when any record of that name exists.
+func (o Ownership) claim(rec OwnedNamespace) error {
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return fmt.Errorf("create ownership directory: %w", err)
+	}
+	tmp, err := o.writeTemp(rec)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(o.path(rec.Name), data, 0o644); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-				return fmt.Errorf("create ownership directory: %w", err)
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, o.path(rec.Name)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			holder := "unknown"
+			if h, err := o.Get(rec.Name); err == nil {
+				holder = fmt.Sprintf("lab %q", h.Lab)
 			}
-			return os.WriteFile(o.path(rec.Name), data, 0o644)
+			return fmt.Errorf("%q (held by %s): %w", rec.Name, holder, ErrClaimed)
 		}
 		return err
 	}
 	return nil
 }
 
-func (o Ownership) forget(name string) error {
-	err := os.Remove(o.path(name))
+// confirm rewrites the record of a claim this lab holds, e.g. with the
+// cookie of the namespace just created.
+func (o Ownership) confirm(rec OwnedNamespace) error {
+	cur, err := o.Get(rec.Name)
+	if err != nil {
+		return err
+	}
+	if cur.LabID != rec.LabID {
+		return fmt.Errorf("%q (held by lab %q): %w", rec.Name, cur.Lab, ErrClaimed)
+	}
+	tmp, err := o.writeTemp(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, o.path(rec.Name)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// writeTemp writes rec to a new hidden file in Dir (List skips those).
+func (o Ownership) writeTemp(rec OwnedNamespace) (string, error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return "", err
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	tmp := filepath.Join(o.Dir, ".tmp-"+hex.EncodeToString(b[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+// release removes the record of name if lab labID holds it: what one run
+// claimed, only that run (or a down of that lab) releases.
+func (o Ownership) release(name, labID string) error {
+	cur, err := o.Get(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil || cur.LabID != labID {
+		return err
+	}
+	err = os.Remove(o.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return err
 }
 
-// List returns every ownership record, optionally only those of one lab ID.
+// Get reads the record of one name.
+func (o Ownership) Get(name string) (OwnedNamespace, error) {
+	var rec OwnedNamespace
+	data, err := os.ReadFile(o.path(name))
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Name != name {
+		return rec, fmt.Errorf("ownership record %s is not labctl's", o.path(name))
+	}
+	return rec, nil
+}
+
+// List returns every ownership record.
 func (o Ownership) List() ([]OwnedNamespace, error) {
 	entries, err := os.ReadDir(o.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -70,20 +181,26 @@ func (o Ownership) List() ([]OwnedNamespace, error) {
 	}
 	var recs []OwnedNamespace
 	for _, e := range entries {
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		data, err := os.ReadFile(o.path(e.Name()))
+		rec, err := o.Get(e.Name())
 		if err != nil {
-			continue // raced with a concurrent delete
-		}
-		var rec OwnedNamespace
-		if json.Unmarshal(data, &rec) != nil || rec.Name != e.Name() {
-			continue // not ours to interpret
+			continue // raced with a delete, or not ours to interpret
 		}
 		recs = append(recs, rec)
 	}
 	return recs, nil
+}
+
+// CleanTemp removes temporary files an interrupted write left behind.
+func (o Ownership) CleanTemp() {
+	entries, _ := os.ReadDir(o.Dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") && e.Type().IsRegular() {
+			os.Remove(filepath.Join(o.Dir, e.Name()))
+		}
+	}
 }
 
 // NamespaceState says what is at a recorded namespace's name now.
@@ -101,20 +218,92 @@ const (
 	Foreign
 )
 
+func (s NamespaceState) String() string {
+	switch s {
+	case Gone:
+		return "missing"
+	case Ours:
+		return "ours"
+	case Unmounted:
+		return "unmounted"
+	}
+	return "foreign"
+}
+
+// Open opens the recorded namespace if the name still refers to it, and
+// says what is at the name otherwise. The handle (when state is Ours) pins
+// the namespace: while it is open, nothing else can take its place.
+func (rec OwnedNamespace) Open() (netns.NsHandle, NamespaceState) {
+	path := NamespacePath(rec.Name)
+	h, err := OpenNamespace(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return netns.None(), Gone
+	case errors.Is(err, ErrNotNamespace):
+		var st, parent unix.Stat_t
+		if unix.Lstat(path, &st) == nil && unix.Stat(NetnsDir, &parent) == nil &&
+			st.Dev == parent.Dev && st.Size == 0 && st.Mode&unix.S_IFMT == unix.S_IFREG && rec.Cookie != 0 {
+			// A plain empty file on the /run/netns file system, not
+			// a mounted namespace: the mount point of an interrupted
+			// create (labctl records the cookie before making it).
+			return netns.None(), Unmounted
+		}
+		return netns.None(), Foreign
+	case err != nil:
+		return netns.None(), Foreign
+	}
+	if rec.proves(h) {
+		return h, Ours
+	}
+	h.Close()
+	return netns.None(), Foreign
+}
+
+// proves reports whether the open namespace is the recorded one.
+func (rec OwnedNamespace) proves(h netns.NsHandle) bool {
+	if rec.Cookie == 0 {
+		if rec.Ino == 0 {
+			return false // a pending claim: its namespace was never named
+		}
+		// A record from before cookies: the inode is all there is.
+		var st unix.Stat_t
+		return unix.Fstat(int(h), &st) == nil && st.Dev == rec.Dev && st.Ino == rec.Ino
+	}
+	id, err := Identify(h)
+	return err == nil && id.Cookie == rec.Cookie
+}
+
 // State compares the name's current target with the record.
 func (rec OwnedNamespace) State() NamespaceState {
-	var st unix.Stat_t
-	if err := unix.Stat(NamespacePath(rec.Name), &st); err != nil {
-		return Gone
+	h, st := rec.Open()
+	if st == Ours {
+		h.Close()
 	}
-	if st.Dev == rec.Dev && st.Ino == rec.Ino {
-		return Ours
+	return st
+}
+
+// Discover finds namespaces under /run/netns that carry a labctl marker of
+// this state directory, among the names match accepts: how `labctl down`
+// finds a lab whose records are lost. Namespaces without such a marker are
+// only read, never changed.
+func (o Ownership) Discover(match func(name string) bool) ([]OwnedNamespace, error) {
+	entries, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	var parent unix.Stat_t
-	if unix.Stat(NetnsDir, &parent) == nil && st.Dev == parent.Dev && st.Size == 0 && st.Mode&unix.S_IFMT == unix.S_IFREG {
-		// A plain empty file on the /run/netns file system, not a
-		// mounted namespace: the mount point of an interrupted create.
-		return Unmounted
+	if err != nil {
+		return nil, err
 	}
-	return Foreign
+	var found []OwnedNamespace
+	for _, e := range entries {
+		if !match(e.Name()) {
+			continue
+		}
+		id, err := IdentifyPath(NamespacePath(e.Name()))
+		if err != nil || !id.Marked || id.Marker.State != o.Tag {
+			continue
+		}
+		found = append(found, OwnedNamespace{Name: e.Name(), Lab: id.Marker.Lab, LabID: id.Marker.LabID, Cookie: id.Cookie})
+	}
+	return found, nil
 }

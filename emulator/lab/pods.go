@@ -23,8 +23,9 @@ func (m Manager) PodStateDir(lab, pod string) string {
 // parallel: a start is mostly waiting (fork, exec, the Go runtime of the
 // supervisor and of each builtin coming up, the server binding its port),
 // so a few per CPU keep the machine busy. The first failure stops the rest;
-// every supervisor that did start is in rec.Pods for the rollback.
-func (m Manager) startContainers(ctx context.Context, rec *Record) error {
+// every supervisor that did start is in rec.Pods for the rollback. With
+// only set, just those pods start (a repair).
+func (m Manager) startContainers(ctx context.Context, rec *Record, only map[string]bool) error {
 	exe, err := m.executable()
 	if err != nil {
 		return err
@@ -32,7 +33,7 @@ func (m Manager) startContainers(ctx context.Context, rec *Record) error {
 	opts := workload.Options{Executable: exe, AppletDir: filepath.Join(m.dir(), "bin")}
 	var specs []workload.PodSpec
 	for _, pod := range rec.Topology.Pods() {
-		if len(pod.Containers) == 0 {
+		if len(pod.Containers) == 0 || (only != nil && !only[pod.Name]) {
 			continue
 		}
 		ps := workload.PodSpec{

@@ -1,0 +1,117 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/workload"
+)
+
+// Health is whether a recorded lab is whole: every namespace there and
+// proven the lab's, every supervisor and helper process running.
+type Health struct {
+	// Phase is the record's phase, or PhaseDegraded when something is
+	// missing from a lab that is up.
+	Phase string
+	// Problems say what is wrong, one sentence each.
+	Problems []string
+	// Namespaces maps each of the lab's namespace names to its state.
+	Namespaces map[string]kernel.NamespaceState
+	// Missing and Foreign list namespaces that are gone, and names now
+	// held by a namespace labctl did not create for this lab.
+	Missing, Foreign []string
+	// DeadPods lists pods whose supervisor is not running; DeadDatapaths
+	// nodes whose userspace IPIP datapath is not running.
+	DeadPods, DeadDatapaths []string
+	// Unverified is set when the namespaces could only be checked by
+	// name, not proven (reading a namespace's identity needs root).
+	Unverified bool
+}
+
+// Degraded reports whether something of the lab is missing.
+func (h Health) Degraded() bool { return h.Phase == PhaseDegraded }
+
+// Health checks a recorded lab against the kernel's state. It changes
+// nothing.
+func (m Manager) Health(rec *Record) Health {
+	h := Health{Phase: rec.Phase, Namespaces: map[string]kernel.NamespaceState{}}
+	root := os.Geteuid() == 0
+	h.Unverified = !root
+	for _, ns := range rec.Namespaces {
+		st := m.namespaceState(rec, ns.Name, root)
+		h.Namespaces[ns.Name] = st
+		switch st {
+		case kernel.Gone, kernel.Unmounted:
+			h.Missing = append(h.Missing, ns.Name)
+			h.Problems = append(h.Problems, fmt.Sprintf("%s namespace %q is missing", describeNS(ns), ns.Name))
+		case kernel.Foreign:
+			h.Foreign = append(h.Foreign, ns.Name)
+			h.Problems = append(h.Problems, fmt.Sprintf("%s namespace %q now belongs to a namespace labctl did not create for this lab", describeNS(ns), ns.Name))
+		}
+	}
+	pods := make([]string, 0, len(rec.Pods))
+	for pod := range rec.Pods {
+		pods = append(pods, pod)
+	}
+	sort.Strings(pods)
+	for _, pod := range pods {
+		s := rec.Pods[pod]
+		if !workload.ProcessAlive(s.PID, s.StartTime) {
+			h.DeadPods = append(h.DeadPods, pod)
+			h.Problems = append(h.Problems, fmt.Sprintf("the supervisor of pod %q (process %d) is not running", pod, s.PID))
+		}
+	}
+	nodes := make([]string, 0, len(rec.Datapaths))
+	for node := range rec.Datapaths {
+		nodes = append(nodes, node)
+	}
+	sort.Strings(nodes)
+	for _, node := range nodes {
+		d := rec.Datapaths[node]
+		if d.Process != nil && !d.Process.Alive() {
+			h.DeadDatapaths = append(h.DeadDatapaths, node)
+			h.Problems = append(h.Problems, fmt.Sprintf("the userspace IPIP datapath of node %q (process %d) is not running", node, d.Process.PID))
+		}
+	}
+	if rec.Phase == PhaseUp && len(h.Problems) > 0 {
+		h.Phase = PhaseDegraded
+	}
+	return h
+}
+
+// namespaceState proves one namespace of a recorded lab: by its ownership
+// record (the cookie) or, when that record is lost, by its marker (the
+// lab id and this state directory). Without root only presence is known.
+func (m Manager) namespaceState(rec *Record, name string, root bool) kernel.NamespaceState {
+	path := kernel.NamespacePath(name)
+	if !root {
+		if _, err := os.Lstat(path); err != nil {
+			return kernel.Gone
+		}
+		return kernel.Ours
+	}
+	own := m.Ownership()
+	if o, err := own.Get(name); err == nil && o.LabID == rec.ID {
+		return o.State()
+	}
+	id, err := kernel.IdentifyPath(path)
+	switch {
+	case os.IsNotExist(err):
+		return kernel.Gone
+	case err != nil:
+		return kernel.Foreign
+	case id.Marked && id.Marker.LabID == rec.ID && id.Marker.State == own.Tag:
+		return kernel.Ours
+	}
+	return kernel.Foreign
+}
+
+func describeNS(ns plan.Namespace) string {
+	if ns.Role == plan.RoleUnderlay {
+		return "the underlay"
+	}
+	return fmt.Sprintf("%s %q:", ns.Role, ns.Object)
+}

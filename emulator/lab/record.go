@@ -1,0 +1,265 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
+)
+
+// RecordVersion is the format of lab records this labctl writes and reads.
+// Version 1 (no "version" field) proved namespaces by inode number.
+const RecordVersion = 2
+
+// maxRecordBytes bounds what is read of a record: a 4000-node lab's record
+// is a few MB.
+const maxRecordBytes = 64 << 20
+
+// Record is what labctl remembers about a lab that is up.
+type Record struct {
+	Version    int              `json:"version"`
+	Name       string           `json:"name"`
+	ID         string           `json:"id"`
+	File       string           `json:"file,omitempty"`
+	Digest     string           `json:"digest"`
+	Phase      string           `json:"phase"` // "creating" until up finished
+	CreatedAt  time.Time        `json:"createdAt"`
+	Topology   *spec.Topology   `json:"topology"`
+	Namespaces []plan.Namespace `json:"namespaces"`
+	// Datapaths holds, per node with an IPIP device, what serves it and
+	// the userspace datapath process when there is one.
+	Datapaths map[string]*Datapath `json:"datapaths,omitempty"`
+	// Pods holds the supervisor of every pod that runs containers.
+	Pods map[string]workload.Shim `json:"pods,omitempty"`
+
+	// Timing says where the time of the Up that returned this record went,
+	// and Repaired what a repair restored; neither is saved.
+	Timing   UpTiming `json:"-"`
+	Repaired []string `json:"-"`
+}
+
+// BadRecord is a record that cannot be used; List reports it next to the
+// good ones instead of hiding the lab or failing for all.
+type BadRecord struct {
+	Name string
+	Err  error
+}
+
+// ErrBadRecord says a lab record is unreadable, truncated, of another
+// version or inconsistent.
+var ErrBadRecord = errors.New("unusable lab record")
+
+func (m Manager) recordPath(name string) string {
+	return filepath.Join(m.dir(), "labs", name+".json")
+}
+
+// Load returns the record of a lab.
+func (m Manager) Load(name string) (*Record, error) {
+	if err := checkLabName(name); err != nil {
+		return nil, err
+	}
+	data, err := readBounded(m.recordPath(name), maxRecordBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("lab %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab %q: %w: %w", name, ErrBadRecord, err)
+	}
+	r, err := decodeRecord(name, data)
+	if err != nil {
+		return nil, fmt.Errorf("lab %q: %w %s: %w", name, ErrBadRecord, m.recordPath(name), err)
+	}
+	return r, nil
+}
+
+// decodeRecord parses a record and checks that it is whole and consistent
+// with its name: every name in it becomes a path or is acted on.
+func decodeRecord(name string, data []byte) (*Record, error) {
+	var probe struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("not valid JSON (truncated?): %w", err)
+	}
+	if probe.Version != RecordVersion {
+		v := probe.Version
+		if v == 0 {
+			v = 1
+		}
+		return nil, fmt.Errorf("written by another labctl version (format %d, this labctl reads %d); `labctl down %s` still removes the lab", v, RecordVersion, name)
+	}
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	switch {
+	case r.Name != name:
+		return nil, fmt.Errorf("it names lab %q", r.Name)
+	case r.ID == "":
+		return nil, errors.New("it has no lab id")
+	case r.Topology == nil:
+		return nil, errors.New("it has no topology")
+	case len(r.Namespaces) == 0:
+		return nil, errors.New("it lists no namespaces")
+	}
+	for _, ns := range r.Namespaces {
+		if ns.Name != plan.NamespaceName(name, objectOrUnderlay(ns)) {
+			return nil, fmt.Errorf("namespace %q does not belong to lab %q", ns.Name, name)
+		}
+		if ns.Object != "" {
+			if err := spec.CheckName(ns.Object); err != nil {
+				return nil, fmt.Errorf("namespace %q: %w", ns.Name, err)
+			}
+		}
+	}
+	for pod := range r.Pods {
+		if err := spec.CheckName(pod); err != nil {
+			return nil, fmt.Errorf("pod: %w", err)
+		}
+	}
+	return &r, nil
+}
+
+func objectOrUnderlay(ns plan.Namespace) string {
+	if ns.Role == plan.RoleUnderlay {
+		return "underlay"
+	}
+	return ns.Object
+}
+
+// save writes the record atomically: readers see the old or the new one.
+func (m Manager) save(r *Record) error {
+	r.Version = RecordVersion
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(m.recordPath(r.Name), data)
+}
+
+// writeAtomic writes a file through a unique temporary name and a rename,
+// and never leaves the temporary file behind.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+hex.EncodeToString(b[:])+"-"+filepath.Base(path))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscallNoFollow, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// readBounded reads at most max bytes of a regular file, without
+// following a symlink at its name.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscallNoFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d a record may have", path, fi.Size(), max)
+	}
+	data := make([]byte, fi.Size())
+	n, err := f.ReadAt(data, 0)
+	if err != nil && n != len(data) {
+		return nil, err
+	}
+	return data, nil
+}
+
+// List returns every recorded lab that can be read, by name, and the
+// records that cannot, so one bad record never hides the others.
+func (m Manager) List() ([]*Record, []BadRecord, error) {
+	entries, err := os.ReadDir(filepath.Join(m.dir(), "labs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var recs []*Record
+	var bad []BadRecord
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") {
+			continue
+		}
+		r, err := m.Load(name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// removed since ReadDir
+		case err != nil:
+			bad = append(bad, BadRecord{Name: name, Err: err})
+		default:
+			recs = append(recs, r)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
+	return recs, bad, nil
+}
+
+// cleanTemp removes temporary files an interrupted write left in a
+// directory of the state.
+func cleanTemp(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// checkLabName refuses a lab name that is not a valid name before it
+// becomes part of a path.
+func checkLabName(name string) error {
+	if err := spec.CheckName(name); err != nil {
+		return fmt.Errorf("lab %w: %w", err, ErrInvalidName)
+	}
+	return nil
+}
+
+// Ownership is where namespace ownership records live, and the tag that
+// marks this state directory's namespaces.
+func (m Manager) Ownership() kernel.Ownership {
+	return kernel.Ownership{Dir: filepath.Join(m.dir(), "netns"), Tag: kernel.StateTag(m.dir())}
+}
