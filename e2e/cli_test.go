@@ -35,9 +35,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildLabctl builds the CLI once per test binary.
+// buildLabctl builds the CLI once per test binary, or returns the binary
+// LABCTL_E2E_BINARY names (to run the suite against another build).
 func buildLabctl(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("LABCTL_E2E_BINARY"); bin != "" {
+		return bin
+	}
 	labctlBin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "labctl-e2e-")
 		if err != nil {

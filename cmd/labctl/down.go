@@ -93,7 +93,9 @@ func printRemoval(w io.Writer, r lab.Removal) {
 // it becomes part of paths under the state directory.
 func labNameOf(arg string) (string, error) {
 	name := arg
-	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") || strings.ContainsRune(arg, '/') {
+	fi, err := os.Stat(arg)
+	isFile := err == nil && fi.Mode().IsRegular() && strings.ContainsRune(arg, '/')
+	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") || isFile {
 		name = strings.TrimSuffix(filepath.Base(arg), filepath.Ext(arg))
 		if data, err := readTopologyName(arg); err == nil && data != "" {
 			name = data

@@ -94,3 +94,20 @@ func deleteNamespace(owner Ownership, rec OwnedNamespace) error {
 	}
 	return owner.release(rec.Name, rec.LabID)
 }
+
+// DeleteLinks deletes devices of a namespace by name (those that do not
+// exist are skipped): a repair removes the node end of a veth whose pod
+// namespace was deleted but is still kept alive by a process.
+func DeleteLinks(namespace string, names []string) error {
+	var c *rtnl
+	if err := Do(NamespacePath(namespace), func() (err error) { c, err = openRTNL(); return err }); err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, n := range names {
+		if err := c.delLink(n); err != nil {
+			return fmt.Errorf("namespace %q: %w", namespace, err)
+		}
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -193,12 +194,20 @@ func (o Ownership) List() ([]OwnedNamespace, error) {
 	return recs, nil
 }
 
-// CleanTemp removes temporary files an interrupted write left behind.
-func (o Ownership) CleanTemp() {
-	entries, _ := os.ReadDir(o.Dir)
+// CleanTemp removes temporary files a killed labctl left behind. A write
+// takes microseconds, so a temporary file older than a minute is no
+// other run's write in progress.
+func (o Ownership) CleanTemp() { CleanTemp(o.Dir, time.Minute) }
+
+// CleanTemp removes the ".tmp-*" files in dir older than age.
+func CleanTemp(dir string, age time.Duration) {
+	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") && e.Type().IsRegular() {
-			os.Remove(filepath.Join(o.Dir, e.Name()))
+		if !strings.HasPrefix(e.Name(), ".tmp-") || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }

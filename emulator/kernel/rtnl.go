@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -300,4 +301,16 @@ func (c *rtnl) setMTUUp(name string, mtu int) error {
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
 	return c.exec(req)
+}
+
+// delLink deletes a device by name; a device that does not exist is not an
+// error.
+func (c *rtnl) delLink(name string) error {
+	req := c.request(unix.RTM_DELLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	if err := c.exec(req); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete device %q: %w", name, err)
+	}
+	return nil
 }

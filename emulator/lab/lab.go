@@ -118,7 +118,7 @@ func (m Manager) lock(name string) (unlock func(remove bool), err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err := flockWait(f, lockPatience); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lab %q is being changed by another labctl process: %w", name, ErrConflict)
 		}
@@ -238,3 +238,21 @@ func EstimateNeighbours(t *spec.Topology) int {
 }
 
 func roundUp(n int) int { return (n + 1023) / 1024 * 1024 }
+
+// lockPatience is how long lock waits for a lab's lock. A lock is also
+// held, for the instant between fork and exec, by any child this process
+// forks meanwhile (it shares the open file): a caller running several labs
+// at once (the grader, tests) must not take that for another labctl.
+const lockPatience = time.Second
+
+// flockWait takes an exclusive flock, trying again for up to patience.
+func flockWait(f *os.File, patience time.Duration) error {
+	deadline := time.Now().Add(patience)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

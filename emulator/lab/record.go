@@ -232,17 +232,6 @@ func (m Manager) List() ([]*Record, []BadRecord, error) {
 	return recs, bad, nil
 }
 
-// cleanTemp removes temporary files an interrupted write left in a
-// directory of the state.
-func cleanTemp(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") && e.Type().IsRegular() {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
-
 func newID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

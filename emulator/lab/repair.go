@@ -85,6 +85,33 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 		return rec, fmt.Errorf("up %q: repair: %w", name, err)
 	}
 
+	// A namespace deleted by name lives on while a process holds it, and
+	// with it its veth pair: remove the stale end in the surviving node or
+	// underlay, or the new veth cannot take its name.
+	underlay := plan.UnderlayNamespace(name)
+	for _, n := range t.Nodes {
+		nodeNS := plan.NamespaceName(name, n.Name)
+		if rebuild[nodeNS] && !rebuild[underlay] {
+			if err := kernel.DeleteLinks(underlay, []string{plan.VethName(n.Name)}); err != nil {
+				return rec, fmt.Errorf("up %q: repair: %w", name, err)
+			}
+		}
+		if rebuild[nodeNS] {
+			continue
+		}
+		var stale []string
+		for _, pod := range n.Pods {
+			if rebuild[plan.NamespaceName(name, pod.Name)] {
+				stale = append(stale, plan.VethName(pod.Name))
+			}
+		}
+		if len(stale) > 0 {
+			if err := kernel.DeleteLinks(nodeNS, stale); err != nil {
+				return rec, fmt.Errorf("up %q: repair: %w", name, err)
+			}
+		}
+	}
+
 	var existing []string
 	for _, ns := range rec.Namespaces {
 		if !rebuild[ns.Name] {

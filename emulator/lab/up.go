@@ -165,7 +165,7 @@ func (m Manager) removeState(name string) {
 	_ = os.RemoveAll(filepath.Join(m.dir(), "pods", name))
 	_ = os.RemoveAll(m.logDir(name))
 	_ = os.Remove(m.recordPath(name))
-	cleanTemp(filepath.Join(m.dir(), "labs"))
+	kernel.CleanTemp(filepath.Join(m.dir(), "labs"), time.Minute)
 	m.Ownership().CleanTemp()
 }
 
