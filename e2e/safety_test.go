@@ -288,7 +288,9 @@ func TestConcurrentNameCollision(t *testing.T) {
 	}
 }
 
-func errorsIsNotFound(err error) bool { return err != nil && strings.Contains(err.Error(), "no such lab") }
+func errorsIsNotFound(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such lab")
+}
 
 // Lost state: with the state directory deleted, or only its ownership
 // records, down finds the lab's namespaces by their markers and removes
