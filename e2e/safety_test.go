@@ -8,6 +8,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -278,7 +279,7 @@ func TestConcurrentNameCollision(t *testing.T) {
 			t.Errorf("round %d: %d labs came up (errors %v), want exactly one", round, winners, errs)
 		}
 		for _, name := range []string{a, b} {
-			if _, err := m.Down(name); err != nil && !errorsIsNotFound(err) {
+			if _, err := m.Down(name); err != nil && !errors.Is(err, lab.ErrNotFound) {
 				t.Errorf("round %d: down %q: %v", round, name, err)
 			}
 		}
@@ -286,10 +287,6 @@ func TestConcurrentNameCollision(t *testing.T) {
 			t.Fatalf("round %d: namespaces orphaned: %v", round, left)
 		}
 	}
-}
-
-func errorsIsNotFound(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no such lab")
 }
 
 // Lost state: with the state directory deleted, or only its ownership
