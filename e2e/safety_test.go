@@ -588,3 +588,95 @@ func TestSIGHUPDuringUpRollsBack(t *testing.T) {
 		t.Errorf("files left in the state directory after an interrupted up: %v", left)
 	}
 }
+
+// A record naming a process that is not the lab's (a forged or stale PID
+// with its true start time) never gets it signalled: down only stops
+// processes proven to live in the lab's namespaces or cgroups (item 4).
+func TestDownSparesProcessNotTheLabs(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	c := newCLI(t)
+	_, name := c.up("two-node.yaml", "tfp")
+	victim := exec.Command("sleep", "600")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", victim.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(data)[strings.LastIndexByte(string(data), ')')+2:])
+	start := fields[19]
+
+	file := filepath.Join(c.state, "labs", name+".json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	pods := rec["pods"].(map[string]any)
+	forged := pods["pod1a"].(map[string]any)
+	real := int(forged["pid"].(float64))
+	forged["pid"] = victim.Process.Pid
+	forged["startTime"] = json.Number(start)
+	raw, _ = json.Marshal(rec)
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := c.must("down", name)
+	if !alive(victim.Process.Pid) {
+		t.Fatalf("down killed process %d, which a forged record named:\n%s", victim.Process.Pid, out)
+	}
+	if !strings.Contains(out, "left alone") {
+		t.Errorf("down does not say it left the forged process alone:\n%s", out)
+	}
+	assertGone(t, []int{real}) // the real supervisor lived in the lab's namespace
+	assertNoNamespaces(t, name)
+}
+
+// A relative --state-dir works like the absolute one, containers included:
+// helper processes keep paths into it whatever their working directory.
+func TestRelativeStateDir(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	dir := t.TempDir()
+	path, name := copyTopology(t, "two-node.yaml", "trs")
+	labctl := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"--state-dir", "rel/state"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	t.Cleanup(func() {
+		labctl("down", "--all")
+		assertNoNamespaces(t, name)
+	})
+	if out, code := labctl("up", path); code != 0 {
+		t.Fatalf("up with a relative state dir: exit %d:\n%s", code, out)
+	}
+	out, code := labctl("exec", "pod1a", "-c", "curl-client", "--", "curl", "-s", "192.168.2.20")
+	if code != 0 || !strings.Contains(out, "192.168.2.20") {
+		t.Errorf("curl from a container: exit %d:\n%s", code, out)
+	}
+	if out, code := labctl("logs", "pod2", "-c", "web-server"); code != 0 || !strings.Contains(out, "GET /") {
+		t.Errorf("logs: exit %d:\n%s", code, out)
+	}
+	if out, code := labctl("down", name); code != 0 {
+		t.Errorf("down: exit %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rel", "state", "labs")); err != nil {
+		t.Errorf("the state is not where --state-dir said: %v", err)
+	}
+}
