@@ -255,17 +255,11 @@ func (a *applier) enter(name string) error {
 	return netns.Set(h)
 }
 
-// createNamespace claims the name, moves the current thread into a new
-// network namespace, marks it and records its cookie, then names it under
-// /run/netns like `ip netns add`.
+// createNamespace moves the current thread into a new network namespace,
+// marks it, claims its name with its cookie, then names it under /run/netns
+// like `ip netns add`. Until it is named the namespace dies with the
+// thread, so a crash before the claim leaves nothing behind.
 func (a *applier) createNamespace(name string) error {
-	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
-	if err := a.opt.Owner.claim(rec); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.claimed = append(a.claimed, name)
-	a.mu.Unlock()
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
@@ -273,6 +267,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
+	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
 	rec.Cookie, err = c.cookie()
 	if err == nil {
 		err = c.setMarker(a.opt.Owner.Marker(a.lab, a.opt.LabID))
@@ -281,9 +276,12 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.opt.Owner.confirm(rec); err != nil {
-		return fmt.Errorf("record ownership: %w", err)
+	if err := a.opt.Owner.claim(rec); err != nil {
+		return err
 	}
+	a.mu.Lock()
+	a.claimed = append(a.claimed, name)
+	a.mu.Unlock()
 	self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 	fd, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unsafe"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -108,6 +109,27 @@ func Identify(h netns.NsHandle) (Identity, error) {
 	// happen on any thread.
 	defer c.Close()
 	return c.identity()
+}
+
+// nsGetID is nsfs's NS_GET_ID ioctl, _IOR(0xb7, 13, __u64) (Linux 6.18):
+// a namespace's unique id, for a network namespace its cookie, read from
+// the namespace file without entering the namespace.
+const nsGetID = 2<<30 | 8<<16 | 0xb7<<8 | 13
+
+// Cookie returns the cookie of the namespace behind h: through NS_GET_ID
+// where the kernel has it, else from a socket made inside the namespace.
+func Cookie(h netns.NsHandle) (uint64, error) {
+	var id uint64
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(h), nsGetID, uintptr(unsafe.Pointer(&id)))
+	if errno == 0 && id != 0 {
+		return id, nil
+	}
+	var c *rtnl
+	if err := DoHandle(h, func() (err error) { c, err = openRTNL(); return err }); err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.cookie()
 }
 
 // IdentifyPath opens a named namespace and reads its identity.

@@ -20,17 +20,17 @@ import (
 // Ownership is labctl's record of the namespaces it created, one small file
 // per namespace name under Dir.
 //
-// A record is first a claim: it is created exclusively (link(2) of a
-// finished file, so it is never seen empty or half written) before the
-// namespace exists, and whoever holds the claim on a name is the only
-// labctl that may create, or later delete, a namespace of that name. Two
+// A record is a claim on a name: it is created exclusively (link(2) of a
+// finished file, so it is never seen empty or half written) once the new
+// namespace exists but before it is given its name under /run/netns, and
+// holds the namespace's cookie. Whoever holds the claim on a name is the
+// only labctl that may name, or later delete, a namespace of that name. Two
 // labs racing for one name (lab "a" with node "b-c", lab "a-b" with node
 // "c") thus never both proceed, and the loser's rollback only ever releases
-// claims carrying its own lab id. Once the namespace exists, the record
-// gets the namespace's cookie, before the namespace is given its name under
-// /run/netns: a crash at any instant leaves nothing named that labctl
-// cannot prove is its own, and a namespace someone else later creates under
-// the same name is never touched.
+// claims carrying its own lab id. A crash at any instant leaves nothing
+// named that labctl cannot prove is its own (an unnamed namespace dies with
+// the thread that made it), and a namespace someone else later creates
+// under the same name is never touched.
 type Ownership struct {
 	Dir string
 	// Tag names the state directory in namespace markers (see StateTag).
@@ -42,8 +42,7 @@ type OwnedNamespace struct {
 	Name  string `json:"name"`
 	Lab   string `json:"lab"`
 	LabID string `json:"labID"`
-	// Cookie is the namespace's SO_NETNS_COOKIE; 0 while the claim waits
-	// for its namespace to be created.
+	// Cookie is the namespace's SO_NETNS_COOKIE.
 	Cookie uint64 `json:"cookie,omitempty"`
 	// Dev and Ino identify namespaces recorded by labctl versions before
 	// cookies; they are only trusted for such records.
@@ -72,8 +71,8 @@ func (o Ownership) Marker(lab, labID string) Marker {
 	return Marker{Lab: lab, LabID: labID, State: o.Tag}
 }
 
-// claim creates the record of a namespace that does not exist yet, failing
-// with ErrClaimed when any record of that name exists.
+// claim creates the record of a namespace not yet named, failing with
+// ErrClaimed when any record of that name exists.
 func (o Ownership) claim(rec OwnedNamespace) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("create ownership directory: %w", err)
@@ -91,27 +90,6 @@ func (o Ownership) claim(rec OwnedNamespace) error {
 			}
 			return fmt.Errorf("%q (held by %s): %w", rec.Name, holder, ErrClaimed)
 		}
-		return err
-	}
-	return nil
-}
-
-// confirm rewrites the record of a claim this lab holds, e.g. with the
-// cookie of the namespace just created.
-func (o Ownership) confirm(rec OwnedNamespace) error {
-	cur, err := o.Get(rec.Name)
-	if err != nil {
-		return err
-	}
-	if cur.LabID != rec.LabID {
-		return fmt.Errorf("%q (held by lab %q): %w", rec.Name, cur.Lab, ErrClaimed)
-	}
-	tmp, err := o.writeTemp(rec)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, o.path(rec.Name)); err != nil {
-		os.Remove(tmp)
 		return err
 	}
 	return nil
@@ -272,14 +250,14 @@ func (rec OwnedNamespace) Open() (netns.NsHandle, NamespaceState) {
 func (rec OwnedNamespace) proves(h netns.NsHandle) bool {
 	if rec.Cookie == 0 {
 		if rec.Ino == 0 {
-			return false // a pending claim: its namespace was never named
+			return false
 		}
 		// A record from before cookies: the inode is all there is.
 		var st unix.Stat_t
 		return unix.Fstat(int(h), &st) == nil && st.Dev == rec.Dev && st.Ino == rec.Ino
 	}
-	id, err := Identify(h)
-	return err == nil && id.Cookie == rec.Cookie
+	cookie, err := Cookie(h)
+	return err == nil && cookie == rec.Cookie
 }
 
 // State compares the name's current target with the record.
