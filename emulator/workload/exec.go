@@ -19,10 +19,10 @@ import (
 
 // ExecOptions name a container and the command to run in it.
 type ExecOptions struct {
-	StateDir  string   // the pod's state directory
-	Container string   // default: the pod's first container
-	Argv      []string // default: /bin/sh
-	Env       []string // added to the container's environment, e.g. TERM
+	StateDir  string   `json:"stateDir"`  // the pod's state directory
+	Container string   `json:"container"` // default: the pod's first container
+	Argv      []string `json:"argv"`      // default: /bin/sh
+	Env       []string `json:"env"`       // added to the container's environment, e.g. TERM
 }
 
 // Exec replaces the calling process with a command inside a running

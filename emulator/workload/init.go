@@ -107,8 +107,12 @@ func lookPath(file, path, root string) (string, error) {
 	if firstErr != nil {
 		return "", fmt.Errorf("exec %s: %w", file, firstErr)
 	}
-	return "", fmt.Errorf("exec %q: executable file not found in $PATH (%s)", file, path)
+	return "", fmt.Errorf("exec %q: %w in $PATH (%s)", file, ErrCommandNotFound, path)
 }
+
+// ErrCommandNotFound says a command is nowhere in the PATH (exit code 127,
+// as shells report it).
+var ErrCommandNotFound = errors.New("executable file not found")
 
 // executable resolves symlinks that point outside root only as far as the
 // host allows; inside a root filesystem that is good enough to tell a

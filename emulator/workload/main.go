@@ -1,8 +1,11 @@
 package workload
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -24,8 +27,10 @@ const (
 	envRole     = "LABCTL_WORKLOAD_ROLE"
 	envStateDir = "LABCTL_WORKLOAD_DIR"  // shim: the pod's state directory
 	envInit     = "LABCTL_WORKLOAD_INIT" // init: its initConfig as JSON
+	envExec     = "LABCTL_WORKLOAD_EXEC" // exec: its ExecOptions as JSON
 	roleShim    = "shim"
 	roleInit    = "init"
+	roleExec    = "exec"
 )
 
 // applets are the programs the labctl binary becomes when called by these
@@ -53,6 +58,8 @@ func Main() (code int, handled bool) {
 		return runShim(os.Getenv(envStateDir)), true
 	case roleInit:
 		return runInit(), true
+	case roleExec:
+		return runExec(), true
 	default:
 		fmt.Fprintf(os.Stderr, "labctl: unknown %s=%q\n", envRole, os.Getenv(envRole))
 		return 2, true
@@ -63,4 +70,39 @@ func Main() (code int, handled bool) {
 		}
 	}
 	return 0, false
+}
+
+// ExecCommand returns a command that runs opts in a container without
+// replacing the calling process: a child labctl (exe) that joins the
+// container and becomes the command (see Exec), so its stdin, stdout,
+// stderr and exit code are the command's. Exit codes of its own: 127 when
+// the command is not found, 126 when it cannot be run, 1 when the
+// container is not running.
+func ExecCommand(exe string, opts ExecOptions) (*exec.Cmd, error) {
+	b, err := json.Marshal(opts)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "labctl-exec")
+	cmd.Env = []string{envRole + "=" + roleExec, envExec + "=" + string(b)}
+	return cmd, nil
+}
+
+func runExec() int {
+	var opts ExecOptions
+	if err := json.Unmarshal([]byte(os.Getenv(envExec)), &opts); err != nil {
+		fmt.Fprintf(os.Stderr, "labctl: exec: %v\n", err)
+		return 126
+	}
+	os.Unsetenv(envRole)
+	os.Unsetenv(envExec)
+	err := Exec(opts) // returns only on failure
+	fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+	switch {
+	case errors.Is(err, ErrCommandNotFound):
+		return 127
+	case errors.Is(err, ErrNotRunning), errors.Is(err, ErrNoContainer):
+		return 1
+	}
+	return 126
 }

@@ -1,0 +1,156 @@
+package lab
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
+)
+
+// Status is everything labctl knows about one lab, as typed values: what
+// the record says, checked against the kernel (Health) and, with
+// StatusOptions.Live, what the kernel holds now. Every front end (the CLI's
+// status, the grader, trace, the TUI) reads labs through it.
+type Status struct {
+	Name      string    `json:"name"`
+	ID        string    `json:"id,omitempty"`
+	File      string    `json:"file,omitempty"`
+	Phase     string    `json:"phase"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// Problems say what is missing from a degraded lab.
+	Problems []string `json:"problems,omitempty"`
+	// Error says why the lab's record cannot be used; only Name and Phase
+	// ("unknown") are set then.
+	Error    string         `json:"error,omitempty"`
+	Topology *spec.Topology `json:"-"`
+	// Namespaces are the lab's namespaces in creation order: the
+	// underlay, nodes, pods.
+	Namespaces []NamespaceStatus `json:"namespaces,omitempty"`
+	// Datapaths say what serves each node's IPIP device.
+	Datapaths []DatapathStatus `json:"datapaths,omitempty"`
+	// Unverified is set when namespaces could only be checked by name
+	// (not as root).
+	Unverified bool `json:"unverified,omitempty"`
+}
+
+// NamespaceStatus is one namespace of a lab and the node or pod it plays.
+type NamespaceStatus struct {
+	Namespace string `json:"namespace"`
+	Role      string `json:"role"` // underlay, node or pod
+	Name      string `json:"name"` // the node or pod; "underlay"
+	Node      string `json:"node,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	PodCIDR   string `json:"podCIDR,omitempty"`
+	Bridge    string `json:"bridge,omitempty"`
+	// State is "ours" when the namespace is there and proven the lab's,
+	// else "missing" or "foreign".
+	State      string             `json:"state"`
+	Present    bool               `json:"present"`
+	Interfaces []kernel.Interface `json:"interfaces,omitempty"`
+	Routes     []kernel.Route     `json:"routes,omitempty"`
+	// InspectError says why interfaces and routes could not be read.
+	InspectError string `json:"inspectError,omitempty"`
+	// Pod is the pod's supervisor report when it runs containers.
+	Pod *workload.PodStatus `json:"pod,omitempty"`
+}
+
+// DatapathStatus says what serves a node's IPIP device, and whether a
+// userspace datapath process is still alive.
+type DatapathStatus struct {
+	Node    string `json:"node"`
+	Device  string `json:"device"`
+	Kind    string `json:"kind"`
+	Reason  string `json:"reason"`
+	PID     int    `json:"pid,omitempty"`
+	Running bool   `json:"running"`
+	Log     string `json:"log,omitempty"`
+}
+
+// StatusOptions choose how much Status reads.
+type StatusOptions struct {
+	// Live reads every namespace's interfaces and routes (needs root).
+	Live bool
+}
+
+// Status reports one lab.
+func (m Manager) Status(name string, opt StatusOptions) (*Status, error) {
+	r, err := m.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	return m.status(r, opt), nil
+}
+
+// StatusAll reports every lab of the state directory, unusable records
+// included (with Error set), by name.
+func (m Manager) StatusAll(opt StatusOptions) ([]*Status, error) {
+	recs, bad, err := m.List()
+	if err != nil {
+		return nil, err
+	}
+	all := make([]*Status, 0, len(recs)+len(bad))
+	for _, r := range recs {
+		all = append(all, m.status(r, opt))
+	}
+	for _, b := range bad {
+		all = append(all, &Status{Name: b.Name, Phase: "unknown", Error: b.Err.Error()})
+	}
+	slices.SortFunc(all, func(a, b *Status) int { return strings.Compare(a.Name, b.Name) })
+	return all, nil
+}
+
+func (m Manager) status(r *Record, opt StatusOptions) *Status {
+	t := r.Topology
+	h := m.Health(r)
+	s := &Status{
+		Name: r.Name, ID: r.ID, File: r.File, Phase: h.Phase, CreatedAt: r.CreatedAt,
+		Problems: h.Problems, Topology: t, Unverified: h.Unverified,
+	}
+	for _, n := range t.Nodes {
+		d, ok := r.Datapaths[n.Name]
+		if !ok {
+			continue
+		}
+		ds := DatapathStatus{Node: n.Name, Device: d.Device, Kind: d.Kind, Reason: d.Reason, Running: true}
+		if d.Process != nil {
+			ds.PID, ds.Running, ds.Log = d.Process.PID, d.Process.Alive(), d.Process.Log
+		}
+		s.Datapaths = append(s.Datapaths, ds)
+	}
+	live := opt.Live && os.Geteuid() == 0
+	for _, ns := range r.Namespaces {
+		st := NamespaceStatus{Namespace: ns.Name, Role: ns.Role, Name: ns.Object, State: h.Namespaces[ns.Name].String()}
+		st.Present = h.Namespaces[ns.Name] == kernel.Ours
+		switch ns.Role {
+		case plan.RoleNode:
+			if n, ok := t.Node(ns.Object); ok {
+				st.IP, st.PodCIDR, st.Bridge = n.IP.String(), n.PodSubnet.String(), n.Bridge
+			}
+		case plan.RolePod:
+			if p, ok := t.Pod(ns.Object); ok {
+				st.IP, st.Node = p.IP.String(), p.Node
+			}
+			if _, ok := r.Pods[ns.Object]; ok {
+				if ps, err := workload.ReadStatus(m.PodStateDir(r.Name, ns.Object)); err == nil {
+					st.Pod = &ps
+				}
+			}
+		case plan.RoleUnderlay:
+			st.Name = "underlay"
+		}
+		if live && st.Present {
+			ifs, routes, err := kernel.Inspect(ns.Name)
+			if err != nil {
+				st.InspectError = err.Error()
+			}
+			st.Interfaces, st.Routes = ifs, routes
+		}
+		s.Namespaces = append(s.Namespaces, st)
+	}
+	return s
+}
