@@ -131,7 +131,9 @@ func TestCLIWalkthrough(t *testing.T) {
 		t.Errorf("status: exit %d:\n%s", code, out)
 	}
 	out, code = run(t, bin, "--state-dir", state, "status", name, "-o", "json")
-	var st []struct {
+	var st struct {
+		APIVersion string
+		Kind       string
 		Name       string
 		Namespaces []struct {
 			Namespace  string
@@ -144,10 +146,10 @@ func TestCLIWalkthrough(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status -o json: exit %d, %v:\n%s", code, err, out)
 	}
-	if len(st) != 1 || len(st[0].Namespaces) != 6 {
+	if st.APIVersion != "labctl.dev/v1" || st.Kind != "Lab" || st.Name != name || len(st.Namespaces) != 6 {
 		t.Fatalf("status json: %+v", st)
 	}
-	for _, ns := range st[0].Namespaces {
+	for _, ns := range st.Namespaces {
 		if !ns.Present || len(ns.Interfaces) == 0 {
 			t.Errorf("status json: namespace %s present=%v interfaces=%v", ns.Namespace, ns.Present, ns.Interfaces)
 		}
@@ -435,18 +437,18 @@ nodes:
 		if code != 0 {
 			t.Fatalf("status: exit %d: %s", code, out)
 		}
-		var labs []struct {
+		var doc struct {
 			Namespaces []struct {
 				Pod *struct {
 					Containers []ctr `json:"containers"`
 				} `json:"pod"`
 			} `json:"namespaces"`
 		}
-		if err := json.Unmarshal([]byte(out), &labs); err != nil {
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatalf("status -o json: %v\n%s", err, out)
 		}
 		all := map[string]ctr{}
-		for _, ns := range labs[0].Namespaces {
+		for _, ns := range doc.Namespaces {
 			if ns.Pod != nil {
 				for _, c := range ns.Pod.Containers {
 					all[c.Name] = c

@@ -72,7 +72,7 @@ func (c cli) up(file, prefix string) (path, name string) {
 func (c cli) labProcesses(name string) []int {
 	c.t.Helper()
 	out := c.must("status", name, "-o", "json")
-	var labs []struct {
+	var doc struct {
 		Namespaces []struct {
 			Pod *struct {
 				Shim struct {
@@ -87,11 +87,11 @@ func (c cli) labProcesses(name string) []int {
 			PID int `json:"pid"`
 		} `json:"datapaths"`
 	}
-	if err := json.Unmarshal([]byte(out), &labs); err != nil || len(labs) != 1 {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		c.t.Fatalf("status -o json: %v:\n%s", err, out)
 	}
 	var pids []int
-	for _, ns := range labs[0].Namespaces {
+	for _, ns := range doc.Namespaces {
 		if ns.Pod == nil {
 			continue
 		}
@@ -102,7 +102,7 @@ func (c cli) labProcesses(name string) []int {
 			}
 		}
 	}
-	for _, d := range labs[0].Datapaths {
+	for _, d := range doc.Datapaths {
 		if d.PID > 0 {
 			pids = append(pids, d.PID)
 		}

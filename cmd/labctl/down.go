@@ -15,58 +15,82 @@ import (
 	"github.com/labctl/labctl/emulator/spec"
 )
 
+type downOptions struct {
+	io             Streams
+	manager        lab.Manager
+	target         string // a lab name or topology file
+	all            bool
+	ignoreNotFound bool
+}
+
 func newDownCmd(g *globals) *cobra.Command {
-	var all, ignoreNotFound bool
+	o := &downOptions{io: g.io}
 	cmd := &cobra.Command{
 		Use:   "down NAME|FILE",
 		Short: "Remove a lab and everything it created",
-		Long: `Remove a lab: its namespaces are deleted in one burst, which removes every
-device, address and route inside them. Works after a crash halfway through up
-or a lost state file too. --all removes every lab and every leftover namespace
-labctl recorded as its own; namespaces labctl did not create are never touched.`,
+		Long: `Remove a lab: every process living in its namespaces is ended (pod
+supervisors and containers, helper processes, shells started with labctl exec),
+its cgroups are removed and its namespaces are deleted in one burst, which
+removes every device, address and route inside them. Works after a crash
+halfway through up, and with the lab's records or the whole state directory
+lost: labctl then finds the lab's namespaces by the marker it left inside each.
+--all removes every lab of the state directory. Namespaces labctl did not
+create for the lab are never touched.`,
+		Example: `  sudo labctl down two-node
+  sudo labctl down topologies/two-node.yaml
+  sudo labctl down --ignore-not-found two-node   # in scripts: fine if it is not up
+  sudo labctl down --all`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if all && len(args) > 0 {
-				return usageError{"give either a lab name or --all, not both"}
+			if o.all && len(args) > 0 {
+				return usageErrorf("give either a lab name or --all, not both")
 			}
-			if !all && len(args) != 1 {
-				return usageError{"down needs a lab name or topology file (or --all)"}
+			if !o.all && len(args) != 1 {
+				return usageErrorf("down needs a lab name or topology file (or --all)")
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if os.Geteuid() != 0 {
-				return notRootError{"down"}
+			if len(args) == 1 {
+				o.target = args[0]
 			}
-			m := g.manager()
-			if all {
-				removed, err := m.DownAll()
-				for _, r := range removed {
-					printRemoval(cmd.OutOrStdout(), r)
-				}
-				if len(removed) == 0 && err == nil {
-					fmt.Fprintln(cmd.OutOrStdout(), "no labs to remove")
-				}
-				return err
-			}
-			name, err := labNameOf(args[0])
-			if err != nil {
-				return err
-			}
-			r, err := m.Down(name)
-			if errors.Is(err, lab.ErrNotFound) && ignoreNotFound {
-				fmt.Fprintf(cmd.OutOrStdout(), "lab %q is not up; nothing to remove\n", name)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			printRemoval(cmd.OutOrStdout(), r)
-			return nil
+			o.manager = g.manager()
+			return runDown(o)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "remove every lab and leftover labctl created")
-	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "succeed when the lab is not up")
+	cmd.Flags().BoolVar(&o.all, "all", false, "remove every lab and leftover labctl created")
+	cmd.Flags().BoolVar(&o.ignoreNotFound, "ignore-not-found", false, "succeed when the lab is not up")
 	return cmd
+}
+
+func runDown(o *downOptions) error {
+	if os.Geteuid() != 0 {
+		return notRootError{"down"}
+	}
+	out := o.io.Out
+	if o.all {
+		removed, err := o.manager.DownAll()
+		for _, r := range removed {
+			printRemoval(out, r)
+		}
+		if len(removed) == 0 && err == nil {
+			fmt.Fprintln(out, "no labs to remove")
+		}
+		return err
+	}
+	name, err := labNameOf(o.target)
+	if err != nil {
+		return err
+	}
+	r, err := o.manager.Down(name)
+	if errors.Is(err, lab.ErrNotFound) && o.ignoreNotFound {
+		fmt.Fprintf(out, "lab %q is not up; nothing to remove\n", name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	printRemoval(out, r)
+	return nil
 }
 
 // printRemoval says what down removed, and what it found without records.
@@ -102,7 +126,7 @@ func labNameOf(arg string) (string, error) {
 		}
 	}
 	if err := spec.CheckName(name); err != nil {
-		return "", usageError{fmt.Sprintf("%q does not name a lab: lab %v", arg, err)}
+		return "", usageErrorf("%q does not name a lab: lab %v", arg, err)
 	}
 	return name, nil
 }

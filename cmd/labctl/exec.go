@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -15,147 +15,122 @@ import (
 	"github.com/labctl/labctl/emulator/workload"
 )
 
+type execOptions struct {
+	io        Streams
+	getenv    func(string) string
+	manager   lab.Manager
+	lab       string
+	target    string
+	container string
+	argv      []string
+}
+
 func newExecCmd(g *globals) *cobra.Command {
-	var labName, container string
+	o := &execOptions{io: g.io, getenv: g.getenv}
 	cmd := &cobra.Command{
-		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] -- CMD [ARGS...]",
+		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] [-- CMD [ARGS...]]",
 		Short: "Run a command inside a pod's or node's network namespace",
 		Long: `Run a command inside a pod's or node's network namespace, like
 ip netns exec <namespace> CMD. Standard input, output, the terminal and the exit
-code are the command's own. Without a command, starts $SHELL (or /bin/sh).
-In a pod that runs containers, the command joins a container (-c, default the
-first) like kubectl exec: its namespaces, cgroups, root and environment.`,
-		Args: cobra.MinimumNArgs(1),
+code are the command's own (127 when it is not found). Without a command, starts
+$SHELL (or /bin/sh). In a pod that runs containers, the command joins a
+container (-c, default the first) like kubectl exec: its namespaces, cgroups,
+root and environment.`,
+		Example: `  sudo labctl exec node1 -- ip route
+  sudo labctl exec pod1a -c curl-client -- curl 192.168.2.20
+  sudo labctl exec --lab two-node pod2          # a shell inside pod2`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("exec needs a pod or node (see labctl exec --help)")
+			}
+			if dash := cmd.ArgsLenAtDash(); dash > 1 || (dash < 0 && len(args) > 1) {
+				return usageErrorf("exec takes one pod or node, then -- and the command")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			target, argv := args[0], args[1:]
-			if cmd.ArgsLenAtDash() > 1 {
-				return usageError{"exec takes one pod or node before --"}
-			}
-			if len(argv) == 0 {
-				sh := os.Getenv("SHELL")
-				if sh == "" {
-					sh = "/bin/sh"
-				}
-				argv = []string{sh}
-			}
-			m := g.manager()
-			ns, err := resolveTarget(m, labName, target)
-			if err != nil {
-				return err
-			}
-			if os.Geteuid() != 0 {
-				return notRootError{"exec"}
-			}
-			if dir, ok := podStateDir(m, ns); ok {
-				env := []string{}
-				if t := os.Getenv("TERM"); t != "" {
-					env = append(env, "TERM="+t)
-				}
-				return workload.Exec(workload.ExecOptions{StateDir: dir, Container: container, Argv: argv, Env: env})
-			}
-			if container != "" {
-				return usageError{fmt.Sprintf("%q runs no containers; leave out -c", target)}
-			}
-			return kernel.Exec(ns, argv)
+			o.target, o.argv, o.manager = args[0], args[1:], g.manager()
+			return runExec(o)
 		},
 	}
-	cmd.Flags().StringVar(&labName, "lab", "", "the lab to look in when several are up")
-	cmd.Flags().StringVarP(&container, "container", "c", "", "the container to join (default: the pod's first)")
+	cmd.Flags().StringVar(&o.lab, "lab", "", "the lab to look in when several are up")
+	cmd.Flags().StringVarP(&o.container, "container", "c", "", "the container to join (default: the pod's first)")
 	return cmd
 }
 
-// podStateDir finds the state directory of the pod behind a namespace, if
-// that pod runs containers.
-func podStateDir(m lab.Manager, ns string) (string, bool) {
-	recs, _, _ := m.List()
-	for _, r := range recs {
-		for _, n := range r.Namespaces {
-			if n.Name == ns {
-				if _, ok := r.Pods[n.Object]; ok {
-					return m.PodStateDir(r.Name, n.Object), true
-				}
-			}
-		}
+// runExec replaces labctl with the command, so the terminal, signals and
+// exit code are the command's own; it returns only on failure.
+func runExec(o *execOptions) error {
+	t, err := o.manager.Resolve(o.lab, o.target, o.container)
+	if err != nil {
+		return err
 	}
-	return "", false
+	if os.Geteuid() != 0 {
+		return notRootError{"exec"}
+	}
+	argv := o.argv
+	if len(argv) == 0 {
+		sh := o.getenv("SHELL")
+		if sh == "" {
+			sh = "/bin/sh"
+		}
+		argv = []string{sh}
+	}
+	if t.PodStateDir != "" {
+		var env []string
+		if term := o.getenv("TERM"); term != "" {
+			env = append(env, "TERM="+term)
+		}
+		return workload.Exec(workload.ExecOptions{StateDir: t.PodStateDir, Container: t.Container, Argv: argv, Env: env})
+	}
+	return kernel.Exec(t.Namespace, argv)
+}
+
+type logsOptions struct {
+	io        Streams
+	manager   lab.Manager
+	lab       string
+	pod       string
+	container string
+	follow    bool
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
-	var labName, container string
-	var follow bool
+	o := &logsOptions{io: g.io}
 	cmd := &cobra.Command{
 		Use:   "logs POD [-c CONTAINER] [-f]",
 		Short: "Print a container's output (stdout and stderr, across restarts)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  labctl logs pod2 -c web-server
+  labctl logs -f pod1a -c web-server`,
+		Args: exactArgs(1, "one pod"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m := g.manager()
-			ns, err := resolveTarget(m, labName, args[0])
-			if err != nil {
-				return err
-			}
-			dir, ok := podStateDir(m, ns)
-			if !ok {
-				return fmt.Errorf("%q runs no containers: %w", args[0], lab.ErrNotFound)
-			}
-			if container == "" {
-				if container, err = workload.DefaultContainer(dir); err != nil {
-					return err
-				}
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return workload.Logs(ctx, cmd.OutOrStdout(), dir, container, follow)
+			o.pod, o.manager = args[0], g.manager()
+			return runLogs(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().StringVar(&labName, "lab", "", "the lab to look in when several are up")
-	cmd.Flags().StringVarP(&container, "container", "c", "", "the container (default: the pod's first)")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
+	cmd.Flags().StringVar(&o.lab, "lab", "", "the lab to look in when several are up")
+	cmd.Flags().StringVarP(&o.container, "container", "c", "", "the container (may be left out when the pod has one)")
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new output")
 	return cmd
 }
 
-// resolveTarget finds the namespace of a pod or node by name, across all
-// labs unless one is named.
-func resolveTarget(m lab.Manager, labName, target string) (string, error) {
-	var recs []*lab.Record
-	if labName != "" {
-		r, err := m.Load(labName)
-		if err != nil {
-			return "", err
-		}
-		recs = []*lab.Record{r}
-	} else {
-		var err error
-		if recs, _, err = m.List(); err != nil {
-			return "", err
-		}
+func runLogs(ctx context.Context, o *logsOptions) error {
+	t, err := o.manager.Resolve(o.lab, o.pod, o.container)
+	if err != nil {
+		return err
 	}
-	var found []string
-	var labs []string
-	for _, r := range recs {
-		for _, ns := range r.Namespaces {
-			if ns.Object == target || ns.Name == target {
-				found = append(found, ns.Name)
-				labs = append(labs, r.Name)
-			}
-		}
+	if t.PodStateDir == "" {
+		return fmt.Errorf("%s runs no containers: %w", t, lab.ErrNotFound)
 	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		var known []string
-		for _, r := range recs {
-			for _, ns := range r.Namespaces {
-				if ns.Object != "" {
-					known = append(known, ns.Object)
-				}
-			}
+	container := t.Container
+	if container == "" {
+		if len(t.Containers) > 1 {
+			// As kubectl: with several containers, which one is not guessed.
+			return usageErrorf("pod %q has %d containers: choose one with -c (%s)", t.Name, len(t.Containers), strings.Join(t.Containers, ", "))
 		}
-		sort.Strings(known)
-		if len(known) == 0 {
-			return "", fmt.Errorf("no pod or node %q: no labs are up: %w", target, lab.ErrNotFound)
-		}
-		return "", fmt.Errorf("no pod or node %q (known: %s): %w", target, strings.Join(known, ", "), lab.ErrNotFound)
+		container = t.Containers[0]
 	}
-	return "", usageError{fmt.Sprintf("%q exists in several labs (%s): pick one with --lab", target, strings.Join(labs, ", "))}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return workload.Logs(ctx, o.io.Out, t.PodStateDir, container, o.follow)
 }

@@ -1,68 +1,88 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"strings"
+	"fmt"
+	"os/exec"
 
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
 )
 
 // Exit codes, documented in the README. Scripts and graders rely on them,
-// so invalid input is distinct from a runtime failure.
+// so invalid input is distinct from a runtime failure. They are decided by
+// error types (errors.Is / errors.As), never by an error's text.
 const (
-	exitOK       = 0
-	exitFailure  = 1 // the kernel refused something; the lab was rolled back
-	exitUsage    = 2 // bad command line
-	exitInvalid  = 3 // the topology file is invalid
-	exitNotFound = 4 // no such lab, pod or node
-	exitConflict = 5 // names already in use, or another labctl is busy with the lab
-	exitNotRoot  = 6 // the command needs root
+	exitOK          = 0
+	exitFailure     = 1   // the kernel refused something; the lab was rolled back
+	exitUsage       = 2   // bad command line
+	exitInvalid     = 3   // the topology file is invalid or unreadable
+	exitNotFound    = 4   // no such lab, node, pod or container
+	exitConflict    = 5   // names in use, lab busy, degraded, changed, interrupted
+	exitNotRoot     = 6   // the command needs root
+	exitCannotRun   = 126 // exec: the command cannot be run
+	exitCmdNotFound = 127 // exec: the command is not found
+	exitInterrupted = 130 // Ctrl-C (SIGINT), SIGTERM or SIGHUP: rolled back
 )
 
+// usageError is a bad command line.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+func usageErrorf(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// notRootError says a command needs root.
 type notRootError struct{ cmd string }
 
 func (e notRootError) Error() string {
 	return "labctl " + e.cmd + " changes network namespaces and needs root: run it with sudo"
 }
 
+// exitStatus passes a command's own exit code through (exec), quiet when
+// the command already said why.
+type exitStatus struct {
+	code  int
+	quiet bool
+	err   error
+}
+
+func (e exitStatus) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func (e exitStatus) Unwrap() error { return e.err }
+
 // exitCode is the one place errors become exit codes.
 func exitCode(err error) int {
 	var invalid *spec.InvalidError
 	var usage usageError
 	var notRoot notRootError
+	var exit exitStatus
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &invalid):
+	case errors.As(err, &exit):
+		return exit.code
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &invalid), errors.Is(err, spec.ErrUnreadable):
 		return exitInvalid
-	case errors.As(err, &usage):
+	case errors.As(err, &usage), errors.Is(err, lab.ErrInvalidName), errors.Is(err, lab.ErrAmbiguous):
 		return exitUsage
 	case errors.As(err, &notRoot):
 		return exitNotRoot
-	case errors.Is(err, lab.ErrInvalidName):
-		return exitUsage
-	case errors.Is(err, lab.ErrNotFound):
+	case errors.Is(err, workload.ErrCommandNotFound), errors.Is(err, exec.ErrNotFound):
+		return exitCmdNotFound
+	case errors.Is(err, lab.ErrNotFound), errors.Is(err, workload.ErrNoContainer):
 		return exitNotFound
 	case errors.Is(err, lab.ErrConflict), errors.Is(err, lab.ErrIncomplete), errors.Is(err, lab.ErrDegraded), errors.Is(err, lab.ErrBadRecord):
 		return exitConflict
-	case isCobraUsage(err):
-		return exitUsage
 	}
 	return exitFailure
-}
-
-// isCobraUsage recognises cobra's own argument and flag errors.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }

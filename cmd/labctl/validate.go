@@ -8,27 +8,33 @@ import (
 	"github.com/labctl/labctl/emulator/spec"
 )
 
-func newValidateCmd() *cobra.Command {
+type validateOptions struct {
+	io   Streams
+	file string
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	o := &validateOptions{io: g.io}
 	return &cobra.Command{
 		Use:   "validate FILE",
 		Short: "Check a topology file and report every problem at once (no root needed)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  labctl validate topologies/two-node.yaml
+  labctl validate my-lab.yaml || echo "fix the problems listed above"`,
+		Args: exactArgs(1, "one topology file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := spec.Load(args[0])
-			if err != nil {
-				return err
-			}
-			pods := len(t.Pods())
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: lab %q is valid: %d %s, %d %s, backend %s\n",
-				args[0], t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), backendSummary(t))
-			return nil
+			o.file = args[0]
+			return runValidate(o)
 		},
 	}
 }
 
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
+func runValidate(o *validateOptions) error {
+	t, err := spec.Load(o.file)
+	if err != nil {
+		return err
 	}
-	return word + "s"
+	pods := len(t.Pods())
+	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s, backend %s\n",
+		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), backendSummary(t))
+	return nil
 }

@@ -20,7 +20,7 @@ import (
 func Load(path string) (*Topology, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w", err)
+		return nil, fmt.Errorf("read topology: %w: %w", ErrUnreadable, err)
 	}
 	return Parse(path, data)
 }

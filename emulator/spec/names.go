@@ -1,6 +1,9 @@
 package spec
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // CheckName says why s cannot be the name of a lab, node or pod, or returns
 // nil. Every name that becomes a path or a namespace name is checked with
@@ -11,3 +14,8 @@ func CheckName(s string) error {
 	}
 	return nil
 }
+
+// ErrUnreadable says a topology file could not be read at all (missing,
+// not permitted): input that is not there is invalid input, not a failure
+// of the machine.
+var ErrUnreadable = errors.New("unreadable topology file")
