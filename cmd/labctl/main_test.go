@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/workload"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// runCLI runs labctl in-process with its own state directory.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	state := filepath.Join(t.TempDir(), "state")
+	env := func(string) string { return "" }
+	code = run(context.Background(), append([]string{"--state-dir", state}, args...), Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, env)
+	return out.String(), errOut.String(), code
+}
+
+// One test per exit code of the README's table, each from the error types
+// the code is decided by.
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"success", nil, 0},
+		{"the kernel's EINVAL is a runtime failure, not a bad command line",
+			fmt.Errorf("up %q: add route: %w", "x", syscall.EINVAL), 1},
+		{"any other failure", errors.New("boom"), 1},
+		{"usage", usageErrorf("bad"), 2},
+		{"invalid lab name", fmt.Errorf("down: %w", lab.ErrInvalidName), 2},
+		{"name in several labs", fmt.Errorf("x: %w", lab.ErrAmbiguous), 2},
+		{"invalid topology", &spec.InvalidError{Problems: []spec.Problem{{Msg: "x"}}}, 3},
+		{"unreadable topology", fmt.Errorf("read topology: %w: %w", spec.ErrUnreadable, os.ErrNotExist), 3},
+		{"no such lab", fmt.Errorf("x: %w", lab.ErrNotFound), 4},
+		{"no such container", fmt.Errorf("x: %w", workload.ErrNoContainer), 4},
+		{"conflict", fmt.Errorf("x: %w", lab.ErrConflict), 5},
+		{"interrupted up", fmt.Errorf("x: %w", lab.ErrIncomplete), 5},
+		{"degraded", fmt.Errorf("x: %w", lab.ErrDegraded), 5},
+		{"unusable record", fmt.Errorf("x: %w", lab.ErrBadRecord), 5},
+		{"needs root", notRootError{"up"}, 6},
+		{"exec: cannot run", exitStatus{code: 126}, 126},
+		{"exec: command not found in a container", fmt.Errorf("x: %w", workload.ErrCommandNotFound), 127},
+		{"exec: command not found on the host", &exec.Error{Name: "nope", Err: exec.ErrNotFound}, 127},
+		{"interrupted", fmt.Errorf("up: %w", context.Canceled), 130},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := exitCode(tt.err); got != tt.want {
+				t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// Bad command lines exit 2 through the real command tree, whatever cobra
+// would have printed.
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"bogus"},
+		{"--no-such-flag", "status"},
+		{"up"},
+		{"up", "a.yaml", "b.yaml"},
+		{"status", "-o", "xml"},
+		{"status", "a", "b"},
+		{"down"},
+		{"down", "--all", "x"},
+		{"exec"},
+		{"exec", "pod1a", "ip", "route"}, // the command must follow --
+		{"logs"},
+		{"status", "../labs/x"},
+		{"validate"},
+		{"up", "--workers", "many", "x.yaml"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, stderr, code := runCLI(t, args...)
+			if code != 2 || !strings.HasPrefix(stderr, "labctl: ") {
+				t.Errorf("exit %d, stderr %q; want 2 and one labctl: line", code, stderr)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	out, _, code := runCLI(t, "validate", "../../topologies/two-node.yaml")
+	if code != 0 || out != "../../topologies/two-node.yaml: lab \"two-node\" is valid: 2 nodes, 3 pods, backend host-gw\n" {
+		t.Errorf("valid file: exit %d: %q", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("name: x\nnodes:\n  - name: n1\n    ip: 300.1.1.1\n"), 0o644)
+	_, stderr, code := runCLI(t, "validate", bad)
+	if code != 3 || !strings.Contains(stderr, bad+":4:5: nodes[0].ip:") || !strings.HasSuffix(stderr, "labctl: the topology is invalid (1 problem)\n") {
+		t.Errorf("invalid file: exit %d:\n%s", code, stderr)
+	}
+	_, stderr, code = runCLI(t, "validate", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code != 3 || !strings.Contains(stderr, "no such file") {
+		t.Errorf("missing file: exit %d: %s", code, stderr)
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	out, _, code := runCLI(t, "up", "--dry-run", "../../topologies/two-node.yaml")
+	if code != 0 || !strings.HasPrefix(out, "#!/usr/bin/env bash\n") || !strings.Contains(out, "ip netns add two-node-pod1a") {
+		t.Errorf("up --dry-run: exit %d:\n%.300s", code, out)
+	}
+}
+
+func TestStatusWithoutLabs(t *testing.T) {
+	out, _, code := runCLI(t, "status")
+	if code != 0 || out != "no labs are up (labctl up FILE brings one up)\n" {
+		t.Errorf("status: exit %d: %q", code, out)
+	}
+	out, _, code = runCLI(t, "status", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"kind": "LabList"`) || !strings.Contains(out, `"items": []`) {
+		t.Errorf("status -o json: exit %d: %s", code, out)
+	}
+	_, stderr, code := runCLI(t, "status", "nosuchlab")
+	if code != 4 {
+		t.Errorf("status of a missing lab: exit %d: %s", code, stderr)
+	}
+	_, stderr, code = runCLI(t, "exec", "pod1a", "--", "true")
+	if code != 4 || !strings.Contains(stderr, "no labs are up") {
+		t.Errorf("exec without labs: exit %d: %s", code, stderr)
+	}
+}
+
+// The status table of a lab, from typed values: what users read.
+func TestStatusTableGolden(t *testing.T) {
+	topo, err := spec.Load("../../topologies/two-node.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	s := &lab.Status{Name: "two-node", File: "/labs/two-node.yaml", Phase: lab.PhaseDegraded, CreatedAt: created, Topology: topo,
+		Problems: []string{`pod "pod2": namespace "two-node-pod2" is missing`}}
+	s.Namespaces = []lab.NamespaceStatus{
+		{Namespace: "two-node-underlay", Role: "underlay", Name: "underlay", State: "ours", Present: true, Interfaces: []kernel.Interface{
+			{Name: "lo", Kind: "device", State: "up"}, {Name: "underlay0", Kind: "bridge", State: "up"},
+			{Name: "veth-node1", Kind: "veth", State: "up", Master: "underlay0"}, {Name: "veth-node2", Kind: "veth", State: "up", Master: "underlay0"}}},
+		{Namespace: "two-node-node1", Role: "node", Name: "node1", IP: "10.30.45.100", State: "ours", Present: true, Interfaces: []kernel.Interface{
+			{Name: "eth0", Kind: "veth", State: "up", Addresses: []string{"10.30.45.100/24"}},
+			{Name: "br0", Kind: "bridge", State: "up", Addresses: []string{"192.168.1.1/24"}},
+			{Name: "veth-pod1a", Kind: "veth", State: "up", Master: "br0"}}},
+		{Namespace: "two-node-pod1a", Role: "pod", Name: "pod1a", Node: "node1", IP: "192.168.1.10", State: "ours", Present: true,
+			Interfaces: []kernel.Interface{{Name: "eth0", Kind: "veth", State: "up", Addresses: []string{"192.168.1.10/24"}}},
+			Pod: &workload.PodStatus{Containers: []workload.ContainerStatus{{Name: "web-server", State: workload.StateRunning}}}},
+		{Namespace: "two-node-pod2", Role: "pod", Name: "pod2", Node: "node2", IP: "192.168.2.20", State: "missing"},
+	}
+	s.Datapaths = []lab.DatapathStatus{{Node: "node2", Device: "tunl0", Kind: "userspace", Reason: "the kernel has no ipip module", PID: 4242, Running: false, Log: "/run/labctl/logs/two-node/node2-ipip.log"}}
+	var b bytes.Buffer
+	writeStatusTable(&b, s, created.Add(90*time.Second))
+	golden(t, "testdata/status-table.golden", b.String())
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run go test -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+func TestLabNameOf(t *testing.T) {
+	dir := t.TempDir()
+	named := filepath.Join(dir, "file.yaml")
+	os.WriteFile(named, []byte("name: inside\nnodes: [{name: n}]\n"), 0o644)
+	hostile := filepath.Join(dir, "hostile.yaml")
+	os.WriteFile(hostile, []byte("name: ../../etc\n"), 0o644)
+	tests := []struct {
+		arg, want string
+		usage     bool
+	}{
+		{"two-node", "two-node", false},
+		{named, "inside", false},
+		{filepath.Join(dir, "gone.yaml"), "gone", false}, // a lab can be taken down after its file is gone
+		{hostile, "", true},
+		{"../labs/x", "", true},
+		{"a b", "", true},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		got, err := labNameOf(tt.arg)
+		var usage usageError
+		if got != tt.want || errors.As(err, &usage) != tt.usage {
+			t.Errorf("labNameOf(%q) = %q, %v; want %q (usage error %v)", tt.arg, got, err, tt.want, tt.usage)
+		}
+	}
+}
