@@ -160,7 +160,7 @@ func TestStatusTableGolden(t *testing.T) {
 			{Name: "veth-pod1a", Kind: "veth", State: "up", Master: "br0"}}},
 		{Namespace: "two-node-pod1a", Role: "pod", Name: "pod1a", Node: "node1", IP: "192.168.1.10", State: "ours", Present: true,
 			Interfaces: []kernel.Interface{{Name: "eth0", Kind: "veth", State: "up", Addresses: []string{"192.168.1.10/24"}}},
-			Pod: &workload.PodStatus{Containers: []workload.ContainerStatus{{Name: "web-server", State: workload.StateRunning}}}},
+			Pod:        &workload.PodStatus{Containers: []workload.ContainerStatus{{Name: "web-server", State: workload.StateRunning}}}},
 		{Namespace: "two-node-pod2", Role: "pod", Name: "pod2", Node: "node2", IP: "192.168.2.20", State: "missing"},
 	}
 	s.Datapaths = []lab.DatapathStatus{{Node: "node2", Device: "tunl0", Kind: "userspace", Reason: "the kernel has no ipip module", PID: 4242, Running: false, Log: "/run/labctl/logs/two-node/node2-ipip.log"}}
