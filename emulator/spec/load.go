@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,11 +15,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads and validates a topology file.
+// Load reads and validates a topology file. Only a regular file of at most
+// MaxFileSize bytes is read; anything else is an *InvalidError naming the
+// file, like any other problem of the topology.
 func Load(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -28,6 +29,9 @@ func Load(path string) (*Topology, error) {
 // Parse validates a topology held in memory; file names it in messages and
 // provides the default lab name.
 func Parse(file string, data []byte) (*Topology, error) {
+	if len(data) > MaxFileSize {
+		return nil, fileProblem(file, fmt.Sprintf("is %s; a topology may be at most %s", sizeString(int64(len(data))), sizeString(MaxFileSize)))
+	}
 	d := &decoder{file: file}
 	doc, ok := d.parseYAML(data)
 	if !ok {
