@@ -23,6 +23,9 @@ type rawTopology struct {
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
+	// tooManyNodes: "nodes" lists more than MaxNodes (already reported);
+	// nothing else is checked, so a huge file costs no more than its parse.
+	tooManyNodes bool
 }
 
 type rawNetwork struct {
@@ -277,6 +280,12 @@ func (d *decoder) decode(root *yaml.Node) rawTopology {
 		"network": func(v *yaml.Node) { t.network = d.decodeNetwork(v) },
 		"nodes": func(v *yaml.Node) {
 			t.nodesAt = v
+			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxNodes {
+				d.addf(v, "nodes", "%d nodes are more than one host can hold: at most %d (each node's eth0 is a port of the underlay bridge, and a Linux bridge takes at most %d ports)",
+					len(v.Content), MaxNodes, MaxBridgePorts)
+				t.nodesOK, t.tooManyNodes = false, true
+				return
+			}
 			t.nodesOK = d.list(v, "nodes", func(i int, item *yaml.Node, path string) {
 				t.nodes = append(t.nodes, d.decodeNode(item, path))
 			})
@@ -360,6 +369,11 @@ func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 		"labels":  func(v *yaml.Node) { node.labels = v },
 		"pods": func(v *yaml.Node) {
 			node.podsAt = v
+			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxBridgePorts {
+				d.addf(v, path+".pods", "%d pods are more than a node can hold: at most %d (each pod's veth is a port of the node's bridge, and a Linux bridge takes at most %d ports)",
+					len(v.Content), MaxBridgePorts, MaxBridgePorts)
+				return
+			}
 			d.list(v, path+".pods", func(i int, item *yaml.Node, ppath string) {
 				pod := rawPod{at: item, path: ppath}
 				pod.rawPodTemplate.path = ppath
@@ -417,6 +431,10 @@ func (d *decoder) templateFields(t *rawPodTemplate) map[string]func(*yaml.Node) 
 		"restartPolicy": func(v *yaml.Node) { t.restartPolicy = v },
 		"containers": func(v *yaml.Node) {
 			t.containersAt = v
+			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxContainersPerPod {
+				d.addf(v, t.path+".containers", "%d containers are more than a pod may have (at most %d)", len(v.Content), MaxContainersPerPod)
+				return
+			}
 			d.list(v, t.path+".containers", func(i int, item *yaml.Node, path string) {
 				c := rawContainer{at: item, path: path}
 				c.ok = d.fields(item, path, false, map[string]func(*yaml.Node){

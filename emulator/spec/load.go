@@ -80,8 +80,20 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
 }
 
 type validator struct {
-	templates map[string]podTemplate // by deployment name
+	templates  map[string]podTemplate // by deployment name
+	containers int                    // counted against MaxContainers
 	*decoder
+}
+
+// countContainers adds a pod's containers to the lab's and reports, once,
+// the pod that takes the lab past MaxContainers.
+func (v *validator) countContainers(at *yaml.Node, path string, n int) {
+	before := v.containers
+	v.containers += n
+	if before <= MaxContainers && v.containers > MaxContainers {
+		v.addf(at, path, "this pod brings the lab to %d containers; one host runs at most %d (each is a process, and the kernel's default pid_max of 32768 is shared with the whole host)",
+			v.containers, MaxContainers)
+	}
 }
 
 // nameRE is what labctl accepts for lab, node and pod names: they become
@@ -247,6 +259,9 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	}
 
 	ok := v.buildNetwork(&t.Network, raw.network)
+	if raw.tooManyNodes {
+		return t
+	}
 
 	if raw.nodesOK && len(raw.nodes) == 0 {
 		at := raw.nodesAt
@@ -566,11 +581,8 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 
 	// First pass: names and explicit addresses.
 	nodeIPs := map[netip.Addr]located{}
-	type subnetClaim struct {
-		p netip.Prefix
-		located
-	}
 	var subnets []subnetClaim
+	claimed := subnetIndex{}
 	t.Nodes = make([]Node, len(raw.nodes))
 	for i, rn := range raw.nodes {
 		if !rn.ok {
@@ -607,19 +619,13 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			path := rn.path + ".podCIDR"
 			if !(nw.ClusterCIDR.Contains(p.Addr()) && p.Bits() >= nw.ClusterCIDR.Bits()) {
 				v.addf(rn.podCIDR, path, "%s is outside the cluster CIDR %s", p, nw.ClusterCIDR)
+			} else if prev, clash := claimed.overlap(p); clash {
+				v.addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, prev.p, prev.owner("node"))
 			} else {
-				clash := false
-				for _, s := range subnets {
-					if s.p.Overlaps(p) {
-						v.addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, s.p, s.owner("node"))
-						clash = true
-						break
-					}
-				}
-				if !clash {
-					subnets = append(subnets, subnetClaim{p, located{path, n.Name}})
-					n.PodSubnet = p
-				}
+				c := subnetClaim{p, located{path, n.Name}}
+				subnets = append(subnets, c)
+				claimed.add(c)
+				n.PodSubnet = p
 			}
 		}
 		n.Bridge = DefaultBridge
@@ -644,11 +650,13 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 				claimName(rp.at, rp.path+".name", p.Name, "pod")
 				tmpl := v.templates[rp.deployment]
 				p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
+				v.countContainers(rp.at, rp.path+".template.containers", len(p.Containers))
 				n.Pods = append(n.Pods, p)
 				continue
 			}
 			tmpl := v.buildTemplate(rp.rawPodTemplate)
 			p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
+			v.countContainers(rp.at, rp.path+".containers", len(p.Containers))
 			if rp.name == nil {
 				if !v.misspelled(rp.at, "name") {
 					v.addf(rp.at, rp.path+".name", "every pod needs a name")
@@ -745,6 +753,13 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			}
 			v.addf(at, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
 				len(rn.pods), nodeLabel(n.Name, rn.path), subnet, capacity)
+		} else if ports, why := bridgePorts(t); len(rn.pods) > ports {
+			at := rn.podsAt
+			if at == nil {
+				at = rn.at
+			}
+			v.addf(at, rn.path+".pods", "%d pods do not fit %s's bridge %s: a Linux bridge takes at most %d ports%s",
+				len(rn.pods), nodeLabel(n.Name, rn.path), n.Bridge, MaxBridgePorts, why)
 		}
 		local := map[netip.Addr]bool{}
 		for j, rp := range rn.pods {
@@ -789,6 +804,53 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			n.Pods[j].IP = next
 			local[next] = true
 			next = next.Next()
+		}
+	}
+}
+
+// bridgePorts is how many pod veths a node's bridge takes.
+func bridgePorts(t *Topology) (int, string) {
+	if t.Network.Backend == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged {
+		return MaxBridgePorts - 1, fmt.Sprintf(", and bridged VXLAN's %s takes one", t.Network.VXLAN.Device)
+	}
+	return MaxBridgePorts, ""
+}
+
+type subnetClaim struct {
+	p netip.Prefix
+	located
+}
+
+// subnetIndex finds the claimed subnet a new one overlaps in at most 33
+// map look-ups, where comparing with each claim would make validation
+// quadratic in nodes. Two prefixes overlap when one contains the other;
+// claims never overlap each other, so at most one contains a new prefix,
+// and under holds, for every prefix containing a claim, the first claim
+// (in file order) it contains.
+type subnetIndex struct {
+	exact map[netip.Prefix]subnetClaim
+	under map[netip.Prefix]subnetClaim
+}
+
+func (x *subnetIndex) overlap(p netip.Prefix) (subnetClaim, bool) {
+	for bits := p.Bits(); bits >= 0; bits-- {
+		if c, ok := x.exact[netip.PrefixFrom(p.Addr(), bits).Masked()]; ok {
+			return c, true
+		}
+	}
+	c, ok := x.under[p]
+	return c, ok
+}
+
+func (x *subnetIndex) add(c subnetClaim) {
+	if x.exact == nil {
+		x.exact, x.under = map[netip.Prefix]subnetClaim{}, map[netip.Prefix]subnetClaim{}
+	}
+	x.exact[c.p] = c
+	for bits := c.p.Bits(); bits >= 0; bits-- {
+		q := netip.PrefixFrom(c.p.Addr(), bits).Masked()
+		if _, ok := x.under[q]; !ok {
+			x.under[q] = c
 		}
 	}
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,8 +19,6 @@ var labelRE = lazyRegexp(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
 
 var envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 
-// MaxReplicas keeps a typo from asking for a million namespaces.
-const MaxReplicas = 5000
 
 // expandDeployments places every deployment's replicas on nodes before
 // names and addresses are checked, so its pods are named, addressed and
@@ -40,6 +39,21 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		}
 		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
 	}
+	// Every pod is a namespace: count what the file lists before the
+	// deployments add theirs, and add none that would pass MaxNamespaces.
+	namespaces := 1 + len(raw.nodes)
+	pods := 0
+	for _, rn := range raw.nodes {
+		pods += len(rn.pods)
+	}
+	namespaces += pods
+	full := namespaces > MaxNamespaces
+	if full {
+		v.addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
+			namespaces, len(raw.nodes), pods, MaxNamespaces)
+	}
+	// Deployments with the same selector share one list of eligible nodes.
+	eligibleFor := map[string][]nodeInfo{}
 	seen := map[string]string{}
 	for _, rd := range raw.deployments {
 		if !rd.ok {
@@ -88,13 +102,20 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			d.Labels = tmpl.labels
 		}
 		templates[name] = tmpl
-		var eligible []nodeInfo
-		for _, n := range nodes {
-			if matches(n.labels, d.NodeSelector) {
-				eligible = append(eligible, n)
+		key := selectorKey(d.NodeSelector)
+		eligible, cached := eligibleFor[key]
+		if !cached {
+			for _, n := range nodes {
+				if matches(n.labels, d.NodeSelector) {
+					eligible = append(eligible, n)
+				}
 			}
+			eligibleFor[key] = eligible
 		}
 		if d.Replicas > 0 && len(eligible) == 0 {
+			if !raw.nodesOK {
+				continue // the nodes are unknown (already reported)
+			}
 			at := rd.nodeSelector
 			if at == nil {
 				at = rd.at
@@ -102,6 +123,19 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			v.addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
 			continue
 		}
+		if !full && namespaces+d.Replicas > MaxNamespaces {
+			at := rd.replicas
+			if at == nil {
+				at = rd.name
+			}
+			v.addf(at, rd.path+".replicas", "%d replicas would make the lab %d namespaces; one host holds at most %d (each costs the kernel about 0.4 MB)",
+				d.Replicas, namespaces+d.Replicas, MaxNamespaces)
+			full = true
+		}
+		if full {
+			continue // reported once; expanding would only cost memory
+		}
+		namespaces += d.Replicas
 		for i := 0; i < d.Replicas; i++ {
 			n := eligible[i%len(eligible)]
 			pod := fmt.Sprintf("%s-%d", name, i)
@@ -122,6 +156,24 @@ func matches(labels, selector map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// selectorKey is a node selector in a canonical form, to share the list of
+// nodes it matches.
+func selectorKey(sel map[string]string) string {
+	keys := make([]string, 0, len(sel))
+	for k := range sel {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(sel[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func formatLabels(m map[string]string) string {
