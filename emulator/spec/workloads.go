@@ -19,7 +19,6 @@ var labelRE = lazyRegexp(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
 
 var envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 
-
 // expandDeployments places every deployment's replicas on nodes before
 // names and addresses are checked, so its pods are named, addressed and
 // counted like any other. The rule, deterministic and documented: replica i
