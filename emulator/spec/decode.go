@@ -146,6 +146,14 @@ func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
 	d.problems = append(d.problems, p)
 }
 
+// empty reports a file without a document (nothing, or only comments and
+// blank lines) at its first line, so editors and scripts that jump to
+// file:line:col land in it like for any other problem.
+func (d *decoder) empty() {
+	d.problems = append(d.problems, Problem{File: d.file, Line: 1, Col: 1,
+		Msg: "the file is empty: a topology needs at least a list of nodes, e.g. nodes: [{name: node1}]"})
+}
+
 // alias reports n if it is a YAML alias. Following aliases would let a small
 // file expand into a huge lab, and errors inside the anchored value would
 // point somewhere else than where it is used.
@@ -254,13 +262,13 @@ func kindName(n *yaml.Node) string {
 func (d *decoder) root(doc *yaml.Node) (*yaml.Node, bool) {
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
-			d.addf(nil, "", "the file is empty")
+			d.empty()
 			return nil, false
 		}
 		doc = doc.Content[0]
 	}
 	if isNull(doc) {
-		d.addf(nil, "", "the file is empty")
+		d.empty()
 		return nil, false
 	}
 	if d.alias(doc, "") {

@@ -61,7 +61,7 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			d.addf(nil, "", "the file is empty")
+			d.empty()
 		} else {
 			d.problems = append(d.problems, yamlProblem(d.file, data, err))
 		}
