@@ -473,6 +473,9 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 	nw.Underlay, ok.underlay = v.prefixOr(raw.underlay, "network.underlay", DefaultUnderlay)
 	nw.ClusterCIDR, ok.cluster = v.prefixOr(raw.clusterCIDR, "network.clusterCIDR", DefaultClusterCIDR)
 	nw.ServiceCIDR, ok.service = v.prefixOr(raw.serviceCIDR, "network.serviceCIDR", DefaultServiceCIDR)
+	v.checkReserved(raw.underlay, "network.underlay", nw.Underlay, &ok.underlay)
+	v.checkReserved(raw.clusterCIDR, "network.clusterCIDR", nw.ClusterCIDR, &ok.cluster)
+	v.checkReserved(raw.serviceCIDR, "network.serviceCIDR", nw.ServiceCIDR, &ok.service)
 	nets := []struct {
 		ok   bool
 		p    netip.Prefix
