@@ -7,7 +7,6 @@ package plan
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"slices"
@@ -289,17 +288,9 @@ func NamespaceName(lab, object string) string { return lab + "-" + object }
 func UnderlayNamespace(lab string) string { return NamespaceName(lab, "underlay") }
 
 // VethName names the host-side veth of object (a pod on its node's bridge,
-// or a node on the underlay bridge): "veth-<name>" when that fits the
-// 15-byte limit of interface names, else "veth" plus a hash of the name, as
-// CNI plugins do.
-func VethName(object string) string {
-	if name := "veth-" + object; len(name) <= 15 {
-		return name
-	}
-	h := fnv.New32a()
-	h.Write([]byte(object))
-	return fmt.Sprintf("veth%08x", h.Sum32())
-}
+// or a node on the underlay bridge); spec owns the rule, so validation
+// can refuse two names that would hash to the same veth.
+func VethName(object string) string { return spec.VethName(object) }
 
 // Compile turns a validated topology into a plan.
 func Compile(t *spec.Topology) (*Plan, error) {

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 
 	"go.yaml.in/yaml/v3"
@@ -47,5 +48,136 @@ func (v *validator) checkReserved(n *yaml.Node, path string, p netip.Prefix, ok 
 	if msg := reserved(p); msg != "" {
 		v.addf(n, path, "%s", msg)
 		*ok = false
+	}
+}
+
+// VethName names the host-side veth of object (a pod on its node's bridge,
+// or a node on the underlay bridge): "veth-<name>" when that fits the
+// 15-byte limit of interface names, else "veth" plus a hash of the name, as
+// CNI plugins do. Two long names can hash alike: validation refuses that.
+func VethName(object string) string {
+	if name := "veth-" + object; len(name) <= MaxIfNameLen {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(object))
+	return fmt.Sprintf("veth%08x", h.Sum32())
+}
+
+// vethClaims finds two objects whose veths share one namespace and name.
+type vethClaims map[string]located
+
+// claim reports object's veth if another object in the same namespace
+// already has that name; what says where the veths live.
+func (v *validator) claimVeth(c vethClaims, at *yaml.Node, path, kind, object, where string) {
+	veth := VethName(object)
+	if prev, dup := c[veth]; dup && prev.name != object { // the same name twice is reported as such
+		v.addf(at, path, "%s name %q gives the veth %q %s, as %s does: names longer than %d bytes are hashed into interface names (rename one)",
+			kind, object, veth, where, prev.owner(kind), MaxIfNameLen-len("veth-"))
+		return
+	}
+	if _, dup := c[veth]; !dup {
+		c[veth] = located{path, object}
+	}
+}
+
+// fallbackDevices are the devices tunnel modules create in every network
+// namespace as soon as they are loaded: a device of that name made by the
+// lab fails with "file exists" on hosts with the module, and on hosts
+// without it hides the kernel's own device.
+var fallbackDevices = map[string]string{
+	"tunl0": "ipip", "gre0": "ip_gre", "gretap0": "ip_gre", "erspan0": "ip_gre", "sit0": "sit",
+	"ip6tnl0": "ip6_tunnel", "ip6gre0": "ip6_gre", "ip_vti0": "ip_vti", "ip6_vti0": "ip6_vti",
+}
+
+// fallbackDevice explains why the lab cannot create a device called s, or
+// returns "".
+func fallbackDevice(s string) string {
+	if m, ok := fallbackDevices[s]; ok {
+		return fmt.Sprintf("%q is the device the kernel's %s module creates in every network namespace", s, m)
+	}
+	return ""
+}
+
+// nodeTunnels says which tunnel devices each node gets: the VXLAN device
+// where some peer uses vxlan (every node in bridged mode), the IPIP device
+// where some peer uses ipip. Counting links per node keeps it linear.
+func nodeTunnels(t *Topology) map[string][2]bool {
+	links := map[string]int{}
+	used := map[string][2]bool{}
+	mark := func(name string, b Backend) {
+		u := used[name]
+		switch b {
+		case BackendVXLAN:
+			u[0] = true
+		case BackendIPIP:
+			u[1] = true
+		}
+		used[name] = u
+	}
+	for _, l := range t.Links {
+		for _, n := range l.Nodes {
+			links[n]++
+			mark(n, l.Backend)
+		}
+	}
+	bridged := t.Network.Backend == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged
+	for _, n := range t.Nodes {
+		if bridged {
+			mark(n.Name, BackendVXLAN)
+		} else if links[n.Name] < len(t.Nodes)-1 {
+			mark(n.Name, t.Network.Backend)
+		}
+	}
+	return used
+}
+
+// checkNodeDevices reports two devices of one node namespace with one
+// name: the pod bridge, the VXLAN device and the IPIP device, where the
+// node has them. Each clash is reported at what the file set: the node's
+// bridge, or else the network's device, once.
+func (v *validator) checkNodeDevices(t *Topology, raw rawTopology) {
+	nw := t.Network
+	tunnels := nodeTunnels(t)
+	reported := map[*yaml.Node]bool{}
+	once := func(n *yaml.Node, path, format string, args ...any) {
+		if n == nil || reported[n] {
+			return
+		}
+		reported[n] = true
+		v.addf(n, path, format, args...)
+	}
+	for i, rn := range raw.nodes {
+		if !rn.ok || i >= len(t.Nodes) {
+			continue
+		}
+		n := t.Nodes[i]
+		use := tunnels[n.Name]
+		for _, tun := range []struct {
+			used      bool
+			dev, what string
+			devAt     *yaml.Node
+			devPath   string
+		}{
+			{use[0], nw.VXLAN.Device, "VXLAN", raw.network.vxlan.device, "network.vxlan.device"},
+			{use[1], nw.IPIP.Device, "IPIP", raw.network.ipip.device, "network.ipip.device"},
+		} {
+			if !tun.used || tun.dev != n.Bridge {
+				continue
+			}
+			if rn.bridge != nil {
+				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q is also the name of the lab's %s device on %s (%s)",
+					n.Bridge, tun.what, nodeLabel(n.Name, rn.path), tun.devPath)
+			} else {
+				once(tun.devAt, tun.devPath, "device name %q is also the name of %s's pod bridge", tun.dev, nodeLabel(n.Name, rn.path))
+			}
+		}
+		if use[0] && use[1] && nw.VXLAN.Device == nw.IPIP.Device {
+			at, path := raw.network.ipip.device, "network.ipip.device"
+			if at == nil {
+				at, path = raw.network.vxlan.device, "network.vxlan.device"
+			}
+			once(at, path, "device name %q is both the VXLAN and the IPIP device, and %s has peers of both", nw.IPIP.Device, nodeLabel(n.Name, rn.path))
+		}
 	}
 }

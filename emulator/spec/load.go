@@ -274,6 +274,7 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	v.templates = v.expandDeployments(t, &raw)
 	v.buildNodes(t, raw, ok)
 	v.buildLinks(t, raw)
+	v.checkNodeDevices(t, raw)
 	return t
 }
 
@@ -309,6 +310,8 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 			v.addf(raw.device, "network.vxlan.device", "device name %q %s", s, msg)
 		} else if reservedIfName(s) {
 			v.addf(raw.device, "network.vxlan.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+		} else if msg := fallbackDevice(s); msg != "" {
+			v.addf(raw.device, "network.vxlan.device", "device name %s", msg)
 		} else {
 			o.Device = s
 		}
@@ -368,6 +371,8 @@ func (v *validator) buildIPIP(o *IPIPOptions, raw rawIPIP) {
 			v.addf(raw.device, "network.ipip.device", "device name %q %s", s, msg)
 		} else if reservedIfName(s) {
 			v.addf(raw.device, "network.ipip.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+		} else if msg := fallbackDevice(s); msg != "" && s != "tunl0" {
+			v.addf(raw.device, "network.ipip.device", "device name %s, and is not an ipip device", msg)
 		} else {
 			o.Device = s
 		}
@@ -584,6 +589,7 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 
 	// First pass: names and explicit addresses.
 	nodeIPs := map[netip.Addr]located{}
+	underlayVeths := vethClaims{}
 	var subnets []subnetClaim
 	claimed := subnetIndex{}
 	t.Nodes = make([]Node, len(raw.nodes))
@@ -599,6 +605,7 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 		} else if name, good := v.name(rn.name, rn.path+".name", "node"); good {
 			n.Name = name
 			claimName(rn.name, rn.path+".name", name, "node")
+			v.claimVeth(underlayVeths, rn.name, rn.path+".name", "node", name, "on the underlay bridge")
 		}
 		if ip, good := v.addr(rn.ip, rn.path+".ip"); good && ok.underlay {
 			path := rn.path + ".ip"
@@ -637,11 +644,15 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q %s", s, msg)
 			} else if reservedIfName(s) {
 				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q clashes with the node's eth0, lo or pod veth devices", s)
+			} else if msg := fallbackDevice(s); msg != "" {
+				v.addf(rn.bridge, rn.path+".bridge", "bridge name %s", msg)
 			} else {
 				n.Bridge = s
 			}
 		}
 		n.Labels = v.labels(rn.labels, rn.path+".labels")
+		podVeths := vethClaims{}
+		where := "on " + nodeLabel(n.Name, rn.path)
 		for _, rp := range rn.pods {
 			p := Pod{Node: n.Name}
 			if !rp.ok {
@@ -651,6 +662,7 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			if rp.deployment != "" {
 				p.Name, p.Deployment = rp.generated, rp.deployment
 				claimName(rp.at, rp.path+".name", p.Name, "pod")
+				v.claimVeth(podVeths, rp.at, rp.path+".name", "pod", p.Name, where)
 				tmpl := v.templates[rp.deployment]
 				p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
 				v.countContainers(rp.at, rp.path+".template.containers", len(p.Containers))
@@ -667,6 +679,7 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			} else if name, good := v.name(rp.name, rp.path+".name", "pod"); good {
 				p.Name = name
 				claimName(rp.name, rp.path+".name", name, "pod")
+				v.claimVeth(podVeths, rp.name, rp.path+".name", "pod", name, where)
 			}
 			n.Pods = append(n.Pods, p)
 		}
