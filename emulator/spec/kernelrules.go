@@ -1,9 +1,11 @@
 package spec
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -180,4 +182,95 @@ func (v *validator) checkNodeDevices(t *Topology, raw rawTopology) {
 			once(at, path, "device name %q is both the VXLAN and the IPIP device, and %s has peers of both", nw.IPIP.Device, nodeLabel(n.Name, rn.path))
 		}
 	}
+}
+
+// Bounds of the kernel and the container runtime on what a container is
+// given.
+const (
+	// MaxCPUMilli is the largest CPU limit (and request) in millicores:
+	// labctl writes limits as a CFS quota per 100 ms period, and the kernel
+	// refuses a cpu.cfs_quota_us (or cpu.max) above 2^44-1 µs with EINVAL
+	// (kernel/sched: max_cfs_runtime; confirmed on Linux 6.18, where
+	// 17592186044415 is accepted and 17592186044416 refused). A pod's
+	// containers' limits add up to its own quota, so the bound holds for
+	// their sum too.
+	MaxCPUMilli = (1<<44 - 1) * 1000 / cfsPeriodUS
+	cfsPeriodUS = 100000
+
+	// MinMemoryLimit is the smallest memory limit a container can start
+	// and work with: labctl's container init, builtins and applets peak at
+	// 3.5 MiB (measured on Linux 6.18: the client builtin with a curl
+	// applet exec'd into it; web-server 1.9 MiB after 30 requests; sh 1.8
+	// MiB), and at 1 MiB every kind is OOM-killed in a restart loop. Docker
+	// refuses less than 6 MiB for the same reason.
+	MinMemoryLimit = 6 << 20
+
+	// MaxArgLen is the longest single argument or "NAME=value" string
+	// execve takes (MAX_ARG_STRLEN is 32 pages, 131072 bytes with the NUL).
+	MaxArgLen = 32*4096 - 1
+
+	// MaxPathLen and MaxPathElemLen are PATH_MAX and NAME_MAX less the NUL
+	// where it counts: longer paths fail with ENAMETOOLONG.
+	MaxPathLen     = 4095
+	MaxPathElemLen = 255
+
+	// containerBudget is how many bytes of a container's command, args,
+	// env, workingDir and rootfs, JSON-encoded, fit the one environment
+	// string in which labctl hands a container's configuration to its init
+	// (that string is also capped at MAX_ARG_STRLEN); 4 KiB stay free for
+	// labctl's own fields (names, cgroup paths, pod IP, default env).
+	containerBudget = MaxArgLen - 4096
+)
+
+// execString reports a string a container's execve or chdir cannot take.
+func (v *validator) execString(n *yaml.Node, path, what, s string) bool {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		v.addf(n, path, "%s contains a NUL byte, which the kernel cannot pass to a program (strings end at the first NUL)", what)
+	case len(s) > MaxArgLen:
+		v.addf(n, path, "%s is %d bytes; the kernel passes at most %d bytes per argument or environment string", what, len(s), MaxArgLen)
+	default:
+		return true
+	}
+	return false
+}
+
+// pathString reports a path the kernel would refuse.
+func (v *validator) pathString(n *yaml.Node, path, what, s string) bool {
+	if !v.execString(n, path, what, s) {
+		return false
+	}
+	if len(s) > MaxPathLen {
+		v.addf(n, path, "%s is %d bytes; the kernel takes paths of at most %d", what, len(s), MaxPathLen)
+		return false
+	}
+	for _, elem := range strings.Split(s, "/") {
+		if len(elem) > MaxPathElemLen {
+			v.addf(n, path, "%s has a %d-byte component; file names hold at most %d bytes", what, len(elem), MaxPathElemLen)
+			return false
+		}
+	}
+	return true
+}
+
+// encodedSize is what a container's own strings take in labctl's init
+// configuration (JSON, as the workload package encodes it).
+func encodedSize(c Container) int {
+	size := 0
+	add := func(s string) {
+		b, _ := json.Marshal(s)
+		size += len(b) + 1 // and a comma
+	}
+	for _, s := range c.Command {
+		add(s)
+	}
+	for _, s := range c.Args {
+		add(s)
+	}
+	for _, e := range c.Env {
+		add(e.Name + "=" + e.Value)
+	}
+	add(c.WorkingDir)
+	add(c.RootFS)
+	return size
 }

@@ -85,6 +85,14 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			}
 			d.Replicas = n
 		}
+		if d.Replicas > 0 {
+			last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
+			if len(last) > MaxNameLen {
+				v.addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; pod names are hostnames and namespace names, which hold at most %d (shorten the name to %d bytes)",
+					name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
+				continue
+			}
+		}
 		d.Labels = v.labels(rd.labels, rd.path+".labels")
 		d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
 		if rd.template == nil {
@@ -278,7 +286,65 @@ func (v *validator) buildTemplate(t rawPodTemplate) podTemplate {
 		names[c.Name] = rc.path
 		pt.containers = append(pt.containers, c)
 	}
+	v.checkPodContainers(t, pt.containers)
 	return pt
+}
+
+// checkPodContainers checks what the pod's containers ask for together:
+// the pod cgroup's CPU quota is the sum of their limits, and builtin
+// servers share the pod's ports.
+func (v *validator) checkPodContainers(t rawPodTemplate, cs []Container) {
+	var sum int64
+	limited := len(cs) > 0
+	for _, c := range cs {
+		sum += c.Resources.CPULimitMilli
+		limited = limited && c.Resources.CPULimitMilli > 0
+	}
+	if limited && sum > MaxCPUMilli {
+		v.addf(t.containersAt, t.path+".containers", "the containers' cpu limits add up to %s CPUs, the pod's CFS quota, which the kernel caps at %s",
+			quantity.FormatCPU(sum), maxCPU())
+	}
+	ports := map[int]string{}
+	for _, c := range cs {
+		if c.Builtin != BuiltinWebServer && c.Builtin != BuiltinEchoServer {
+			continue
+		}
+		port := builtinPort(c)
+		if prev, taken := ports[port]; taken {
+			rc := t.containerOf(c.Name)
+			v.addf(rc.at, rc.path, "builtin %s listens on port %d, as container %q does: the second server would fail to start (address in use); give one of them ports: [{containerPort: N}]",
+				c.Builtin, port, prev)
+			continue
+		}
+		ports[port] = c.Name
+	}
+}
+
+// maxCPU says MaxCPUMilli in CPUs and in millicores.
+func maxCPU() string {
+	return fmt.Sprintf("%d.%03d CPUs (%s)", MaxCPUMilli/1000, MaxCPUMilli%1000, quantity.FormatCPU(MaxCPUMilli))
+}
+
+// builtinPort is the port a builtin server listens on (both TCP and UDP
+// for echo-server), as the workload package picks it.
+func builtinPort(c Container) int {
+	switch {
+	case len(c.Ports) > 0:
+		return c.Ports[0].ContainerPort
+	case c.Builtin == BuiltinEchoServer:
+		return 7 // the echo protocol's
+	}
+	return 80
+}
+
+// containerOf finds the raw container a built one came from.
+func (t rawPodTemplate) containerOf(name string) rawContainer {
+	for _, rc := range t.containers {
+		if rc.name != nil && rc.name.Value == name {
+			return rc
+		}
+	}
+	return rawContainer{at: t.containersAt, path: t.path + ".containers"}
 }
 
 func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
@@ -318,6 +384,9 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	case c.Builtin == "" && rc.builtin == nil && len(c.Command) == 0 && rc.command == nil:
 		v.addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
 		ok = false
+	case len(c.Command) > 0 && c.Command[0] == "":
+		v.addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
+		ok = false
 	}
 	if rc.env != nil && !isNull(rc.env) {
 		v.list(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
@@ -334,7 +403,10 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 				return
 			}
 			if value != nil {
-				e.Value, _ = v.scalar(value, path+".value")
+				var good bool
+				if e.Value, good = v.scalar(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
+					return
+				}
 			}
 			c.Env = append(c.Env, e)
 		})
@@ -343,12 +415,16 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		if !filepath.IsAbs(s) {
 			v.addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
 			ok = false
+		} else if !v.pathString(rc.workingDir, rc.path+".workingDir", "the working directory", s) {
+			ok = false
 		}
 		c.WorkingDir = s
 	}
 	if s, good := v.scalar(rc.rootfs, rc.path+".rootfs"); good {
 		if !filepath.IsAbs(s) {
 			v.addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
+			ok = false
+		} else if !v.pathString(rc.rootfs, rc.path+".rootfs", "the root file system path", s) {
 			ok = false
 		}
 		c.RootFS = s
@@ -393,6 +469,11 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	if rc.resources != nil && !isNull(rc.resources) {
 		c.Resources = v.resources(rc.resources, rc.path+".resources")
 	}
+	if size := encodedSize(c); size > containerBudget {
+		v.addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
+			size, MaxArgLen, containerBudget)
+		ok = false
+	}
 	return c, ok
 }
 
@@ -404,7 +485,7 @@ func (v *validator) resources(n *yaml.Node, path string) Resources {
 		"requests": func(x *yaml.Node) { req = x },
 		"limits":   func(x *yaml.Node) { lim = x },
 	}, nil)
-	read := func(n *yaml.Node, path string, cpu, mem *int64) {
+	read := func(n *yaml.Node, path, what string, cpu, mem *int64) {
 		if n == nil {
 			return
 		}
@@ -412,25 +493,38 @@ func (v *validator) resources(n *yaml.Node, path string) Resources {
 			"cpu": func(x *yaml.Node) {
 				if s, good := v.scalar(x, path+".cpu"); good {
 					q, err := quantity.ParseCPU(s)
-					if err != nil {
+					switch {
+					case err != nil:
 						v.addf(x, path+".cpu", "%v", err)
+					case q > MaxCPUMilli && what == "limit":
+						v.addf(x, path+".cpu", "a cpu limit of %s is more than the kernel's CFS quota can hold: at most %s", s, maxCPU())
+					case q > MaxCPUMilli:
+						// Kubernetes keeps requests within limits; no limit
+						// can pass the CFS bound, so no request can either.
+						v.addf(x, path+".cpu", "a cpu request of %s is more than any cpu limit can be: the kernel's CFS quota holds at most %s", s, maxCPU())
+					default:
+						*cpu = q
 					}
-					*cpu = q
 				}
 			},
 			"memory": func(x *yaml.Node) {
 				if s, good := v.scalar(x, path+".memory"); good {
 					q, err := quantity.ParseMemory(s)
-					if err != nil {
+					switch {
+					case err != nil:
 						v.addf(x, path+".memory", "%v", err)
+					case what == "limit" && q < MinMemoryLimit:
+						v.addf(x, path+".memory", "a memory limit of %s is too small for a container to start: at least %s (labctl's container init and builtins need about 3.5 MiB)",
+							s, quantity.FormatMemory(MinMemoryLimit))
+					default:
+						*mem = q
 					}
-					*mem = q
 				}
 			},
 		}, nil)
 	}
-	read(req, path+".requests", &r.CPURequestMilli, &r.MemoryRequest)
-	read(lim, path+".limits", &r.CPULimitMilli, &r.MemoryLimit)
+	read(req, path+".requests", "request", &r.CPURequestMilli, &r.MemoryRequest)
+	read(lim, path+".limits", "limit", &r.CPULimitMilli, &r.MemoryLimit)
 	if r.CPULimitMilli > 0 && r.CPURequestMilli > r.CPULimitMilli {
 		v.addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
 	}
@@ -452,9 +546,17 @@ func (v *validator) stringList(n *yaml.Node, path string) []string {
 	}
 	var out []string
 	v.list(n, path, func(i int, item *yaml.Node, p string) {
-		if s, good := v.scalar(item, p); good {
+		if s, good := v.scalar(item, p); good && v.execString(item, p, fmt.Sprintf("%q", abbrev(s)), s) {
 			out = append(out, s)
 		}
 	})
 	return out
+}
+
+// abbrev shortens a long value for a message.
+func abbrev(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
 }
