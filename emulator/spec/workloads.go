@@ -88,7 +88,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		if d.Replicas > 0 {
 			last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
 			if len(last) > MaxNameLen {
-				v.addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; pod names are hostnames and namespace names, which hold at most %d (shorten the name to %d bytes)",
+				v.addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
 					name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
 				continue
 			}
