@@ -128,8 +128,19 @@ func (v *validator) name(n *yaml.Node, path, what string) (string, bool) {
 		v.addf(n, path, "%s name %q is reserved for the lab's underlay namespace", what, s)
 		return "", false
 	}
+	if (what == "lab" || what == "pod") && cgroupFiles[s] {
+		v.addf(n, path, "%s name %q is taken: %s", what, s, cgroupFileWhy)
+		return "", false
+	}
 	return s, true
 }
+
+// cgroupFiles are the files of every cgroup v1 directory whose names labctl
+// would accept: labs, pods and containers each get a cgroup directory
+// (labctl/<lab>/<pod>/<container>), and mkdir fails where such a file is.
+var cgroupFiles = map[string]bool{"tasks": true, "notify_on_release": true}
+
+const cgroupFileWhy = "every cgroup v1 directory has a file of that name, and labctl makes a cgroup directory for each lab, pod and container"
 
 // checkName explains why s cannot be a name, or returns "".
 func checkName(s string) string {

@@ -357,6 +357,9 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		if !containerNameRE().MatchString(s) {
 			v.addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
 			ok = false
+		} else if cgroupFiles[s] {
+			v.addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
+			ok = false
 		}
 		c.Name = s
 	} else {
