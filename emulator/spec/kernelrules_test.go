@@ -55,3 +55,11 @@ func TestMaxCPUMilli(t *testing.T) {
 		t.Errorf("MaxCPUMilli %d gives a quota of %d µs; the kernel's largest is %d", int64(MaxCPUMilli), quota, int64(1<<44-1))
 	}
 }
+
+// A lab named after its file gets the same rules as one named in it.
+func TestLabNamedTasksByItsFile(t *testing.T) {
+	_, err := Parse("dir/tasks.yaml", []byte("nodes: [{name: n1}]\n"))
+	if err == nil || !strings.Contains(err.Error(), `the file name "tasks" cannot serve: every cgroup v1 directory has a file of that name`) {
+		t.Errorf("Parse = %v", err)
+	}
+}

@@ -262,6 +262,8 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 		switch msg := checkName(base); {
 		case file == "":
 			v.addf(raw.root, "name", "the lab needs a name: add `name:`")
+		case msg == "" && cgroupFiles[base]:
+			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: %s)", base, cgroupFileWhy)
 		case msg != "":
 			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: it %s)", base, msg)
 		default:
