@@ -6,7 +6,8 @@ GO ?= go
 # loaded machine TESTFLAGS='-count=1 -p 1' runs one package at a time.
 TESTFLAGS ?= -count=1
 
-# e.g. make bench BENCHFLAGS='-sizes 10x100 -runs 10'
+# e.g. make bench BENCHFLAGS='-sizes 10x100 -runs 10', or BENCHFLAGS=-plan-only
+# for the plan table alone (validate and plan 100, 1000 and 4000 nodes; no root)
 BENCHFLAGS ?=
 
 .PHONY: build test bench vet fmt-check

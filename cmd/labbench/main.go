@@ -34,20 +34,24 @@ func main() {
 
 func mainErr() int {
 	var (
-		labctl  = flag.String("labctl", "", "labctl binary to measure (default: go build ./cmd/labctl into a temporary directory)")
-		runs    = flag.Int("runs", 0, "repetitions per size (default: 5, and 3 for labs over 100 pods)")
-		sizes   = flag.String("sizes", "2x3,10x100,50x1000", "lab sizes as NODESxPODS, comma separated")
-		timeout = flag.Duration("timeout", 10*time.Minute, "limit for any one command")
-		settle  = flag.Duration("settle", 100*time.Millisecond, "pause between up and down, so teardown meets a lab at rest")
-		tput    = flag.Duration("throughput", 5*time.Second, "length of each pod-to-pod TCP stream; 0 skips the throughput table")
-		noUp    = flag.Bool("no-updown", false, "skip the up/down table")
-		ctrs    = flag.Int("containers", 100, "built-in web-server containers to start, one per pod; 0 skips the container table")
+		labctl   = flag.String("labctl", "", "labctl binary to measure (default: go build ./cmd/labctl into a temporary directory)")
+		runs     = flag.Int("runs", 0, "repetitions per size (default: 5, and 3 for labs over 100 pods)")
+		sizes    = flag.String("sizes", "2x3,10x100,50x1000", "lab sizes as NODESxPODS, comma separated")
+		timeout  = flag.Duration("timeout", 10*time.Minute, "limit for any one command")
+		settle   = flag.Duration("settle", 100*time.Millisecond, "pause between up and down, so teardown meets a lab at rest")
+		tput     = flag.Duration("throughput", 5*time.Second, "length of each pod-to-pod TCP stream; 0 skips the throughput table")
+		noUp     = flag.Bool("no-updown", false, "skip the up/down table")
+		ctrs     = flag.Int("containers", 100, "built-in web-server containers to start, one per pod; 0 skips the container table")
+		onlyPlan = flag.Bool("plan-only", false, "measure only validating and planning 100, 1000 and 4000 nodes (needs no root)")
+		noPlan   = flag.Bool("no-plan", false, "skip the plan table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
-			"the start and memory of built-in web-server containers, and pod-to-pod\n"+
-			"throughput per backend, with the targets of issues 2, 3 and 4. Needs root.\n\n")
+			"the start and memory of built-in web-server containers, pod-to-pod\n"+
+			"throughput per backend, and the time and memory of validating and planning\n"+
+			"large labs, with the targets of issues 2, 3, 4 and 8. Needs root, except\n"+
+			"for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -59,6 +63,12 @@ func mainErr() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "labbench:", err)
 		return 2
+	}
+	if !*noPlan || *onlyPlan {
+		reportPlan(os.Stdout, planBench())
+		if *onlyPlan {
+			return 0
+		}
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "labbench: needs root (it creates network namespaces): run it with sudo")

@@ -454,6 +454,13 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		a.result.IPIP[here] = dp
 		a.mu.Unlock()
 		return nil
+	case plan.PeerOps:
+		for sub := range o.Expand() {
+			if err := a.runOp(c, here, sub); err != nil {
+				return fmt.Errorf("%s: %w", describe(sub), err)
+			}
+		}
+		return nil
 	case plan.AddNamespace:
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}
@@ -490,6 +497,8 @@ func describe(op plan.Op) string {
 		return fmt.Sprintf("add fdb entry %s dst %s on %q", o.MAC, o.Dst, o.Device)
 	case plan.AddIPIPTunnel:
 		return fmt.Sprintf("set up ipip device %q", o.Name)
+	case plan.PeerOps:
+		return fmt.Sprintf("%s peers", o.Kind)
 	case plan.AddRoute:
 		dst := "default"
 		if o.Dst.IsValid() {

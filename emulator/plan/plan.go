@@ -7,7 +7,6 @@ package plan
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"slices"
@@ -289,17 +288,9 @@ func NamespaceName(lab, object string) string { return lab + "-" + object }
 func UnderlayNamespace(lab string) string { return NamespaceName(lab, "underlay") }
 
 // VethName names the host-side veth of object (a pod on its node's bridge,
-// or a node on the underlay bridge): "veth-<name>" when that fits the
-// 15-byte limit of interface names, else "veth" plus a hash of the name, as
-// CNI plugins do.
-func VethName(object string) string {
-	if name := "veth-" + object; len(name) <= 15 {
-		return name
-	}
-	h := fnv.New32a()
-	h.Write([]byte(object))
-	return fmt.Sprintf("veth%08x", h.Sum32())
-}
+// or a node on the underlay bridge); spec owns the rule, so validation
+// can refuse two names that would hash to the same veth.
+func VethName(object string) string { return spec.VethName(object) }
 
 // Compile turns a validated topology into a plan.
 func Compile(t *spec.Topology) (*Plan, error) {
@@ -321,7 +312,8 @@ func Compile(t *spec.Topology) (*Plan, error) {
 	nodes := Stage{Name: "nodes"}
 	pods := Stage{Name: "pods"}
 	underlayVeths := map[string]string{}
-	for _, n := range t.Nodes {
+	mesh := newMesh(t)
+	for i, n := range t.Nodes {
 		ns := NamespaceName(t.Name, n.Name)
 		p.Namespaces = append(p.Namespaces, Namespace{Name: ns, Role: RoleNode, Object: n.Name})
 		veth := VethName(n.Name)
@@ -339,7 +331,7 @@ func Compile(t *spec.Topology) (*Plan, error) {
 			AddBridge{ns, n.Bridge, mtu},
 			AddAddress{ns, n.Bridge, netip.PrefixFrom(n.Gateway, n.PodSubnet.Bits())},
 		}
-		ops = append(ops, crossNodeOps(t, n, ns)...)
+		ops = append(ops, crossNodeOps(t, mesh, i, ns)...)
 		nodes.Units = append(nodes.Units, Unit{Namespace: ns, Ops: ops})
 
 		podVeths := map[string]string{}
@@ -366,66 +358,47 @@ func Compile(t *spec.Topology) (*Plan, error) {
 	return p, nil
 }
 
-// crossNodeOps builds what carries node n's pods' traffic to every other
-// node, backend by backend (per link when the topology sets links).
-func crossNodeOps(t *spec.Topology, n spec.Node, ns string) []Op {
+// crossNodeOps builds what carries node i's pods' traffic to every other
+// node, backend by backend (per link when the topology sets links). The
+// per-peer routes, neighbours and FDB entries are PeerOps over the plan's
+// one Mesh, so the plan stays linear in nodes although the lab they build
+// has a route per node pair.
+func crossNodeOps(t *spec.Topology, m *Mesh, i int, ns string) []Op {
 	nw := t.Network
+	n := t.Nodes[i]
 	if nw.Backend == spec.BackendVXLAN && nw.VXLAN.Mode == spec.VXLANBridged {
-		return bridgedVXLANOps(t, n, ns)
-	}
-	var hostgw, vxlan, ipip []spec.Node
-	for _, peer := range t.Nodes {
-		if peer.Name == n.Name {
-			continue
-		}
-		switch t.LinkBackend(n.Name, peer.Name) {
-		case spec.BackendVXLAN:
-			vxlan = append(vxlan, peer)
-		case spec.BackendIPIP:
-			ipip = append(ipip, peer)
-		default:
-			hostgw = append(hostgw, peer)
-		}
+		return bridgedVXLANOps(t, m, i, ns)
 	}
 	var ops []Op
 	// host-gw (flannel): the peer's pod subnet is one hop away on the
 	// underlay, via the peer's own address.
-	for _, peer := range hostgw {
-		ops = append(ops, AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: peer.IP, Device: "eth0"})
+	if m.uses(i, PeersHostGW) {
+		ops = append(ops, PeerOps{Namespace: ns, Node: i, Kind: PeersHostGW, Mesh: m})
 	}
 	// vxlan (flannel): one VTEP per node, addressed with the network
 	// address of its pod subnet; per peer a route via the peer's VTEP
 	// address, the neighbour entry giving that address's MAC and the FDB
 	// entry sending that MAC to the peer's node IP. Nothing is learned.
-	if len(vxlan) > 0 {
+	if m.uses(i, PeersVXLAN) {
 		o := nw.VXLAN
 		ops = append(ops,
 			AddVXLAN{Namespace: ns, Name: o.Device, VNI: o.VNI, Port: o.Port, Local: n.IP, Underlay: "eth0",
 				MAC: VTEPMAC(n.IP), MTU: nw.MTU - spec.BackendVXLAN.Overhead()},
 			AddAddress{ns, o.Device, netip.PrefixFrom(n.PodSubnet.Addr(), 32)},
+			PeerOps{Namespace: ns, Node: i, Kind: PeersVXLAN, Mesh: m},
 		)
-		for _, peer := range vxlan {
-			vtep := peer.PodSubnet.Addr()
-			ops = append(ops,
-				AddNeighbor{Namespace: ns, Device: o.Device, IP: vtep, MAC: VTEPMAC(peer.IP)},
-				AddFDB{Namespace: ns, Device: o.Device, MAC: VTEPMAC(peer.IP), Dst: peer.IP},
-				AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: vtep, Device: o.Device, OnLink: true},
-			)
-		}
 	}
 	// ipip (Calico): tunl0 with an address of the node's pod subnet and per
 	// peer a route to its pod subnet via its node IP, onlink through tunl0;
 	// the route's gateway becomes the outer destination.
-	if len(ipip) > 0 {
+	if m.uses(i, PeersIPIP) {
 		o := nw.IPIP
 		tun := AddIPIPTunnel{Namespace: ns, Name: o.Device, MTU: nw.MTU - spec.BackendIPIP.Overhead(), Datapath: o.Datapath}
 		if o.Device != "tunl0" {
 			tun.Local = n.IP
 		}
-		ops = append(ops, tun, AddAddress{ns, o.Device, netip.PrefixFrom(n.PodSubnet.Addr(), 32)})
-		for _, peer := range ipip {
-			ops = append(ops, AddRoute{Namespace: ns, Dst: peer.PodSubnet, Via: peer.IP, Device: o.Device, OnLink: true})
-		}
+		ops = append(ops, tun, AddAddress{ns, o.Device, netip.PrefixFrom(n.PodSubnet.Addr(), 32)},
+			PeerOps{Namespace: ns, Node: i, Kind: PeersIPIP, Mesh: m})
 	}
 	return ops
 }
@@ -434,18 +407,14 @@ func crossNodeOps(t *spec.Topology, n spec.Node, ns string) []Op {
 // the pod bridge, so all pods share one segment; unknown destinations are
 // flooded (to the multicast group, or to every other node) and MACs are
 // learned. One device route sends the whole cluster CIDR to the bridge.
-func bridgedVXLANOps(t *spec.Topology, n spec.Node, ns string) []Op {
+func bridgedVXLANOps(t *spec.Topology, m *Mesh, i int, ns string) []Op {
 	nw := t.Network
+	n := t.Nodes[i]
 	o := nw.VXLAN
 	ops := []Op{AddVXLAN{Namespace: ns, Name: o.Device, VNI: o.VNI, Port: o.Port, Local: n.IP, Underlay: "eth0",
 		Learning: true, Group: o.Group, Master: n.Bridge, MTU: nw.MTU - spec.BackendVXLAN.Overhead()}}
-	if o.Flooding == spec.FloodUnicast {
-		zero := net.HardwareAddr{0, 0, 0, 0, 0, 0}
-		for _, peer := range t.Nodes {
-			if peer.Name != n.Name {
-				ops = append(ops, AddFDB{Namespace: ns, Device: o.Device, MAC: zero, Dst: peer.IP, Append: true})
-			}
-		}
+	if o.Flooding == spec.FloodUnicast && len(t.Nodes) > 1 {
+		ops = append(ops, PeerOps{Namespace: ns, Node: i, Kind: PeersFlood, Mesh: m})
 	}
 	return append(ops, AddRoute{Namespace: ns, Dst: nw.ClusterCIDR, Device: n.Bridge})
 }
@@ -458,12 +427,21 @@ func VTEPMAC(nodeIP netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x0e, 0xfa, a[0], a[1], a[2], a[3]}
 }
 
-// Ops returns every operation in execution order.
+// Ops returns every operation in execution order, PeerOps expanded. It
+// holds them all at once, as the plan does not: for tests and small labs.
 func (p *Plan) Ops() []Op {
 	var ops []Op
 	for _, s := range p.Stages {
 		for _, u := range s.Units {
-			ops = append(ops, u.Ops...)
+			for _, op := range u.Ops {
+				if po, ok := op.(PeerOps); ok {
+					for sub := range po.Expand() {
+						ops = append(ops, sub)
+					}
+					continue
+				}
+				ops = append(ops, op)
+			}
 		}
 	}
 	return ops

@@ -1,9 +1,9 @@
 package plan
 
 import (
+	"bufio"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // stageNotes say, for the reader of a --dry-run script, what each stage
@@ -17,12 +17,14 @@ var stageNotes = map[string]string{
 // WriteScript renders the plan as a bash script of the equivalent iproute2
 // and sysctl commands. Running it as root builds the same lab labctl builds
 // (without labctl's bookkeeping, so `labctl down` does not know about it).
+// It streams: a lab's script has a line per route, and holding it whole
+// would cost as much memory as the lab has node pairs.
 func (p *Plan) WriteScript(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "#!/usr/bin/env bash\n")
-	fmt.Fprintf(&b, "# Lab %q as iproute2 commands: what `labctl up` does through netlink.\n", p.Lab)
-	fmt.Fprintf(&b, "# Run as root; needs iproute2 and procps (sysctl).\n")
-	fmt.Fprintf(&b, "set -euo pipefail\n")
+	b := bufio.NewWriter(w)
+	fmt.Fprintf(b, "#!/usr/bin/env bash\n")
+	fmt.Fprintf(b, "# Lab %q as iproute2 commands: what `labctl up` does through netlink.\n", p.Lab)
+	fmt.Fprintf(b, "# Run as root; needs iproute2 and procps (sysctl).\n")
+	fmt.Fprintf(b, "set -euo pipefail\n")
 	for _, s := range p.Stages {
 		b.WriteString("\n# ")
 		if note, ok := stageNotes[s.Name]; ok {
@@ -33,6 +35,13 @@ func (p *Plan) WriteScript(w io.Writer) error {
 		b.WriteString("\n")
 		for _, u := range s.Units {
 			for _, op := range u.Ops {
+				if po, ok := op.(PeerOps); ok {
+					for sub := range po.Expand() {
+						b.WriteString(sub.Command())
+						b.WriteString("\n")
+					}
+					continue
+				}
 				b.WriteString(op.Command())
 				b.WriteString("\n")
 			}
@@ -44,6 +53,6 @@ func (p *Plan) WriteScript(w io.Writer) error {
 		b.WriteString(ns.Name)
 	}
 	b.WriteString("; do ip netns del \"$ns\"; done\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	// bufio keeps the first write error and reports it here.
+	return b.Flush()
 }

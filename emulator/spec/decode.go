@@ -23,6 +23,9 @@ type rawTopology struct {
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
+	// tooManyNodes: "nodes" lists more than MaxNodes (already reported);
+	// nothing else is checked, so a huge file costs no more than its parse.
+	tooManyNodes bool
 }
 
 type rawNetwork struct {
@@ -143,6 +146,14 @@ func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
 	d.problems = append(d.problems, p)
 }
 
+// empty reports a file without a document (nothing, or only comments and
+// blank lines) at its first line, so editors and scripts that jump to
+// file:line:col land in it like for any other problem.
+func (d *decoder) empty() {
+	d.problems = append(d.problems, Problem{File: d.file, Line: 1, Col: 1,
+		Msg: "the file is empty: a topology needs at least a list of nodes, e.g. nodes: [{name: node1}]"})
+}
+
 // alias reports n if it is a YAML alias. Following aliases would let a small
 // file expand into a huge lab, and errors inside the anchored value would
 // point somewhere else than where it is used.
@@ -251,13 +262,13 @@ func kindName(n *yaml.Node) string {
 func (d *decoder) root(doc *yaml.Node) (*yaml.Node, bool) {
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
-			d.addf(nil, "", "the file is empty")
+			d.empty()
 			return nil, false
 		}
 		doc = doc.Content[0]
 	}
 	if isNull(doc) {
-		d.addf(nil, "", "the file is empty")
+		d.empty()
 		return nil, false
 	}
 	if d.alias(doc, "") {
@@ -277,6 +288,12 @@ func (d *decoder) decode(root *yaml.Node) rawTopology {
 		"network": func(v *yaml.Node) { t.network = d.decodeNetwork(v) },
 		"nodes": func(v *yaml.Node) {
 			t.nodesAt = v
+			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxNodes {
+				d.addf(v, "nodes", "%d nodes are more than one host can hold: at most %d (each node's eth0 is a port of the underlay bridge, and a Linux bridge takes at most %d ports)",
+					len(v.Content), MaxNodes, MaxBridgePorts)
+				t.nodesOK, t.tooManyNodes = false, true
+				return
+			}
 			t.nodesOK = d.list(v, "nodes", func(i int, item *yaml.Node, path string) {
 				t.nodes = append(t.nodes, d.decodeNode(item, path))
 			})
@@ -360,6 +377,11 @@ func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 		"labels":  func(v *yaml.Node) { node.labels = v },
 		"pods": func(v *yaml.Node) {
 			node.podsAt = v
+			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxBridgePorts {
+				d.addf(v, path+".pods", "%d pods are more than a node can hold: at most %d (each pod's veth is a port of the node's bridge, and a Linux bridge takes at most %d ports)",
+					len(v.Content), MaxBridgePorts, MaxBridgePorts)
+				return
+			}
 			d.list(v, path+".pods", func(i int, item *yaml.Node, ppath string) {
 				pod := rawPod{at: item, path: ppath}
 				pod.rawPodTemplate.path = ppath
@@ -417,6 +439,10 @@ func (d *decoder) templateFields(t *rawPodTemplate) map[string]func(*yaml.Node) 
 		"restartPolicy": func(v *yaml.Node) { t.restartPolicy = v },
 		"containers": func(v *yaml.Node) {
 			t.containersAt = v
+			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxContainersPerPod {
+				d.addf(v, t.path+".containers", "%d containers are more than a pod may have (at most %d)", len(v.Content), MaxContainersPerPod)
+				return
+			}
 			d.list(v, t.path+".containers", func(i int, item *yaml.Node, path string) {
 				c := rawContainer{at: item, path: path}
 				c.ok = d.fields(item, path, false, map[string]func(*yaml.Node){

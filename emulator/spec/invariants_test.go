@@ -33,6 +33,46 @@ func checkInvariants(t testing.TB, topo *Topology) {
 	if len(topo.Nodes) == 0 {
 		t.Fatal("a topology without nodes was accepted")
 	}
+	for _, p := range []netip.Prefix{nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR} {
+		if msg := reserved(p); msg != "" {
+			t.Fatalf("network prefix accepted: %s", msg)
+		}
+	}
+	if len(topo.Nodes) > MaxNodes {
+		t.Fatalf("%d nodes accepted", len(topo.Nodes))
+	}
+	// What the kernel would refuse: one veth name twice in a namespace,
+	// two devices of one name in a node.
+	underlayVeths := map[string]bool{}
+	tunnels := nodeTunnels(topo)
+	for _, n := range topo.Nodes {
+		if v := VethName(n.Name); underlayVeths[v] {
+			t.Fatalf("node %s: underlay veth %s repeated", n.Name, v)
+		} else {
+			underlayVeths[v] = true
+		}
+		podVeths := map[string]bool{}
+		for _, p := range n.Pods {
+			if v := VethName(p.Name); podVeths[v] {
+				t.Fatalf("pod %s: veth %s repeated on %s", p.Name, v, n.Name)
+			} else {
+				podVeths[v] = true
+			}
+		}
+		devs := map[string]bool{n.Bridge: true}
+		for i, dev := range []string{nw.VXLAN.Device, nw.IPIP.Device} {
+			if !tunnels[n.Name][i] {
+				continue
+			}
+			if devs[dev] {
+				t.Fatalf("node %s: device %s twice", n.Name, dev)
+			}
+			devs[dev] = true
+		}
+		if fallbackDevice(n.Bridge) != "" {
+			t.Fatalf("node %s: bridge %s is a tunnel module's device", n.Name, n.Bridge)
+		}
+	}
 	names := map[string]bool{}
 	nodeIPs := map[netip.Addr]bool{}
 	podIPs := map[netip.Addr]bool{}

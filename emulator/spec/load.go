@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,11 +15,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads and validates a topology file.
+// Load reads and validates a topology file. Only a regular file of at most
+// MaxFileSize bytes is read; anything else is an *InvalidError naming the
+// file, like any other problem of the topology.
 func Load(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w: %w", ErrUnreadable, err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -28,6 +29,9 @@ func Load(path string) (*Topology, error) {
 // Parse validates a topology held in memory; file names it in messages and
 // provides the default lab name.
 func Parse(file string, data []byte) (*Topology, error) {
+	if len(data) > MaxFileSize {
+		return nil, fileProblem(file, fmt.Sprintf("is %s; a topology may be at most %s", sizeString(int64(len(data))), sizeString(MaxFileSize)))
+	}
 	d := &decoder{file: file}
 	doc, ok := d.parseYAML(data)
 	if !ok {
@@ -57,7 +61,7 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			d.addf(nil, "", "the file is empty")
+			d.empty()
 		} else {
 			d.problems = append(d.problems, yamlProblem(d.file, data, err))
 		}
@@ -76,8 +80,20 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
 }
 
 type validator struct {
-	templates map[string]podTemplate // by deployment name
+	templates  map[string]podTemplate // by deployment name
+	containers int                    // counted against MaxContainers
 	*decoder
+}
+
+// countContainers adds a pod's containers to the lab's and reports, once,
+// the pod that takes the lab past MaxContainers.
+func (v *validator) countContainers(at *yaml.Node, path string, n int) {
+	before := v.containers
+	v.containers += n
+	if before <= MaxContainers && v.containers > MaxContainers {
+		v.addf(at, path, "this pod brings the lab to %d containers; one host runs at most %d (each is a process, and the kernel's default pid_max of 32768 is shared with the whole host)",
+			v.containers, MaxContainers)
+	}
 }
 
 // nameRE is what labctl accepts for lab, node and pod names: they become
@@ -112,8 +128,19 @@ func (v *validator) name(n *yaml.Node, path, what string) (string, bool) {
 		v.addf(n, path, "%s name %q is reserved for the lab's underlay namespace", what, s)
 		return "", false
 	}
+	if (what == "lab" || what == "pod") && cgroupFiles[s] {
+		v.addf(n, path, "%s name %q is taken: %s", what, s, cgroupFileWhy)
+		return "", false
+	}
 	return s, true
 }
+
+// cgroupFiles are the files of every cgroup v1 directory whose names labctl
+// would accept: labs, pods and containers each get a cgroup directory
+// (labctl/<lab>/<pod>/<container>), and mkdir fails where such a file is.
+var cgroupFiles = map[string]bool{"tasks": true, "notify_on_release": true}
+
+const cgroupFileWhy = "every cgroup v1 directory has a file of that name, and labctl makes a cgroup directory for each lab, pod and container"
 
 // checkName explains why s cannot be a name, or returns "".
 func checkName(s string) string {
@@ -235,6 +262,8 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 		switch msg := checkName(base); {
 		case file == "":
 			v.addf(raw.root, "name", "the lab needs a name: add `name:`")
+		case msg == "" && cgroupFiles[base]:
+			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: %s)", base, cgroupFileWhy)
 		case msg != "":
 			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: it %s)", base, msg)
 		default:
@@ -243,6 +272,9 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	}
 
 	ok := v.buildNetwork(&t.Network, raw.network)
+	if raw.tooManyNodes {
+		return t
+	}
 
 	if raw.nodesOK && len(raw.nodes) == 0 {
 		at := raw.nodesAt
@@ -255,6 +287,7 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	v.templates = v.expandDeployments(t, &raw)
 	v.buildNodes(t, raw, ok)
 	v.buildLinks(t, raw)
+	v.checkNodeDevices(t, raw)
 	return t
 }
 
@@ -290,6 +323,8 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 			v.addf(raw.device, "network.vxlan.device", "device name %q %s", s, msg)
 		} else if reservedIfName(s) {
 			v.addf(raw.device, "network.vxlan.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+		} else if msg := fallbackDevice(s); msg != "" {
+			v.addf(raw.device, "network.vxlan.device", "device name %s", msg)
 		} else {
 			o.Device = s
 		}
@@ -349,6 +384,8 @@ func (v *validator) buildIPIP(o *IPIPOptions, raw rawIPIP) {
 			v.addf(raw.device, "network.ipip.device", "device name %q %s", s, msg)
 		} else if reservedIfName(s) {
 			v.addf(raw.device, "network.ipip.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+		} else if msg := fallbackDevice(s); msg != "" && s != "tunl0" {
+			v.addf(raw.device, "network.ipip.device", "device name %s, and is not an ipip device", msg)
 		} else {
 			o.Device = s
 		}
@@ -454,6 +491,9 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 	nw.Underlay, ok.underlay = v.prefixOr(raw.underlay, "network.underlay", DefaultUnderlay)
 	nw.ClusterCIDR, ok.cluster = v.prefixOr(raw.clusterCIDR, "network.clusterCIDR", DefaultClusterCIDR)
 	nw.ServiceCIDR, ok.service = v.prefixOr(raw.serviceCIDR, "network.serviceCIDR", DefaultServiceCIDR)
+	v.checkReserved(raw.underlay, "network.underlay", nw.Underlay, &ok.underlay)
+	v.checkReserved(raw.clusterCIDR, "network.clusterCIDR", nw.ClusterCIDR, &ok.cluster)
+	v.checkReserved(raw.serviceCIDR, "network.serviceCIDR", nw.ServiceCIDR, &ok.service)
 	nets := []struct {
 		ok   bool
 		p    netip.Prefix
@@ -562,11 +602,9 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 
 	// First pass: names and explicit addresses.
 	nodeIPs := map[netip.Addr]located{}
-	type subnetClaim struct {
-		p netip.Prefix
-		located
-	}
+	underlayVeths := vethClaims{}
 	var subnets []subnetClaim
+	claimed := subnetIndex{}
 	t.Nodes = make([]Node, len(raw.nodes))
 	for i, rn := range raw.nodes {
 		if !rn.ok {
@@ -580,6 +618,7 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 		} else if name, good := v.name(rn.name, rn.path+".name", "node"); good {
 			n.Name = name
 			claimName(rn.name, rn.path+".name", name, "node")
+			v.claimVeth(underlayVeths, rn.name, rn.path+".name", "node", name, "on the underlay bridge")
 		}
 		if ip, good := v.addr(rn.ip, rn.path+".ip"); good && ok.underlay {
 			path := rn.path + ".ip"
@@ -603,19 +642,13 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			path := rn.path + ".podCIDR"
 			if !(nw.ClusterCIDR.Contains(p.Addr()) && p.Bits() >= nw.ClusterCIDR.Bits()) {
 				v.addf(rn.podCIDR, path, "%s is outside the cluster CIDR %s", p, nw.ClusterCIDR)
+			} else if prev, clash := claimed.overlap(p); clash {
+				v.addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, prev.p, prev.owner("node"))
 			} else {
-				clash := false
-				for _, s := range subnets {
-					if s.p.Overlaps(p) {
-						v.addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, s.p, s.owner("node"))
-						clash = true
-						break
-					}
-				}
-				if !clash {
-					subnets = append(subnets, subnetClaim{p, located{path, n.Name}})
-					n.PodSubnet = p
-				}
+				c := subnetClaim{p, located{path, n.Name}}
+				subnets = append(subnets, c)
+				claimed.add(c)
+				n.PodSubnet = p
 			}
 		}
 		n.Bridge = DefaultBridge
@@ -624,11 +657,15 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q %s", s, msg)
 			} else if reservedIfName(s) {
 				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q clashes with the node's eth0, lo or pod veth devices", s)
+			} else if msg := fallbackDevice(s); msg != "" {
+				v.addf(rn.bridge, rn.path+".bridge", "bridge name %s", msg)
 			} else {
 				n.Bridge = s
 			}
 		}
 		n.Labels = v.labels(rn.labels, rn.path+".labels")
+		podVeths := vethClaims{}
+		where := "on " + nodeLabel(n.Name, rn.path)
 		for _, rp := range rn.pods {
 			p := Pod{Node: n.Name}
 			if !rp.ok {
@@ -638,13 +675,16 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			if rp.deployment != "" {
 				p.Name, p.Deployment = rp.generated, rp.deployment
 				claimName(rp.at, rp.path+".name", p.Name, "pod")
+				v.claimVeth(podVeths, rp.at, rp.path+".name", "pod", p.Name, where)
 				tmpl := v.templates[rp.deployment]
 				p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
+				v.countContainers(rp.at, rp.path+".template.containers", len(p.Containers))
 				n.Pods = append(n.Pods, p)
 				continue
 			}
 			tmpl := v.buildTemplate(rp.rawPodTemplate)
 			p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
+			v.countContainers(rp.at, rp.path+".containers", len(p.Containers))
 			if rp.name == nil {
 				if !v.misspelled(rp.at, "name") {
 					v.addf(rp.at, rp.path+".name", "every pod needs a name")
@@ -652,6 +692,7 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			} else if name, good := v.name(rp.name, rp.path+".name", "pod"); good {
 				p.Name = name
 				claimName(rp.name, rp.path+".name", name, "pod")
+				v.claimVeth(podVeths, rp.name, rp.path+".name", "pod", name, where)
 			}
 			n.Pods = append(n.Pods, p)
 		}
@@ -741,6 +782,13 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			}
 			v.addf(at, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
 				len(rn.pods), nodeLabel(n.Name, rn.path), subnet, capacity)
+		} else if ports, why := bridgePorts(t); len(rn.pods) > ports {
+			at := rn.podsAt
+			if at == nil {
+				at = rn.at
+			}
+			v.addf(at, rn.path+".pods", "%d pods do not fit %s's bridge %s: a Linux bridge takes at most %d ports%s",
+				len(rn.pods), nodeLabel(n.Name, rn.path), n.Bridge, MaxBridgePorts, why)
 		}
 		local := map[netip.Addr]bool{}
 		for j, rp := range rn.pods {
@@ -785,6 +833,53 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			n.Pods[j].IP = next
 			local[next] = true
 			next = next.Next()
+		}
+	}
+}
+
+// bridgePorts is how many pod veths a node's bridge takes.
+func bridgePorts(t *Topology) (int, string) {
+	if t.Network.Backend == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged {
+		return MaxBridgePorts - 1, fmt.Sprintf(", and bridged VXLAN's %s takes one", t.Network.VXLAN.Device)
+	}
+	return MaxBridgePorts, ""
+}
+
+type subnetClaim struct {
+	p netip.Prefix
+	located
+}
+
+// subnetIndex finds the claimed subnet a new one overlaps in at most 33
+// map look-ups, where comparing with each claim would make validation
+// quadratic in nodes. Two prefixes overlap when one contains the other;
+// claims never overlap each other, so at most one contains a new prefix,
+// and under holds, for every prefix containing a claim, the first claim
+// (in file order) it contains.
+type subnetIndex struct {
+	exact map[netip.Prefix]subnetClaim
+	under map[netip.Prefix]subnetClaim
+}
+
+func (x *subnetIndex) overlap(p netip.Prefix) (subnetClaim, bool) {
+	for bits := p.Bits(); bits >= 0; bits-- {
+		if c, ok := x.exact[netip.PrefixFrom(p.Addr(), bits).Masked()]; ok {
+			return c, true
+		}
+	}
+	c, ok := x.under[p]
+	return c, ok
+}
+
+func (x *subnetIndex) add(c subnetClaim) {
+	if x.exact == nil {
+		x.exact, x.under = map[netip.Prefix]subnetClaim{}, map[netip.Prefix]subnetClaim{}
+	}
+	x.exact[c.p] = c
+	for bits := c.p.Bits(); bits >= 0; bits-- {
+		q := netip.PrefixFrom(c.p.Addr(), bits).Masked()
+		if _, ok := x.under[q]; !ok {
+			x.under[q] = c
 		}
 	}
 }

@@ -197,7 +197,8 @@ type Resources struct {
 	MemoryRequest, MemoryLimit     int64
 }
 
-// LinkBackend returns the backend between two nodes.
+// LinkBackend returns the backend between two nodes. It looks through the
+// links, so code asking for every pair of a large lab builds its own index.
 func (t *Topology) LinkBackend(a, b string) Backend {
 	for _, l := range t.Links {
 		if (l.Nodes[0] == a && l.Nodes[1] == b) || (l.Nodes[0] == b && l.Nodes[1] == a) {
@@ -208,16 +209,28 @@ func (t *Topology) LinkBackend(a, b string) Backend {
 }
 
 // Backends lists the backends the lab uses between any two nodes (the
-// network's backend when it has a single node), in a stable order.
+// network's backend when it has a single node), in a stable order. It
+// counts pairs instead of visiting them, so it costs O(nodes + links): the
+// network's backend is in use unless links cover every pair.
 func (t *Topology) Backends() []Backend {
 	used := map[Backend]bool{}
-	if len(t.Nodes) < 2 {
-		used[t.Network.Backend] = true
+	nodes := make(map[string]bool, len(t.Nodes))
+	for _, n := range t.Nodes {
+		nodes[n.Name] = true
 	}
-	for i := range t.Nodes {
-		for j := i + 1; j < len(t.Nodes); j++ {
-			used[t.LinkBackend(t.Nodes[i].Name, t.Nodes[j].Name)] = true
+	covered := map[[2]string]bool{}
+	for _, l := range t.Links {
+		a, b := l.Nodes[0], l.Nodes[1]
+		key := [2]string{min(a, b), max(a, b)}
+		if a == b || !nodes[a] || !nodes[b] || covered[key] {
+			continue // not a pair of this lab, or not the pair's first link
 		}
+		covered[key] = true
+		used[l.Backend] = true
+	}
+	n := len(nodes)
+	if n < 2 || len(covered) < n*(n-1)/2 {
+		used[t.Network.Backend] = true
 	}
 	var out []Backend
 	for _, b := range []Backend{BackendHostGW, BackendVXLAN, BackendIPIP} {

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -17,9 +18,6 @@ var containerNameRE = lazyRegexp(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 var labelRE = lazyRegexp(`^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$`)
 
 var envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
-
-// MaxReplicas keeps a typo from asking for a million namespaces.
-const MaxReplicas = 5000
 
 // expandDeployments places every deployment's replicas on nodes before
 // names and addresses are checked, so its pods are named, addressed and
@@ -40,6 +38,21 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		}
 		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
 	}
+	// Every pod is a namespace: count what the file lists before the
+	// deployments add theirs, and add none that would pass MaxNamespaces.
+	namespaces := 1 + len(raw.nodes)
+	pods := 0
+	for _, rn := range raw.nodes {
+		pods += len(rn.pods)
+	}
+	namespaces += pods
+	full := namespaces > MaxNamespaces
+	if full {
+		v.addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
+			namespaces, len(raw.nodes), pods, MaxNamespaces)
+	}
+	// Deployments with the same selector share one list of eligible nodes.
+	eligibleFor := map[string][]nodeInfo{}
 	seen := map[string]string{}
 	for _, rd := range raw.deployments {
 		if !rd.ok {
@@ -72,6 +85,14 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			}
 			d.Replicas = n
 		}
+		if d.Replicas > 0 {
+			last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
+			if len(last) > MaxNameLen {
+				v.addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
+					name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
+				continue
+			}
+		}
 		d.Labels = v.labels(rd.labels, rd.path+".labels")
 		d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
 		if rd.template == nil {
@@ -88,13 +109,20 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			d.Labels = tmpl.labels
 		}
 		templates[name] = tmpl
-		var eligible []nodeInfo
-		for _, n := range nodes {
-			if matches(n.labels, d.NodeSelector) {
-				eligible = append(eligible, n)
+		key := selectorKey(d.NodeSelector)
+		eligible, cached := eligibleFor[key]
+		if !cached {
+			for _, n := range nodes {
+				if matches(n.labels, d.NodeSelector) {
+					eligible = append(eligible, n)
+				}
 			}
+			eligibleFor[key] = eligible
 		}
 		if d.Replicas > 0 && len(eligible) == 0 {
+			if !raw.nodesOK {
+				continue // the nodes are unknown (already reported)
+			}
 			at := rd.nodeSelector
 			if at == nil {
 				at = rd.at
@@ -102,6 +130,19 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			v.addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
 			continue
 		}
+		if !full && namespaces+d.Replicas > MaxNamespaces {
+			at := rd.replicas
+			if at == nil {
+				at = rd.name
+			}
+			v.addf(at, rd.path+".replicas", "%d replicas would make the lab %d namespaces; one host holds at most %d (each costs the kernel about 0.4 MB)",
+				d.Replicas, namespaces+d.Replicas, MaxNamespaces)
+			full = true
+		}
+		if full {
+			continue // reported once; expanding would only cost memory
+		}
+		namespaces += d.Replicas
 		for i := 0; i < d.Replicas; i++ {
 			n := eligible[i%len(eligible)]
 			pod := fmt.Sprintf("%s-%d", name, i)
@@ -122,6 +163,24 @@ func matches(labels, selector map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// selectorKey is a node selector in a canonical form, to share the list of
+// nodes it matches.
+func selectorKey(sel map[string]string) string {
+	keys := make([]string, 0, len(sel))
+	for k := range sel {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(sel[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func formatLabels(m map[string]string) string {
@@ -227,7 +286,65 @@ func (v *validator) buildTemplate(t rawPodTemplate) podTemplate {
 		names[c.Name] = rc.path
 		pt.containers = append(pt.containers, c)
 	}
+	v.checkPodContainers(t, pt.containers)
 	return pt
+}
+
+// checkPodContainers checks what the pod's containers ask for together:
+// the pod cgroup's CPU quota is the sum of their limits, and builtin
+// servers share the pod's ports.
+func (v *validator) checkPodContainers(t rawPodTemplate, cs []Container) {
+	var sum int64
+	limited := len(cs) > 0
+	for _, c := range cs {
+		sum += c.Resources.CPULimitMilli
+		limited = limited && c.Resources.CPULimitMilli > 0
+	}
+	if limited && sum > MaxCPUMilli {
+		v.addf(t.containersAt, t.path+".containers", "the containers' cpu limits add up to %s CPUs, the pod's CFS quota, which the kernel caps at %s",
+			quantity.FormatCPU(sum), maxCPU())
+	}
+	ports := map[int]string{}
+	for _, c := range cs {
+		if c.Builtin != BuiltinWebServer && c.Builtin != BuiltinEchoServer {
+			continue
+		}
+		port := builtinPort(c)
+		if prev, taken := ports[port]; taken {
+			rc := t.containerOf(c.Name)
+			v.addf(rc.at, rc.path, "builtin %s listens on port %d, as container %q does: the second server would fail to start (address in use); give one of them ports: [{containerPort: N}]",
+				c.Builtin, port, prev)
+			continue
+		}
+		ports[port] = c.Name
+	}
+}
+
+// maxCPU says MaxCPUMilli in CPUs and in millicores.
+func maxCPU() string {
+	return fmt.Sprintf("%d.%03d CPUs (%s)", MaxCPUMilli/1000, MaxCPUMilli%1000, quantity.FormatCPU(MaxCPUMilli))
+}
+
+// builtinPort is the port a builtin server listens on (both TCP and UDP
+// for echo-server), as the workload package picks it.
+func builtinPort(c Container) int {
+	switch {
+	case len(c.Ports) > 0:
+		return c.Ports[0].ContainerPort
+	case c.Builtin == BuiltinEchoServer:
+		return 7 // the echo protocol's
+	}
+	return 80
+}
+
+// containerOf finds the raw container a built one came from.
+func (t rawPodTemplate) containerOf(name string) rawContainer {
+	for _, rc := range t.containers {
+		if rc.name != nil && rc.name.Value == name {
+			return rc
+		}
+	}
+	return rawContainer{at: t.containersAt, path: t.path + ".containers"}
 }
 
 func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
@@ -239,6 +356,9 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	} else if s, good := v.scalar(rc.name, rc.path+".name"); good {
 		if !containerNameRE().MatchString(s) {
 			v.addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
+			ok = false
+		} else if cgroupFiles[s] {
+			v.addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
 			ok = false
 		}
 		c.Name = s
@@ -267,6 +387,9 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	case c.Builtin == "" && rc.builtin == nil && len(c.Command) == 0 && rc.command == nil:
 		v.addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
 		ok = false
+	case len(c.Command) > 0 && c.Command[0] == "":
+		v.addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
+		ok = false
 	}
 	if rc.env != nil && !isNull(rc.env) {
 		v.list(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
@@ -283,7 +406,10 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 				return
 			}
 			if value != nil {
-				e.Value, _ = v.scalar(value, path+".value")
+				var good bool
+				if e.Value, good = v.scalar(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
+					return
+				}
 			}
 			c.Env = append(c.Env, e)
 		})
@@ -292,12 +418,16 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		if !filepath.IsAbs(s) {
 			v.addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
 			ok = false
+		} else if !v.pathString(rc.workingDir, rc.path+".workingDir", "the working directory", s) {
+			ok = false
 		}
 		c.WorkingDir = s
 	}
 	if s, good := v.scalar(rc.rootfs, rc.path+".rootfs"); good {
 		if !filepath.IsAbs(s) {
 			v.addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
+			ok = false
+		} else if !v.pathString(rc.rootfs, rc.path+".rootfs", "the root file system path", s) {
 			ok = false
 		}
 		c.RootFS = s
@@ -342,6 +472,11 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	if rc.resources != nil && !isNull(rc.resources) {
 		c.Resources = v.resources(rc.resources, rc.path+".resources")
 	}
+	if size := encodedSize(c); size > containerBudget {
+		v.addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
+			size, MaxArgLen, containerBudget)
+		ok = false
+	}
 	return c, ok
 }
 
@@ -353,7 +488,7 @@ func (v *validator) resources(n *yaml.Node, path string) Resources {
 		"requests": func(x *yaml.Node) { req = x },
 		"limits":   func(x *yaml.Node) { lim = x },
 	}, nil)
-	read := func(n *yaml.Node, path string, cpu, mem *int64) {
+	read := func(n *yaml.Node, path, what string, cpu, mem *int64) {
 		if n == nil {
 			return
 		}
@@ -361,25 +496,38 @@ func (v *validator) resources(n *yaml.Node, path string) Resources {
 			"cpu": func(x *yaml.Node) {
 				if s, good := v.scalar(x, path+".cpu"); good {
 					q, err := quantity.ParseCPU(s)
-					if err != nil {
+					switch {
+					case err != nil:
 						v.addf(x, path+".cpu", "%v", err)
+					case q > MaxCPUMilli && what == "limit":
+						v.addf(x, path+".cpu", "a cpu limit of %s is more than the kernel's CFS quota can hold: at most %s", s, maxCPU())
+					case q > MaxCPUMilli:
+						// Kubernetes keeps requests within limits; no limit
+						// can pass the CFS bound, so no request can either.
+						v.addf(x, path+".cpu", "a cpu request of %s is more than any cpu limit can be: the kernel's CFS quota holds at most %s", s, maxCPU())
+					default:
+						*cpu = q
 					}
-					*cpu = q
 				}
 			},
 			"memory": func(x *yaml.Node) {
 				if s, good := v.scalar(x, path+".memory"); good {
 					q, err := quantity.ParseMemory(s)
-					if err != nil {
+					switch {
+					case err != nil:
 						v.addf(x, path+".memory", "%v", err)
+					case what == "limit" && q < MinMemoryLimit:
+						v.addf(x, path+".memory", "a memory limit of %s is too small for a container to start: at least %s (labctl's container init and builtins need about 3.5 MiB)",
+							s, quantity.FormatMemory(MinMemoryLimit))
+					default:
+						*mem = q
 					}
-					*mem = q
 				}
 			},
 		}, nil)
 	}
-	read(req, path+".requests", &r.CPURequestMilli, &r.MemoryRequest)
-	read(lim, path+".limits", &r.CPULimitMilli, &r.MemoryLimit)
+	read(req, path+".requests", "request", &r.CPURequestMilli, &r.MemoryRequest)
+	read(lim, path+".limits", "limit", &r.CPULimitMilli, &r.MemoryLimit)
 	if r.CPULimitMilli > 0 && r.CPURequestMilli > r.CPULimitMilli {
 		v.addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
 	}
@@ -401,9 +549,17 @@ func (v *validator) stringList(n *yaml.Node, path string) []string {
 	}
 	var out []string
 	v.list(n, path, func(i int, item *yaml.Node, p string) {
-		if s, good := v.scalar(item, p); good {
+		if s, good := v.scalar(item, p); good && v.execString(item, p, fmt.Sprintf("%q", abbrev(s)), s) {
 			out = append(out, s)
 		}
 	})
 	return out
+}
+
+// abbrev shortens a long value for a message.
+func abbrev(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
 }
