@@ -362,7 +362,13 @@ func TestContainerStartFailureRollsBack(t *testing.T) {
 			fmt.Fprintf(&b, "      - name: web%d-%d\n        containers: [{name: web, builtin: web-server}]\n", n, p)
 		}
 	}
-	b.WriteString("      - name: broken\n        containers:\n          - {name: web, builtin: web-server}\n          - {name: app, command: [/nonexistent/app]}\n")
+	// An executable file the kernel cannot run (no ELF header, no #!):
+	// the host check before up sees a program there, only execve fails.
+	app := filepath.Join(t.TempDir(), "app")
+	if err := os.WriteFile(app, []byte("not a program\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "      - name: broken\n        containers:\n          - {name: web, builtin: web-server}\n          - {name: app, command: [%s]}\n", app)
 	path := writeTopology(t, b.String())
 	t.Cleanup(func() {
 		run(t, bin, "--state-dir", state, "down", name)
@@ -371,7 +377,7 @@ func TestContainerStartFailureRollsBack(t *testing.T) {
 
 	out, code := run(t, bin, "--state-dir", state, "up", path)
 	if code != 1 || !strings.Contains(out, `pod "broken"`) || !strings.Contains(out, `container "app"`) ||
-		!strings.Contains(out, "/nonexistent/app") || !strings.Contains(out, "everything created was removed") {
+		!strings.Contains(out, app) || !strings.Contains(out, "everything created was removed") {
 		t.Errorf("up: exit %d, want 1 and an error naming pod broken, container app and its command:\n%s", code, out)
 	}
 	assertNoNamespaces(t, name)

@@ -680,3 +680,28 @@ func TestRelativeStateDir(t *testing.T) {
 		t.Errorf("the state is not where --state-dir said: %v", err)
 	}
 }
+
+// What only the host can know (a program that is not there) is refused
+// before anything is created, with the YAML path it concerns.
+func TestHostCheckBeforeUp(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	c := newCLI(t)
+	name := uniqueName("thc")
+	path := writeTopology(t, "name: "+name+"\nnodes:\n  - name: n1\n    pods:\n      - name: p1\n        containers: [{name: app, command: [/nonexistent/app]}]\n")
+	out, code := c.run("up", path)
+	if code != 1 || !strings.Contains(out, "nodes[0].pods[0].containers[0].command") || !strings.Contains(out, "nothing was created") {
+		t.Errorf("up: exit %d, want 1 and the host problem with its YAML path:\n%s", code, out)
+	}
+	assertNoNamespaces(t, name)
+	var left []string
+	filepath.Walk(c.state, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) > 0 {
+		t.Errorf("files left in the state directory: %v", left)
+	}
+}

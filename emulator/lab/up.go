@@ -107,6 +107,10 @@ func (m Manager) upFresh(ctx context.Context, t *spec.Topology, p *plan.Plan, di
 	if err := m.preflight(p); err != nil {
 		return nil, fmt.Errorf("up %q: %w", t.Name, err)
 	}
+	// What validation cannot know: is this host able to hold the lab?
+	if errs := HostCheck(t); len(errs) > 0 {
+		return nil, fmt.Errorf("up %q: this host cannot run the lab (nothing was created): %w", t.Name, errors.Join(errs...))
+	}
 	if w := NeighbourAdvice(t); w != "" && opt.Warn != nil {
 		opt.Warn(w)
 	}
