@@ -210,6 +210,9 @@ func plantedLinks(t *testing.T) {
 	if target, err := d.Readlink("locks/x.lock"); err != nil || target != "/proc/self/exe" {
 		t.Errorf("Readlink after Symlink: %q, %v", target, err)
 	}
+	if err := d.CreateFile("netns/x", []byte("claim"), 0o644); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CreateFile over a planted link: %v; want fs.ErrExist", err)
+	}
 	if fi, err := d.Lstat("netns/x"); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		t.Errorf("Lstat(netns/x) = %v, %v; want the link itself", fi, err)
 	}

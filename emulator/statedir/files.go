@@ -244,13 +244,27 @@ func tmpName(base string) string {
 // on failure the new file is removed. perm must not let others write; the
 // umask applies. Nothing is synced: the state directory lives on /run.
 func (d *Dir) WriteFile(rel string, data []byte, perm fs.FileMode) error {
-	if err := d.writeFile(rel, data, perm); err != nil {
+	if err := d.writeFile(rel, data, perm, false); err != nil {
 		return d.fail("write", rel, err)
 	}
 	return nil
 }
 
-func (d *Dir) writeFile(rel string, data []byte, perm fs.FileMode) error {
+// CreateFile creates rel holding data, atomically and only if nothing (not
+// even a link) is at rel: an error satisfying errors.Is(err, fs.ErrExist)
+// otherwise. Readers never see it empty or partial. This is how a claim on
+// a name is made: of several processes creating the same rel at once,
+// exactly one succeeds. On failure nothing is left behind.
+func (d *Dir) CreateFile(rel string, data []byte, perm fs.FileMode) error {
+	if err := d.writeFile(rel, data, perm, true); err != nil {
+		return d.fail("create", rel, err)
+	}
+	return nil
+}
+
+// writeFile writes a new file beside rel and moves it to rel: renamed over
+// whatever is there, or, exclusive, only where nothing is.
+func (d *Dir) writeFile(rel string, data []byte, perm fs.FileMode, exclusive bool) error {
 	if perm&0o022 != 0 {
 		return fmt.Errorf("mode %04o would let others write it", perm)
 	}
@@ -275,10 +289,21 @@ func (d *Dir) writeFile(rel string, data []byte, perm fs.FileMode) error {
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	linked := false // the new file is at base and still at tmp
+	switch {
+	case err != nil:
+	case !exclusive:
 		err = unix.Renameat(dirfd, tmp, dirfd, base)
+	default:
+		err = unix.Renameat2(dirfd, tmp, dirfd, base, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// A file system without RENAME_NOREPLACE: link(2) also
+			// refuses an existing name.
+			err = unix.Linkat(dirfd, tmp, dirfd, base, 0)
+			linked = err == nil
+		}
 	}
-	if err != nil {
+	if err != nil || linked {
 		_ = unix.Unlinkat(dirfd, tmp, 0)
 	}
 	return err

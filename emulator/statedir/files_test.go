@@ -127,6 +127,40 @@ func TestWriteFileConcurrentWritersNeverTear(t *testing.T) {
 	}
 }
 
+// Of many processes claiming one name at once, exactly one succeeds, and
+// its content is what is there.
+func TestCreateFileClaimsOnce(t *testing.T) {
+	d := openTemp(t)
+	must(t, d.MkdirAll("netns", 0o755))
+	const claimers = 16
+	errs := make([]error, claimers)
+	var wg sync.WaitGroup
+	for i := range claimers {
+		wg.Go(func() { errs[i] = d.CreateFile("netns/lab-node", []byte{byte('a' + i)}, 0o644) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("claimers %d and %d both created the file", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), d.Join("netns/lab-node")):
+			t.Errorf("claimer %d: %v; want fs.ErrExist naming the file", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("nobody created the file")
+	}
+	if b, err := d.ReadFile("netns/lab-node", 10); err != nil || string(b) != string(rune('a'+winner)) {
+		t.Errorf("content %q, %v; want the winner's", b, err)
+	}
+	if left := leftovers(t, d, "netns", "lab-node"); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
 func TestReadFile(t *testing.T) {
 	d := openTemp(t)
 	must(t, d.WriteFile("ok", []byte("12345"), 0o644))

@@ -31,6 +31,10 @@ var ErrLocked = errors.New("locked by another process")
 // after that close, and step 3 then sends it back to step 1, to the new
 // file at rel. So only a holder of a flock on the file rel names at that
 // moment ever passes step 3: two processes never both hold "the" lock.
+//
+// Nothing else may remove a lock file: one removed under its holder by
+// anything but the holder's release no longer excludes the next locker,
+// as with any lock file. The directory holding rel must exist.
 func (d *Dir) Lock(rel string) (release func(), err error) {
 	release, err = d.lock(rel)
 	if err != nil {
