@@ -57,6 +57,10 @@
 // stderr, across restarts), _shim.log, and bin/ (applet links curl and ping
 // to the labctl binary, first in the PATH of builtin containers, last in
 // others'; Options.AppletDir can share one directory between pods).
+// StartPod, the supervisor, StopPod, ReadStatus, Exec and Logs reach these
+// files only through emulator/statedir: the directory (and every one above
+// it) must be root's and not writable by others, a relative path is made
+// absolute, and no symbolic link in it is ever followed.
 //
 // # Cgroups
 //

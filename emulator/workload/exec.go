@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/statedir"
 )
 
 // ExecOptions name a container and the command to run in it.
@@ -38,10 +40,19 @@ type ExecOptions struct {
 // multi-threaded process, and every Go process is one. The command then
 // sees the container's files and mounts, though not its mount table.
 func Exec(opts ExecOptions) error {
-	pc, err := readPodConfig(opts.StateDir)
+	dir, err := openPodDir(opts.StateDir)
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
+	// Close-on-exec, like every descriptor statedir opens; closed early
+	// all the same, as nothing below needs it.
+	pc, err := readPodConfigIn(dir)
+	if err != nil {
+		dir.Close()
+		return fmt.Errorf("exec: %w", err)
+	}
+	st, stErr := readStatus(dir)
+	dir.Close()
 	name := opts.Container
 	if name == "" {
 		name = pc.Spec.Containers[0].Name
@@ -51,9 +62,8 @@ func Exec(opts ExecOptions) error {
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
-	st, err := ReadStatus(opts.StateDir)
-	if err != nil {
-		return fail(err)
+	if stErr != nil {
+		return fail(stErr)
 	}
 	var cs *ContainerStatus
 	for i := range st.Containers {
@@ -180,7 +190,12 @@ var ErrNotRunning = errors.New("not running")
 // across restarts) to w. With follow it keeps copying what is appended until
 // ctx ends, the container terminates for good or the pod stops.
 func Logs(ctx context.Context, w io.Writer, stateDir, container string, follow bool) error {
-	pc, err := readPodConfig(stateDir)
+	dir, err := openPodDir(stateDir)
+	if err != nil {
+		return fmt.Errorf("logs: %w", err)
+	}
+	defer dir.Close()
+	pc, err := readPodConfigIn(dir)
 	if err != nil {
 		return fmt.Errorf("logs: %w", err)
 	}
@@ -190,7 +205,7 @@ func Logs(ctx context.Context, w io.Writer, stateDir, container string, follow b
 	if _, err := pc.container(container); err != nil {
 		return fmt.Errorf("logs: %w", err)
 	}
-	f, err := os.Open(LogPath(stateDir, container))
+	f, err := dir.OpenFile(logName(container), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) && !follow {
 		return nil
 	}
@@ -209,7 +224,7 @@ func Logs(ctx context.Context, w io.Writer, stateDir, container string, follow b
 			return nil
 		case <-t.C:
 		}
-		done := logsDone(stateDir, container)
+		done := logsDone(dir, container)
 		if _, err := io.Copy(w, f); err != nil {
 			return err
 		}
@@ -222,8 +237,8 @@ func Logs(ctx context.Context, w io.Writer, stateDir, container string, follow b
 // logsDone reports whether nothing more will be written to a container's
 // log: the pod is stopped or lost, or the container terminated and will
 // not restart.
-func logsDone(stateDir, container string) bool {
-	st, err := ReadStatus(stateDir)
+func logsDone(dir *statedir.Dir, container string) bool {
+	st, err := readStatus(dir)
 	if err != nil {
 		return true
 	}

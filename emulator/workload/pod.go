@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/statedir"
 )
 
 // ErrNoContainer says a pod has no container of the given name.
@@ -105,6 +105,15 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 10 * time.Second
 	}
+	// The pod's directory is opened (and created) through statedir:
+	// refused unless only root can change it. Its path from here on has
+	// every link resolved.
+	dir, err := statedir.Open(spec.StateDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer dir.Close()
+	spec.StateDir = dir.Path()
 	if opts.AppletDir == "" {
 		opts.AppletDir = filepath.Join(spec.StateDir, appletDir)
 	}
@@ -151,7 +160,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		}
 		cfg.BornInCgroups = true
 	}
-	if err := prepareStateDir(&cfg); err != nil {
+	if err := prepareStateDir(dir, &cfg); err != nil {
 		return fail(err)
 	}
 
@@ -160,7 +169,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		return fail(err)
 	}
 	defer readyR.Close()
-	logf, err := os.OpenFile(ShimLogPath(spec.StateDir), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	logf, err := dir.OpenFile(shimLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		readyW.Close()
 		return fail(err)
@@ -227,7 +236,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	}
 	if err != nil {
 		if msg.Error == "" {
-			if tail := lastLine(ShimLogPath(spec.StateDir)); tail != "" {
+			if tail := lastLine(dir, shimLog); tail != "" {
 				err = fmt.Errorf("%w (supervisor: %s)", err, tail)
 			}
 		}
@@ -240,18 +249,20 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	return shim, nil
 }
 
-// prepareStateDir creates the pod's directory with its applet links and
-// pod.json, and forgets the status and stop request of an earlier run.
-func prepareStateDir(cfg *podConfig) error {
-	dir := cfg.Spec.StateDir
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// prepareStateDir fills the pod's directory: applet links, pod.json; and
+// forgets the status and stop request of an earlier run.
+func prepareStateDir(dir *statedir.Dir, cfg *podConfig) error {
+	applets, err := statedir.Open(cfg.AppletDir)
+	if err != nil {
+		return fmt.Errorf("applet links: %w", err)
 	}
-	if err := appletLinks(cfg.AppletDir, cfg.Executable); err != nil {
+	defer applets.Close()
+	cfg.AppletDir = applets.Path() // absolute: it goes into containers' PATH
+	if err := appletLinks(applets, cfg.Executable); err != nil {
 		return fmt.Errorf("applet links: %w", err)
 	}
 	for _, f := range []string{statusFile, stopFile} {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := dir.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -259,29 +270,28 @@ func prepareStateDir(cfg *podConfig) error {
 	if err != nil {
 		return err
 	}
-	// Written in place: nothing reads it before StartPod returns.
-	return os.WriteFile(filepath.Join(dir, podFile), b, 0o644)
+	// Written in place (a rename costs a metadata write): nothing reads
+	// it before StartPod returns.
+	f, err := dir.OpenFile(podFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
-var linkSeq atomic.Uint64
-
-// appletLinks makes dir/curl and dir/ping point at exe. Pods may share dir
-// and start at once: links are replaced by rename, never removed first.
-func appletLinks(dir, exe string) error {
+// appletLinks makes curl and ping in dir point at exe. Pods may share dir
+// and start at once: Symlink replaces a link by rename, never removes it
+// first.
+func appletLinks(dir *statedir.Dir, exe string) error {
 	for _, name := range AppletNames() {
-		link := filepath.Join(dir, name)
-		if target, err := os.Readlink(link); err == nil && target == exe {
+		if target, err := dir.Readlink(name); err == nil && target == exe {
 			continue
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		tmp := fmt.Sprintf("%s.%d.%d.tmp", link, os.Getpid(), linkSeq.Add(1))
-		_ = os.Remove(tmp)
-		if err := os.Symlink(exe, tmp); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, link); err != nil {
+		if err := dir.Symlink(exe, name); err != nil {
 			return err
 		}
 	}
@@ -312,9 +322,21 @@ func readReady(ctx context.Context, r *os.File, timeout time.Duration) (readyMes
 	return msg, nil
 }
 
-func lastLine(file string) string {
-	b, _ := os.ReadFile(file)
-	b = bytes.TrimSpace(b)
+// lastLine is the last line of a log, read from its last few KB.
+func lastLine(dir *statedir.Dir, name string) string {
+	f, err := dir.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(0, fi.Size()-4096)
+	b := make([]byte, fi.Size()-off)
+	n, _ := f.ReadAt(b, off)
+	b = bytes.TrimSpace(b[:n])
 	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 		b = b[i+1:]
 	}
@@ -332,17 +354,28 @@ func lastLine(file string) string {
 // time) is never signalled.
 func StopPod(shim Shim, grace time.Duration) error {
 	var errs []error
+	// The state directory only helps (grace period, stop request,
+	// recorded container processes): a pod is stopped without it, but a
+	// directory statedir refuses is reported.
+	state, err := openPodDir(shim.StateDir)
+	if err == nil {
+		defer state.Close()
+	} else if errors.Is(err, statedir.ErrUnsafe) {
+		errs = append(errs, err)
+	}
 	wait := grace
 	if wait <= 0 {
 		wait = DefaultGracePeriod
-		if pc, err := readPodConfig(shim.StateDir); err == nil && pc.Spec.GracePeriod > 0 {
-			wait = pc.Spec.GracePeriod
+		if state != nil {
+			if pc, err := readPodConfigIn(state); err == nil && pc.Spec.GracePeriod > 0 {
+				wait = pc.Spec.GracePeriod
+			}
 		}
 	}
 	switch fd, zombie, err := openShim(shim); {
 	case err == nil:
-		if shim.StateDir != "" && grace > 0 {
-			_ = os.WriteFile(filepath.Join(shim.StateDir, stopFile), []byte(grace.String()), 0o644)
+		if state != nil && grace > 0 {
+			_ = state.WriteFile(stopFile, []byte(grace.String()), 0o644)
 		}
 		// The supervisor needs the grace period plus time to kill and reap.
 		if err := terminate(fd, wait+3*time.Second); err != nil {
@@ -362,7 +395,10 @@ func StopPod(shim Shim, grace time.Duration) error {
 			errs = append(errs, fmt.Errorf("cgroup %s: processes %v survived SIGKILL", dir, left))
 		}
 	}
-	st, stErr := readStatusFile(shim.StateDir)
+	st, stErr := PodStatus{}, fs.ErrNotExist
+	if state != nil {
+		st, stErr = readStatusFile(state)
+	}
 	if stErr == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
 		for _, c := range st.Containers {
 			if err := signalProcess(c.PID, c.PIDStartTime, unix.SIGKILL); err != nil {
@@ -382,7 +418,7 @@ func StopPod(shim Shim, grace time.Duration) error {
 		errs = append(errs, fmt.Errorf("processes %v survived", left))
 	}
 	if stErr == nil && st.Phase != PhaseStopped && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
-		markStopped(shim.StateDir, st)
+		markStopped(state, st)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop pod %q: %w", shim.Pod, err)
@@ -404,7 +440,7 @@ func openShim(shim Shim) (fd int, zombie bool, err error) {
 
 // markStopped records a pod whose supervisor was killed as stopped, so its
 // status does not claim containers are running.
-func markStopped(stateDir string, st PodStatus) {
+func markStopped(dir *statedir.Dir, st PodStatus) {
 	now := time.Now()
 	st.Phase = PhaseStopped
 	for i := range st.Containers {
@@ -416,19 +452,7 @@ func markStopped(stateDir string, st PodStatus) {
 		c.PID, c.PIDStartTime = 0, 0
 	}
 	st.UpdatedAt = now
-	_ = writeJSON(filepath.Join(stateDir, statusFile), st)
-}
-
-func readStatusFile(stateDir string) (PodStatus, error) {
-	var st PodStatus
-	if stateDir == "" {
-		return st, fs.ErrNotExist
-	}
-	b, err := os.ReadFile(filepath.Join(stateDir, statusFile))
-	if err != nil {
-		return st, err
-	}
-	return st, json.Unmarshal(b, &st)
+	_ = writeJSON(dir, statusFile, st)
 }
 
 // StopPods stops several pods at once: every supervisor gets its SIGTERM
@@ -457,10 +481,14 @@ func PodProcesses(shim Shim) []int {
 			pids = append(pids, cgroupProcs(dir)...)
 		}
 	}
-	if st, err := readStatusFile(shim.StateDir); err == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
-		for _, c := range st.Containers {
-			if alive(c.PID, c.PIDStartTime) {
-				pids = append(pids, c.PID)
+	if dir, err := openPodDir(shim.StateDir); err == nil {
+		st, err := readStatusFile(dir)
+		dir.Close()
+		if err == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
+			for _, c := range st.Containers {
+				if alive(c.PID, c.PIDStartTime) {
+					pids = append(pids, c.PID)
+				}
 			}
 		}
 	}

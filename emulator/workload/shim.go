@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/labctl/labctl/emulator/quantity"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,6 +14,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/quantity"
+	"github.com/labctl/labctl/emulator/statedir"
 )
 
 // The supervisor ("shim") is one process per pod, the equivalent of the pause
@@ -32,6 +33,7 @@ import (
 type shim struct {
 	cfg         *podConfig
 	stateDir    string
+	dir         *statedir.Dir // stateDir, held open for the supervisor's life
 	self        Shim
 	cg          *podCgroups // nil without cgroups
 	podSettings []CgroupSetting
@@ -88,7 +90,15 @@ func runShim(stateDir string) int {
 	os.Unsetenv(envStateDir)
 	ready := os.NewFile(3, "ready")
 	unix.CloseOnExec(3)
-	cfg, err := readPodConfig(stateDir)
+	// Checked again here: the supervisor trusts nothing it was not handed
+	// through statedir either.
+	dir, err := openPodDir(stateDir)
+	if err != nil {
+		report(ready, fmt.Sprintf("supervisor: %v", err))
+		return 1
+	}
+	defer dir.Close()
+	cfg, err := readPodConfigIn(dir)
 	if err != nil {
 		report(ready, fmt.Sprintf("supervisor: %v", err))
 		return 1
@@ -96,6 +106,7 @@ func runShim(stateDir string) int {
 	s := &shim{
 		cfg:      cfg,
 		stateDir: stateDir,
+		dir:      dir,
 		byPID:    map[int]*ctr{},
 		events:   make(chan event, 64),
 		ready:    ready,
@@ -295,7 +306,7 @@ func (s *shim) fork(c *ctr) error {
 	if err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(LogPath(s.stateDir, spec.Name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	logf, err := s.dir.OpenFile(logName(spec.Name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
@@ -545,7 +556,7 @@ func (s *shim) stop() {
 		return
 	}
 	grace := s.cfg.Spec.GracePeriod
-	if b, err := os.ReadFile(filepath.Join(s.stateDir, stopFile)); err == nil {
+	if b, err := s.dir.ReadFile(stopFile, 64); err == nil {
 		if d, err := time.ParseDuration(strings.TrimSpace(string(b))); err == nil {
 			grace = d
 		}
@@ -632,7 +643,7 @@ func (s *shim) finish() {
 	}
 	st := s.podStatus()
 	st.Phase = PhaseStopped
-	if err := writeJSON(filepath.Join(s.stateDir, statusFile), st); err != nil {
+	if err := writeJSON(s.dir, statusFile, st); err != nil {
 		s.logf("write status: %v", err)
 	}
 	s.logf("stopped")
@@ -687,7 +698,7 @@ func (s *shim) flushStatus() {
 		return
 	}
 	s.dirty = false
-	if err := writeJSON(filepath.Join(s.stateDir, statusFile), s.podStatus()); err != nil {
+	if err := writeJSON(s.dir, statusFile, s.podStatus()); err != nil {
 		s.logf("write status: %v", err)
 	}
 }

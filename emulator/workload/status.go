@@ -3,9 +3,10 @@ package workload
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/labctl/labctl/emulator/statedir"
 )
 
 // Container states, as Kubernetes names them, plus unknown for a pod whose
@@ -147,24 +148,44 @@ const (
 
 // LogPath is the file holding a container's stdout and stderr.
 func LogPath(stateDir, container string) string {
-	return filepath.Join(stateDir, container+".log")
+	return filepath.Join(stateDir, logName(container))
 }
+
+// logName is a container's log in its pod's state directory.
+func logName(container string) string { return container + ".log" }
 
 // ShimLogPath is the supervisor's own log: container exits, restarts,
 // failures.
 func ShimLogPath(stateDir string) string { return filepath.Join(stateDir, shimLog) }
 
+// maxStateFile bounds what is read back from a pod's state directory
+// (pod.json, status.json): far more than any pod needs, far less than
+// would hurt the host if something else were there.
+const maxStateFile = 4 << 20
+
+// openPodDir opens a pod's existing state directory. Everything workload
+// does there goes through statedir: the directory must be root's, and no
+// symbolic link in it is ever followed.
+func openPodDir(stateDir string) (*statedir.Dir, error) {
+	return statedir.OpenExisting(stateDir)
+}
+
 // ReadStatus returns the status the pod's supervisor last wrote. If the
 // supervisor is gone without having stopped the pod, the phase is Unknown
 // and containers that were running are reported unknown.
 func ReadStatus(stateDir string) (PodStatus, error) {
-	var st PodStatus
-	b, err := os.ReadFile(filepath.Join(stateDir, statusFile))
+	dir, err := openPodDir(stateDir)
+	if err != nil {
+		return PodStatus{}, fmt.Errorf("pod status: %w", err)
+	}
+	defer dir.Close()
+	return readStatus(dir)
+}
+
+func readStatus(dir *statedir.Dir) (PodStatus, error) {
+	st, err := readStatusFile(dir)
 	if err != nil {
 		return st, fmt.Errorf("pod status: %w", err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("pod status %s: %w", filepath.Join(stateDir, statusFile), err)
 	}
 	if st.Phase != PhaseStopped && !alive(st.Shim.PID, st.Shim.StartTime) {
 		st.Phase = PhaseUnknown
@@ -179,17 +200,27 @@ func ReadStatus(stateDir string) (PodStatus, error) {
 	return st, nil
 }
 
-// writeJSON replaces file atomically, so a reader never sees half a status.
-func writeJSON(file string, v any) error {
+// readStatusFile reads status.json as the supervisor wrote it.
+func readStatusFile(dir *statedir.Dir) (PodStatus, error) {
+	var st PodStatus
+	b, err := dir.ReadFile(statusFile, maxStateFile)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", dir.Join(statusFile), err)
+	}
+	return st, nil
+}
+
+// writeJSON replaces a file of the pod's directory atomically, so a reader
+// never sees half a status.
+func writeJSON(dir *statedir.Dir, name string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return dir.WriteFile(name, append(b, '\n'), 0o644)
 }
 
 // podConfig is pod.json: the spec plus what StartPod resolved, read by the
@@ -207,13 +238,22 @@ type podConfig struct {
 }
 
 func readPodConfig(stateDir string) (*podConfig, error) {
-	b, err := os.ReadFile(filepath.Join(stateDir, podFile))
+	dir, err := openPodDir(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return readPodConfigIn(dir)
+}
+
+func readPodConfigIn(dir *statedir.Dir) (*podConfig, error) {
+	b, err := dir.ReadFile(podFile, maxStateFile)
 	if err != nil {
 		return nil, err
 	}
 	var pc podConfig
 	if err := json.Unmarshal(b, &pc); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(stateDir, podFile), err)
+		return nil, fmt.Errorf("%s: %w", dir.Join(podFile), err)
 	}
 	return &pc, nil
 }
