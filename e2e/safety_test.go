@@ -705,3 +705,82 @@ func TestHostCheckBeforeUp(t *testing.T) {
 		t.Errorf("files left in the state directory: %v", left)
 	}
 }
+
+// A state directory another user could change is refused, and links
+// planted in an accepted one are never followed: root's up and down never
+// write, remove or lock through them (item 4).
+func TestHostileStateDir(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	path, name := copyTopology(t, "two-node.yaml", "tsd")
+
+	// Directories an unprivileged user controls.
+	for _, tt := range []struct {
+		what  string
+		setup func(dir string)
+	}{
+		{"owned by nobody", func(dir string) { os.Chown(dir, 65534, 65534) }},
+		{"writable by others", func(dir string) { os.Chmod(dir, 0o777) }},
+		{"parent owned by nobody", func(dir string) { os.Chown(filepath.Dir(dir), 65534, 65534) }},
+	} {
+		t.Run(tt.what, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "parent", "state")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(dir)
+			out, code := run(t, bin, "--state-dir", dir, "up", path)
+			if code == 0 || !strings.Contains(out, "state directory") {
+				t.Errorf("up with a state directory %s: exit %d:\n%s", tt.what, code, out)
+			}
+			assertNoNamespaces(t, name)
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("up wrote into the refused state directory: %v", entries)
+			}
+		})
+	}
+
+	t.Run("planted links", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "state")
+		victims := t.TempDir()
+		for _, d := range []string{"labs", "locks", "logs", "pods"} {
+			os.MkdirAll(filepath.Join(dir, d), 0o755)
+		}
+		plant := func(link, victim string) {
+			if err := os.WriteFile(filepath.Join(victims, victim), []byte("victim"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(victims, victim), filepath.Join(dir, link)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		plant("labs/"+name+".json", "record")
+		plant("locks/"+name+".lock", "lock")
+		os.MkdirAll(filepath.Join(victims, "podsdir", "keep"), 0o755)
+		os.Symlink(filepath.Join(victims, "podsdir"), filepath.Join(dir, "pods", name))
+		t.Cleanup(func() {
+			run(t, bin, "--state-dir", dir, "down", "--all")
+			assertNoNamespaces(t, name)
+		})
+		// First with every link, then without the lock's, so that up gets
+		// as far as the record and the pods' state.
+		for round := 0; round < 2; round++ {
+			out, code := run(t, bin, "--state-dir", dir, "up", path)
+			t.Logf("up with planted links (round %d): exit %d:\n%s", round, code, out)
+			if code == 0 {
+				out, code = run(t, bin, "--state-dir", dir, "down", name)
+				t.Logf("down: exit %d:\n%s", code, out)
+			}
+			os.Remove(filepath.Join(dir, "locks", name+".lock"))
+		}
+		for _, v := range []string{"record", "lock"} {
+			if data, err := os.ReadFile(filepath.Join(victims, v)); err != nil || string(data) != "victim" {
+				t.Errorf("the file a planted link pointed at (%s) was changed: %q, %v", v, data, err)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(victims, "podsdir", "keep")); err != nil {
+			t.Errorf("the directory a planted link pointed at was changed: %v", err)
+		}
+	})
+}

@@ -53,9 +53,8 @@ func (m Manager) Down(name string) (Removal, error) {
 	if err != nil {
 		return Removal{Lab: name}, fmt.Errorf("down %q: %w", name, err)
 	}
-	r, err := m.down(name)
-	unlock(err == nil || errors.Is(err, ErrNotFound))
-	return r, err
+	defer unlock()
+	return m.down(name)
 }
 
 // down is Down with the lab's lock held.

@@ -15,11 +15,10 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/emulator/statedir"
 )
 
 // DefaultStateDir lives on tmpfs like /run/netns, so records vanish with the
@@ -38,9 +37,6 @@ var (
 	// ErrInvalidName says a lab, node or pod name cannot be one.
 	ErrInvalidName = errors.New("invalid name")
 )
-
-// syscallNoFollow refuses to open a symlink at the last path component.
-const syscallNoFollow = unix.O_NOFOLLOW
 
 // Manager finds and changes labs recorded under StateDir.
 type Manager struct {
@@ -96,44 +92,43 @@ func (m Manager) dir() string {
 // StateDir returns the absolute state directory.
 func (m Manager) Dir() string { return m.dir() }
 
-func (m Manager) lockPath(name string) string {
-	return filepath.Join(m.dir(), "locks", name+".lock")
-}
-
 // lock takes the lab's lock so two labctl processes never change one lab
-// at once. The lock dies with the process. unlock(true) also removes the
-// lock file (after down, or a failed up), so lock files do not pile up: a
-// locker that finds its file was removed or replaced while it waited takes
-// the lock again on the new file.
-func (m Manager) lock(name string) (unlock func(remove bool), err error) {
+// at once. The lock dies with the process, and its file is removed when it
+// is released, so lock files never pile up (statedir.Dir.Lock says how a
+// locker that raced with a removal still gets a lock of its own).
+func (m Manager) lock(name string) (unlock func(), err error) {
 	if err := checkLabName(name); err != nil {
 		return nil, err
 	}
-	path := m.lockPath(name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	d, err := m.state()
+	if err != nil {
 		return nil, err
 	}
+	defer d.Close()
+	if err := d.MkdirAll("locks", 0o755); err != nil {
+		return nil, err
+	}
+	// A lock is also held, for the instant between fork and exec, by any
+	// child this process forks meanwhile (it shares the open file): a
+	// caller running several labs at once (the grader, tests) must not
+	// take that for another labctl.
+	deadline := time.Now().Add(lockPatience)
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscallNoFollow, 0o644)
-		if err != nil {
+		release, err := d.Lock("locks/" + name + ".lock")
+		switch {
+		case err == nil:
+			return release, nil
+		case !errors.Is(err, statedir.ErrLocked):
 			return nil, err
-		}
-		if err := flockWait(f, lockPatience); err != nil {
-			f.Close()
+		case time.Now().After(deadline):
 			return nil, fmt.Errorf("lab %q is being changed by another labctl process: %w", name, ErrConflict)
 		}
-		var held, now unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
-			return func(remove bool) {
-				if remove {
-					os.Remove(path)
-				}
-				f.Close()
-			}, nil
-		}
-		f.Close() // removed by the previous holder: lock the new file
+		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// lockPatience is how long lock waits for a lab's lock.
+const lockPatience = time.Second
 
 // Digest identifies a topology's content, so `up` can tell "already up"
 // from "up with a different topology".
@@ -178,20 +173,28 @@ func (m Manager) startDatapath(rec *Record, ns plan.Namespace, d *Datapath) erro
 	if err != nil {
 		return err
 	}
-	logDir := m.logDir(rec.Name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	state, err := m.state()
+	if err != nil {
 		return err
 	}
-	log := filepath.Join(logDir, ns.Object+"-ipip.log")
-	proc, err := startProcess(ns.Name, exe, []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name}, log)
+	defer state.Close()
+	logDir := "logs/" + rec.Name
+	if err := state.MkdirAll(logDir, 0o755); err != nil {
+		return err
+	}
+	rel := logDir + "/" + ns.Object + "-ipip.log"
+	log, err := state.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	proc, err := startProcess(ns.Name, exe, []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name}, log, state.Join(rel))
 	if err != nil {
 		return fmt.Errorf("node %q: start userspace ipip datapath: %w", ns.Object, err)
 	}
 	d.Process = &proc
 	return nil
 }
-
-func (m Manager) logDir(lab string) string { return filepath.Join(m.dir(), "logs", lab) }
 
 // stopProcesses ends every helper process of a lab.
 func (m Manager) stopProcesses(rec *Record) {
@@ -238,21 +241,3 @@ func EstimateNeighbours(t *spec.Topology) int {
 }
 
 func roundUp(n int) int { return (n + 1023) / 1024 * 1024 }
-
-// lockPatience is how long lock waits for a lab's lock. A lock is also
-// held, for the instant between fork and exec, by any child this process
-// forks meanwhile (it shares the open file): a caller running several labs
-// at once (the grader, tests) must not take that for another labctl.
-const lockPatience = time.Second
-
-// flockWait takes an exclusive flock, trying again for up to patience.
-func flockWait(f *os.File, patience time.Duration) error {
-	deadline := time.Now().Add(patience)
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -27,15 +27,10 @@ type Process struct {
 func (p Process) Alive() bool { return workload.ProcessAlive(p.PID, p.StartTime) }
 
 // startProcess starts exe with args inside a namespace, detached from
-// labctl (its own session, output to a log), and waits until it reports
-// ready by writing a line to file descriptor 3: "ok", or the reason it
-// cannot run.
-func startProcess(namespace, exe string, args []string, logPath string) (Process, error) {
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return Process{}, err
-	}
-	defer logf.Close()
+// labctl (its own session, output to logf, which logPath names), and waits
+// until it reports ready by writing a line to file descriptor 3: "ok", or
+// the reason it cannot run.
+func startProcess(namespace, exe string, args []string, logf *os.File, logPath string) (Process, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return Process{}, err

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -61,16 +60,22 @@ type BadRecord struct {
 // version or inconsistent.
 var ErrBadRecord = errors.New("unusable lab record")
 
-func (m Manager) recordPath(name string) string {
-	return filepath.Join(m.dir(), "labs", name+".json")
-}
+func recordFile(name string) string { return "labs/" + name + ".json" }
 
 // Load returns the record of a lab.
 func (m Manager) Load(name string) (*Record, error) {
 	if err := checkLabName(name); err != nil {
 		return nil, err
 	}
-	data, err := readBounded(m.recordPath(name), maxRecordBytes)
+	d, err := m.stateExisting()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("lab %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	data, err := d.ReadFile(recordFile(name), maxRecordBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("lab %q: %w", name, ErrNotFound)
 	}
@@ -79,7 +84,7 @@ func (m Manager) Load(name string) (*Record, error) {
 	}
 	r, err := decodeRecord(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("lab %q: %w %s: %w", name, ErrBadRecord, m.recordPath(name), err)
+		return nil, fmt.Errorf("lab %q: %w %s: %w", name, ErrBadRecord, d.Join(recordFile(name)), err)
 	}
 	return r, nil
 }
@@ -146,65 +151,29 @@ func (m Manager) save(r *Record) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(m.recordPath(r.Name), data)
-}
-
-// writeAtomic writes a file through a unique temporary name and a rename,
-// and never leaves the temporary file behind.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+hex.EncodeToString(b[:])+"-"+filepath.Base(path))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscallNoFollow, 0o644)
+	d, err := m.state()
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer d.Close()
+	if err := d.MkdirAll("labs", 0o755); err != nil {
+		return err
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// readBounded reads at most max bytes of a regular file, without
-// following a symlink at its name.
-func readBounded(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscallNoFollow, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%s is %d bytes, more than the %d a record may have", path, fi.Size(), max)
-	}
-	data := make([]byte, fi.Size())
-	n, err := f.ReadAt(data, 0)
-	if err != nil && n != len(data) {
-		return nil, err
-	}
-	return data, nil
+	return d.WriteFile(recordFile(r.Name), data, 0o644)
 }
 
 // List returns every recorded lab that can be read, by name, and the
 // records that cannot, so one bad record never hides the others.
 func (m Manager) List() ([]*Record, []BadRecord, error) {
-	entries, err := os.ReadDir(filepath.Join(m.dir(), "labs"))
+	d, err := m.stateExisting()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	entries, err := d.ReadDir("labs")
+	d.Close()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}

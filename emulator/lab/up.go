@@ -44,8 +44,7 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 	if err != nil {
 		return nil, fmt.Errorf("up %q: %w", t.Name, err)
 	}
-	exists := true // keep the lock file while the lab exists
-	defer func() { unlock(!exists) }()
+	defer unlock()
 
 	digest := Digest(t)
 	old, err := m.Load(t.Name)
@@ -65,9 +64,7 @@ func (m Manager) Up(ctx context.Context, t *spec.Topology, opt UpOptions) (*Reco
 	default:
 		return nil, fmt.Errorf("up %q: %w", t.Name, err)
 	}
-	rec, err := m.upFresh(ctx, t, p, digest, opt)
-	exists = err == nil
-	return rec, err
+	return m.upFresh(ctx, t, p, digest, opt)
 }
 
 // upExisting handles an up of a lab that has a record. handled is false
@@ -166,10 +163,12 @@ func (m Manager) upFresh(ctx context.Context, t *spec.Topology, p *plan.Plan, di
 // removeState removes everything the state directory holds for a lab but
 // its lock and ownership records.
 func (m Manager) removeState(name string) {
-	_ = os.RemoveAll(filepath.Join(m.dir(), "pods", name))
-	_ = os.RemoveAll(m.logDir(name))
-	_ = os.Remove(m.recordPath(name))
-	kernel.CleanTemp(filepath.Join(m.dir(), "labs"), time.Minute)
+	if d, err := m.state(); err == nil {
+		_ = d.RemoveAll("pods/" + name)
+		_ = d.RemoveAll("logs/" + name)
+		_ = d.Remove(recordFile(name))
+		d.Close()
+	}
 	m.Ownership().CleanTemp()
 }
 
