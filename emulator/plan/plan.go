@@ -274,7 +274,7 @@ func (o AddIPIPTunnel) Command() string {
 	}
 	note := ""
 	if o.Name == "tunl0" {
-		note = fmt.Sprintf("# tunl0 is the ipip module's fallback device and exists once the module is loaded, hence || true.\n")
+		note = "# tunl0 is the ipip module's fallback device and exists once the module is loaded, hence || true.\n"
 		add += " 2>/dev/null || true"
 	}
 	return note + "# Without the ipip module, labctl runs the same device as a TUN served by its userspace IPIP datapath.\n" + add + "\n" + up

@@ -166,7 +166,7 @@ func TestVethName(t *testing.T) {
 	if VethName("a-very-long-pod-name-1") == VethName("a-very-long-pod-name-2") {
 		t.Error("hashed veth names collide for different pods")
 	}
-	if VethName("a-very-long-pod-name-1") != VethName("a-very-long-pod-name-1") {
+	if first, again := VethName("a-very-long-pod-name-1"), VethName("a-very-long-pod-name-1"); first != again {
 		t.Error("VethName is not deterministic")
 	}
 }

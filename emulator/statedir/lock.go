@@ -71,7 +71,8 @@ func (d *Dir) lock(rel string) (func(), error) {
 			return nil, explain(dirfd, base, err)
 		}
 		var held, now unix.Stat_t
-		if err := unix.Fstat(fd, &held); err == nil {
+		err = unix.Fstat(fd, &held)
+		if err == nil {
 			err = checkFile(&held)
 		}
 		if err != nil {

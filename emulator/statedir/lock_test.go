@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,5 +176,32 @@ func TestLockStressAcrossProcesses(t *testing.T) {
 	t.Logf("%d processes took the lock %d times each in %v", procs, rounds, time.Since(start))
 	if left := leftovers(t, d, "locks"); len(left) > 0 {
 		t.Errorf("lock files left: %v", left)
+	}
+}
+
+// A lock file another user owns, or one others may write, is refused like
+// any other file of the state directory.
+func TestLockRefusesFileOthersControl(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	d := openTemp(t)
+	must(t, d.MkdirAll("locks", 0o755))
+	for name, setup := range map[string]func(string) error{
+		"owned by nobody":    func(p string) error { return os.Chown(p, 65534, 65534) },
+		"writable by others": func(p string) error { return os.Chmod(p, 0o666) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := d.Join("locks/" + strings.ReplaceAll(name, " ", "-") + ".lock")
+			must(t, os.WriteFile(file, nil, 0o600))
+			must(t, os.Chmod(file, 0o600))
+			must(t, setup(file))
+			if release, err := d.Lock("locks/" + filepath.Base(file)); !errors.Is(err, ErrUnsafe) {
+				if err == nil {
+					release()
+				}
+				t.Errorf("Lock of a lock file %s: %v; want ErrUnsafe", name, err)
+			}
+		})
 	}
 }

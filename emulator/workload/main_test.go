@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +85,7 @@ func testRole(role string) int {
 	case "sleep":
 		select {}
 	case "busy":
+		//lint:ignore SA5002 the test needs a container that burns CPU
 		for {
 		}
 	case "exit":
@@ -105,6 +107,7 @@ func testRole(role string) int {
 				fmt.Printf("allocated %d MiB\n", i)
 			}
 		}
+		runtime.KeepAlive(hold)
 		fmt.Println("allocated 1 GiB without being stopped")
 		return 0
 	case "report":
