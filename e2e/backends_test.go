@@ -203,6 +203,7 @@ func TestUserspaceIPIPDeathReported(t *testing.T) {
 	bin := buildLabctl(t)
 	m := newBackendManager(t)
 	path, name := copyTopology(t, "two-node-ipip.yaml", "tkill")
+	userspaceIPIP(t, path)
 	topo := upLab(t, m, path)
 	rec, err := m.Load(name)
 	if err != nil {
@@ -210,7 +211,7 @@ func TestUserspaceIPIPDeathReported(t *testing.T) {
 	}
 	d := rec.Datapaths["node2"]
 	if d == nil || d.Kind != spec.DatapathUserspace || d.Process == nil || !d.Process.Alive() {
-		t.Fatalf("node2 datapath = %+v, want a running userspace process (this kernel has no ipip)", d)
+		t.Fatalf("node2 datapath = %+v, want a running userspace process (datapath: userspace)", d)
 	}
 	if err := syscall.Kill(d.Process.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -232,5 +233,35 @@ func TestUserspaceIPIPDeathReported(t *testing.T) {
 	res, _ := probe.Ping(context.Background(), nsOf(name, pod1a.Name), pod2.IP, probe.PingOptions{Timeout: 300 * time.Millisecond})
 	if res.Received != 0 {
 		t.Error("pods still reach each other across a dead IPIP datapath")
+	}
+}
+
+// With datapath auto, the kernel's ipip device serves tunl0 where the
+// kernel has the module, and labctl's userspace datapath where it has not;
+// status says which and why. Either way this test checks the path taken.
+func TestIPIPDatapathChoice(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	m := newBackendManager(t)
+	path, name := copyTopology(t, "two-node-ipip.yaml", "tdpc")
+	upLab(t, m, path)
+	rec, err := m.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"node1", "node2"} {
+		d := rec.Datapaths[node]
+		switch {
+		case d == nil:
+			t.Errorf("%s: no datapath recorded", node)
+		case lab.KernelHasModule("ipip"):
+			if d.Kind != spec.DatapathKernel || d.Process != nil {
+				t.Errorf("%s: datapath %+v on a kernel with ipip, want the kernel's device and no process", node, d)
+			}
+		default:
+			if d.Kind != spec.DatapathUserspace || d.Process == nil || !d.Process.Alive() || !strings.Contains(d.Reason, "no ipip module") {
+				t.Errorf("%s: datapath %+v on a kernel without ipip, want a running userspace process and the reason", node, d)
+			}
+		}
 	}
 }

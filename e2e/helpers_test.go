@@ -64,6 +64,24 @@ func copyTopology(t *testing.T, file, prefix string) (string, string) {
 	return path, name
 }
 
+// userspaceIPIP makes a copied topology ask for labctl's userspace IPIP
+// datapath, for tests about that datapath whatever the kernel has.
+func userspaceIPIP(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^(  backend: ipip.*)$`)
+	if !re.Match(data) {
+		t.Fatalf("%s has no network.backend: ipip line", path)
+	}
+	data = re.ReplaceAll(data, []byte("$1\n  ipip: {datapath: userspace}"))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // writeTopology writes YAML text to a temp file.
 func writeTopology(t *testing.T, yaml string) string {
 	t.Helper()

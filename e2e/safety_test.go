@@ -54,10 +54,14 @@ func (c cli) must(args ...string) string {
 }
 
 // up brings a shipped topology up under a unique name and removes it when
-// the test ends (down --all of the test's own state directory).
-func (c cli) up(file, prefix string) (path, name string) {
+// the test ends (down --all of the test's own state directory); edits
+// change the copy first.
+func (c cli) up(file, prefix string, edits ...func(t *testing.T, path string)) (path, name string) {
 	c.t.Helper()
 	path, name = copyTopology(c.t, file, prefix)
+	for _, edit := range edits {
+		edit(c.t, path)
+	}
 	c.t.Cleanup(func() {
 		c.run("down", "--all")
 		assertNoNamespaces(c.t, name)
@@ -402,32 +406,37 @@ func TestDegradedLabRepair(t *testing.T) {
 		name, file string
 		breakIt    func(t *testing.T, c cli, lab string)
 		want       string // in the degraded report
+		userspace  bool   // ask for the userspace IPIP datapath
 	}{
 		{"pod namespace deleted (an interrupted down)", "two-node.yaml", func(t *testing.T, c cli, lab string) {
 			delNetns(t, plan.NamespaceName(lab, "pod2"))
-		}, `pod "pod2"`},
+		}, `pod "pod2"`, false},
 		{"node namespace deleted", "two-node.yaml", func(t *testing.T, c cli, lab string) {
 			delNetns(t, plan.NamespaceName(lab, "node1"))
-		}, `node "node1"`},
+		}, `node "node1"`, false},
 		{"every namespace deleted", "two-node.yaml", func(t *testing.T, c cli, lab string) {
 			for _, ns := range labNamespaces(t, lab) {
 				delNetns(t, ns)
 			}
-		}, "underlay"},
+		}, "underlay", false},
 		{"supervisor killed", "two-node.yaml", func(t *testing.T, c cli, lab string) {
 			rec := loadRecord(t, c, lab)
 			killAndWait(t, rec.Pods["pod1a"].PID)
-		}, "supervisor of pod \"pod1a\""},
+		}, "supervisor of pod \"pod1a\"", false},
 		{"ipip datapath killed", "two-node-ipip.yaml", func(t *testing.T, c cli, lab string) {
 			rec := loadRecord(t, c, lab)
 			killAndWait(t, rec.Datapaths["node2"].Process.PID)
-		}, "IPIP datapath of node \"node2\""},
+		}, "IPIP datapath of node \"node2\"", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := newCLI(t)
-			path, name := c.up(tt.file, "tdg")
+			var edits []func(*testing.T, string)
+			if tt.userspace {
+				edits = append(edits, userspaceIPIP)
+			}
+			path, name := c.up(tt.file, "tdg", edits...)
 			tt.breakIt(t, c, name)
 			out, code := c.run("up", path)
 			if code != 5 || !strings.Contains(out, "degraded") || !strings.Contains(out, tt.want) {

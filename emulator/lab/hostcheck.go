@@ -393,3 +393,8 @@ func bytesText(n int64) string {
 	}
 	return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
 }
+
+// KernelHasModule reports whether this kernel has a module loaded, built in
+// or loadable (for ipip and vxlan: whether labctl will use the kernel's
+// device or its userspace fallback).
+func KernelHasModule(name string) bool { return host{root: "/"}.module(name) }
