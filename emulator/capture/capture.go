@@ -581,6 +581,7 @@ func (c *Capture) Close() error {
 		// Taking the read lock waits out a Next that already had its
 		// packet in hand and may still be recording it.
 		c.readMu.Lock()
+		//lint:ignore SA2001 the empty section is the point: a barrier
 		c.readMu.Unlock()
 		c.wg.Wait()
 	})
