@@ -10,16 +10,17 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 )
 
 // Options tune how a plan is applied.
 type Options struct {
 	// Owner records the namespaces as belonging to lab LabID.
-	Owner Ownership
+	Owner netns.Ownership
 	LabID string
 	// Workers is how many units run at once (default: 2 per CPU). The
 	// kernel serialises most link changes, so more rarely helps.
@@ -45,10 +46,10 @@ type Result struct {
 // cancelled, it deletes every namespace it created (which removes every
 // device, address and route in them) and returns the cause.
 func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err error) {
-	if err := ensureNetnsDir(); err != nil {
+	if err := netns.EnsureDir(); err != nil {
 		return nil, err
 	}
-	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.NsHandle{}, index: map[string]map[string]int{},
+	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.Handle{}, index: map[string]map[string]int{},
 		existing: map[string]bool{}, result: &Result{IPIP: map[string]IPIPDatapath{}}}
 	defer a.closeFDs()
 	if err := a.openExisting(); err != nil {
@@ -82,12 +83,12 @@ func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err err
 
 // Rollback deletes what a successful Apply created, for a caller whose own
 // next step failed.
-func Rollback(owner Ownership, labID string) error {
+func Rollback(owner netns.Ownership, labID string) error {
 	recs, err := owner.List()
 	if err != nil {
 		return err
 	}
-	var mine []OwnedNamespace
+	var mine []netns.OwnedNamespace
 	for _, r := range recs {
 		if r.LabID == labID {
 			mine = append(mine, r)
@@ -105,8 +106,8 @@ type applier struct {
 
 	mu       sync.Mutex
 	claimed  []string                  // names this run claimed, for rollback
-	created  []OwnedNamespace          // in creation order, for rollback
-	fds      map[string]netns.NsHandle // namespaces later units refer to
+	created  []netns.OwnedNamespace    // in creation order, for rollback
+	fds      map[string]netns.Handle   // namespaces later units refer to
 	existing map[string]bool           // of those, the ones this run did not create
 	index    map[string]map[string]int // namespace -> bridge name -> ifindex
 	result   *Result
@@ -124,7 +125,7 @@ func (a *applier) openExisting() error {
 			return fmt.Errorf("namespace %q belongs to lab %q", name, rec.Lab)
 		}
 		h, st := rec.Open()
-		if st != Ours {
+		if st != netns.Ours {
 			return fmt.Errorf("namespace %q is %s", name, st)
 		}
 		a.fds[name] = h
@@ -182,7 +183,7 @@ feed:
 // so the runtime retires it.
 func (a *applier) worker(ctx context.Context, units <-chan plan.Unit) error {
 	runtime.LockOSThread()
-	home, err := netns.Get()
+	home, err := vnetns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("remember current namespace: %w", err)
@@ -193,7 +194,7 @@ func (a *applier) worker(ctx context.Context, units <-chan plan.Unit) error {
 			continue // drain; Apply reports the cancellation
 		}
 		uerr := a.runUnit(u)
-		if err := netns.Set(home); err != nil {
+		if err := vnetns.Set(home); err != nil {
 			// Leave the thread locked: it dies with this goroutine.
 			for range units {
 			}
@@ -245,14 +246,14 @@ func (a *applier) enter(name string) error {
 	fd, ok := a.fds[name]
 	a.mu.Unlock()
 	if ok {
-		return netns.Set(fd)
+		return vnetns.Set(fd)
 	}
-	h, err := netns.GetFromPath(NamespacePath(name))
+	h, err := vnetns.GetFromPath(netns.Path(name))
 	if err != nil {
 		return fmt.Errorf("open namespace %q: %w", name, err)
 	}
 	defer h.Close()
-	return netns.Set(h)
+	return vnetns.Set(h)
 }
 
 // createNamespace moves the current thread into a new network namespace,
@@ -267,7 +268,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
+	rec := netns.OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
 	rec.Cookie, err = c.cookie()
 	if err == nil {
 		err = c.setMarker(a.opt.Owner.Marker(a.lab, a.opt.LabID))
@@ -276,7 +277,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.opt.Owner.claim(rec); err != nil {
+	if err := a.opt.Owner.Claim(rec); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -287,7 +288,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	path := NamespacePath(name)
+	path := netns.Path(name)
 	mp, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		unix.Close(fd)
@@ -305,7 +306,7 @@ func (a *applier) createNamespace(name string) error {
 		return fmt.Errorf("bind mount %s: %w", path, err)
 	}
 	a.mu.Lock()
-	a.fds[name] = netns.NsHandle(fd)
+	a.fds[name] = netns.Handle(fd)
 	a.mu.Unlock()
 	return nil
 }
@@ -333,7 +334,7 @@ func (a *applier) bridgeIndex(ns, name string) (int, error) {
 	}
 	// A bridge of a namespace that survived (a repair): ask its kernel.
 	var c *rtnl
-	if err := DoHandle(fd, func() (err error) { c, err = openRTNL(); return err }); err != nil {
+	if err := netns.DoHandle(fd, func() (err error) { c, err = openRTNL(); return err }); err != nil {
 		return 0, err
 	}
 	defer c.Close()
@@ -526,12 +527,12 @@ func (a *applier) closeFDs() {
 func (a *applier) rollback() error {
 	a.closeFDs()
 	a.mu.Lock()
-	recs := append([]OwnedNamespace(nil), a.created...)
+	recs := append([]netns.OwnedNamespace(nil), a.created...)
 	claimed := append([]string(nil), a.claimed...)
 	a.mu.Unlock()
 	_, err := DeleteNamespaces(a.opt.Owner, recs)
 	for _, name := range claimed {
-		if rerr := a.opt.Owner.release(name, a.opt.LabID); rerr != nil {
+		if rerr := a.opt.Owner.Release(name, a.opt.LabID); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // rtnl is a route-netlink socket bound to the namespace it was opened in,
@@ -32,6 +34,21 @@ func openRTNL() (*rtnl, error) {
 }
 
 func (c *rtnl) Close() { c.sock.Socket.Close() }
+
+// cookie is the kernel's never-reused number for this socket's namespace.
+func (c *rtnl) cookie() (uint64, error) { return netns.SocketCookie(c.sock.Socket.GetFd()) }
+
+// setMarker writes the marker as lo's alias (see netns.Marker).
+func (c *rtnl) setMarker(m netns.Marker) error {
+	req := c.request(unix.RTM_NEWLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated("lo")))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(m.String())))
+	if err := c.exec(req); err != nil {
+		return fmt.Errorf("mark namespace (lo alias): %w", err)
+	}
+	return nil
+}
 
 func (c *rtnl) request(msgType, flags int) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(msgType, flags|unix.NLM_F_ACK)

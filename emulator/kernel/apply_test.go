@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -17,29 +18,6 @@ import (
 var prefix = nstest.Prefix("kern")
 
 func TestMain(m *testing.M) { nstest.Main(m, prefix) }
-
-func TestMarkerRoundTrip(t *testing.T) {
-	m := kernel.Marker{Lab: "two-node", LabID: "0123456789abcdef", State: "feedfacecafebeef"}
-	got, ok := kernel.ParseMarker(m.String())
-	if !ok || got != m {
-		t.Fatalf("ParseMarker(%q) = %+v, %v", m.String(), got, ok)
-	}
-	for _, alias := range []string{"", "my loopback", "labctl lab=x", "labctl id=1 state=2"} {
-		if _, ok := kernel.ParseMarker(alias); ok {
-			t.Errorf("ParseMarker(%q) accepted an alias that is not a whole marker", alias)
-		}
-	}
-}
-
-func TestStateTag(t *testing.T) {
-	dir := t.TempDir()
-	if kernel.StateTag(dir) != kernel.StateTag(dir+"/") || kernel.StateTag(dir) != kernel.StateTag(dir+"/x/..") {
-		t.Error("one directory, spelled differently, has different tags")
-	}
-	if kernel.StateTag(dir) == kernel.StateTag(dir+"2") {
-		t.Error("two directories share a tag")
-	}
-}
 
 // onePlan creates a namespace with lo up, as the first op of every unit.
 func onePlan(lab, ns string) *plan.Plan {
@@ -49,15 +27,16 @@ func onePlan(lab, ns string) *plan.Plan {
 		}}}}}}
 }
 
-// A created namespace is claimed with its cookie and carries the marker;
-// one recreated under its name is foreign and left alone; a second lab
-// cannot claim a name that is held.
+// A namespace Apply creates is claimed with its cookie and carries the
+// marker; one recreated under its name is foreign and left alone; a second
+// lab cannot claim a name that is held. (Package netns tests the records
+// themselves.)
 func TestClaimProveAndLeaveForeign(t *testing.T) {
 	nstest.NeedRoot(t)
-	owner := kernel.Ownership{Dir: filepath.Join(t.TempDir(), "netns"), Tag: kernel.StateTag(t.TempDir())}
+	owner := netns.Ownership{Dir: filepath.Join(t.TempDir(), "netns"), Tag: netns.StateTag(t.TempDir())}
 	ns := nstest.Unique(prefix)
 	t.Cleanup(func() {
-		if _, err := os.Stat(kernel.NamespacePath(ns)); err == nil {
+		if _, err := os.Stat(netns.Path(ns)); err == nil {
 			exec.Command("ip", "netns", "del", ns).Run()
 		}
 	})
@@ -68,16 +47,16 @@ func TestClaimProveAndLeaveForeign(t *testing.T) {
 	if err != nil || rec.Lab != "laba" || rec.LabID != "aaaa" || rec.Cookie == 0 {
 		t.Fatalf("record = %+v, %v", rec, err)
 	}
-	id, err := kernel.IdentifyPath(kernel.NamespacePath(ns))
+	id, err := netns.IdentifyPath(netns.Path(ns))
 	if err != nil || id.Cookie != rec.Cookie || !id.Marked || id.Marker != owner.Marker("laba", "aaaa") {
 		t.Fatalf("identity = %+v, %v; want cookie %d and the marker", id, err, rec.Cookie)
 	}
-	if st := rec.State(); st != kernel.Ours {
+	if st := rec.State(); st != netns.Ours {
 		t.Fatalf("state = %v, want ours", st)
 	}
 
 	_, err = kernel.Apply(context.Background(), onePlan("labb", ns), kernel.Options{Owner: owner, LabID: "bbbb"})
-	if !errors.Is(err, kernel.ErrClaimed) {
+	if !errors.Is(err, netns.ErrClaimed) {
 		t.Fatalf("a second lab's apply of a held name: %v, want ErrClaimed", err)
 	}
 	if again, err := owner.Get(ns); err != nil || again != rec {
@@ -86,14 +65,14 @@ func TestClaimProveAndLeaveForeign(t *testing.T) {
 
 	nstest.IP(t, "netns", "del", ns)
 	nstest.IP(t, "netns", "add", ns)
-	if st := rec.State(); st != kernel.Foreign {
+	if st := rec.State(); st != netns.Foreign {
 		t.Fatalf("state of a namespace recreated under the name = %v, want foreign", st)
 	}
-	left, err := kernel.DeleteNamespaces(owner, []kernel.OwnedNamespace{rec})
+	left, err := kernel.DeleteNamespaces(owner, []netns.OwnedNamespace{rec})
 	if err != nil || !slices.Equal(left, []string{ns}) {
 		t.Fatalf("DeleteNamespaces = %v, %v; want %q left alone", left, err, ns)
 	}
-	if _, err := os.Stat(kernel.NamespacePath(ns)); err != nil {
+	if _, err := os.Stat(netns.Path(ns)); err != nil {
 		t.Fatalf("the foreign namespace was deleted: %v", err)
 	}
 	if found, err := owner.Discover(func(n string) bool { return n == ns }); err != nil || len(found) != 0 {
