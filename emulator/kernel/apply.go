@@ -235,7 +235,7 @@ func (a *applier) runUnit(u plan.Unit) error {
 	defer c.Close()
 	for _, op := range ops {
 		if err := a.runOp(c, u.Namespace, op); err != nil {
-			return fmt.Errorf("%s: %w", describe(op), err)
+			return err
 		}
 	}
 	return nil
@@ -351,12 +351,32 @@ func (a *applier) bridgeIndex(ns, name string) (int, error) {
 	}
 }
 
+// runOp performs one operation from namespace here, through c: groups one
+// operation at a time, each checked to be planned from here, and worded in
+// errors as its description says.
 func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
+	if g, ok := op.(plan.Group); ok {
+		for sub := range g.Expand() {
+			if err := a.runOp(c, here, sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if where := op.Where(); where != here {
+		return fmt.Errorf("%s: planned from namespace %q, performed from %q", op.Describe(), where, here)
+	}
+	if err := a.perform(c, here, op); err != nil {
+		return fmt.Errorf("%s: %w", op.Describe(), err)
+	}
+	return nil
+}
+
+// perform does what op says in namespace here, where runOp found it
+// planned.
+func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 	switch o := op.(type) {
 	case plan.SetSysctl:
-		if o.Namespace != here {
-			return fmt.Errorf("sysctl for %q planned in %q", o.Namespace, here)
-		}
 		for _, kv := range o.Settings {
 			path := "/proc/sys/" + strings.ReplaceAll(kv.Key, ".", "/")
 			if err := os.WriteFile(path, []byte(kv.Value+"\n"), 0o644); err != nil {
@@ -365,14 +385,8 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		}
 		return nil
 	case plan.SetLinkUp:
-		if o.Namespace != here {
-			return fmt.Errorf("link change for %q planned in %q", o.Namespace, here)
-		}
 		return c.setUp(o.Device)
 	case plan.AddBridge:
-		if o.Namespace != here {
-			return fmt.Errorf("bridge for %q planned in %q", o.Namespace, here)
-		}
 		if err := c.addBridge(o.Name, o.MTU); err != nil {
 			return err
 		}
@@ -388,6 +402,8 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		a.mu.Unlock()
 		return nil
 	case plan.AddVeth:
+		// Performed from the peer's namespace; the first end is made
+		// straight into its own.
 		end := vethEnd{name: o.Name, nsFD: -1, up: true}
 		peer := vethEnd{name: o.PeerName, nsFD: -1}
 		var err error
@@ -401,26 +417,12 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 				return err
 			}
 		}
-		if o.PeerNamespace != here {
-			if peer.nsFD, err = a.nsFD(o.PeerNamespace); err != nil {
-				return err
-			}
-		}
 		return c.addVeth(end, peer, o.MTU)
 	case plan.AddAddress:
-		if o.Namespace != here {
-			return fmt.Errorf("address for %q planned in %q", o.Namespace, here)
-		}
 		return c.addAddress(o.Device, o.Address)
 	case plan.AddRoute:
-		if o.Namespace != here {
-			return fmt.Errorf("route for %q planned in %q", o.Namespace, here)
-		}
 		return c.addRoute(o.Dst, o.Via, o.Device, o.OnLink)
 	case plan.AddVXLAN:
-		if o.Namespace != here {
-			return fmt.Errorf("vxlan for %q planned in %q", o.Namespace, here)
-		}
 		link, err := c.linkIndex(o.Underlay)
 		if err != nil {
 			return err
@@ -434,19 +436,10 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		}
 		return c.addVXLAN(v)
 	case plan.AddNeighbor:
-		if o.Namespace != here {
-			return fmt.Errorf("neighbour for %q planned in %q", o.Namespace, here)
-		}
 		return c.addNeighbor(o.Device, o.IP, o.MAC)
 	case plan.AddFDB:
-		if o.Namespace != here {
-			return fmt.Errorf("fdb entry for %q planned in %q", o.Namespace, here)
-		}
 		return c.addFDB(o.Device, o.MAC, o.Dst, o.Append)
 	case plan.AddIPIPTunnel:
-		if o.Namespace != here {
-			return fmt.Errorf("ipip tunnel for %q planned in %q", o.Namespace, here)
-		}
 		dp, err := addIPIPTunnel(c, o)
 		if err != nil {
 			return err
@@ -455,62 +448,10 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		a.result.IPIP[here] = dp
 		a.mu.Unlock()
 		return nil
-	case plan.PeerOps:
-		for sub := range o.Expand() {
-			if err := a.runOp(c, here, sub); err != nil {
-				return fmt.Errorf("%s: %w", describe(sub), err)
-			}
-		}
-		return nil
 	case plan.AddNamespace:
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}
 	return fmt.Errorf("unknown operation %T", op)
-}
-
-// describe names an operation for error messages, in the words of the
-// command it stands for.
-func describe(op plan.Op) string {
-	switch o := op.(type) {
-	case plan.SetSysctl:
-		var kvs []string
-		for _, kv := range o.Settings {
-			kvs = append(kvs, kv.Key+"="+kv.Value)
-		}
-		return "set " + strings.Join(kvs, " ")
-	case plan.SetLinkUp:
-		return fmt.Sprintf("set %q up", o.Device)
-	case plan.AddBridge:
-		return fmt.Sprintf("add bridge %q", o.Name)
-	case plan.AddVeth:
-		s := fmt.Sprintf("add veth %q (peer %q in %q)", o.Name, o.PeerName, o.PeerNamespace)
-		if o.Master != "" {
-			s += fmt.Sprintf(" to bridge %q", o.Master)
-		}
-		return s
-	case plan.AddAddress:
-		return fmt.Sprintf("add address %s to %q", o.Address, o.Device)
-	case plan.AddVXLAN:
-		return fmt.Sprintf("add vxlan %q (vni %d, port %d)", o.Name, o.VNI, o.Port)
-	case plan.AddNeighbor:
-		return fmt.Sprintf("add neighbour %s lladdr %s on %q", o.IP, o.MAC, o.Device)
-	case plan.AddFDB:
-		return fmt.Sprintf("add fdb entry %s dst %s on %q", o.MAC, o.Dst, o.Device)
-	case plan.AddIPIPTunnel:
-		return fmt.Sprintf("set up ipip device %q", o.Name)
-	case plan.PeerOps:
-		return fmt.Sprintf("%s peers", o.Kind)
-	case plan.AddRoute:
-		dst := "default"
-		if o.Dst.IsValid() {
-			dst = o.Dst.String()
-		}
-		if !o.Via.IsValid() {
-			return fmt.Sprintf("add route %s dev %s", dst, o.Device)
-		}
-		return fmt.Sprintf("add route %s via %s", dst, o.Via)
-	}
-	return fmt.Sprintf("%T", op)
 }
 
 func (a *applier) closeFDs() {

@@ -3,10 +3,13 @@ package kernel_test
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/labctl/labctl/emulator/kernel"
@@ -77,5 +80,54 @@ func TestClaimProveAndLeaveForeign(t *testing.T) {
 	}
 	if found, err := owner.Discover(func(n string) bool { return n == ns }); err != nil || len(found) != 0 {
 		t.Fatalf("Discover found %v, %v in a namespace without a marker", found, err)
+	}
+}
+
+// The applier checks every operation's namespace once, whatever its kind,
+// and words a failure as the operation's description; either way nothing
+// is left behind.
+func TestApplyFailures(t *testing.T) {
+	nstest.NeedRoot(t)
+	tests := []struct {
+		name string
+		op   func(ns string) plan.Op
+		want func(ns string) string
+	}{
+		{"planned elsewhere",
+			func(string) plan.Op { return plan.SetLinkUp{Namespace: "elsewhere", Device: "lo"} },
+			func(ns string) string {
+				return `ip -n "elsewhere" link set "lo" up: planned from namespace "elsewhere", performed from "` + ns + `"`
+			}},
+		{"a veth is performed from its peer's namespace",
+			func(string) plan.Op {
+				return plan.AddVeth{Namespace: "a", Name: "x", PeerNamespace: "b", PeerName: "y", MTU: 1500}
+			},
+			func(ns string) string { return `planned from namespace "b", performed from "` + ns + `"` }},
+		{"refused by the kernel",
+			func(ns string) plan.Op {
+				return plan.AddAddress{Namespace: ns, Device: "nope", Address: netip.MustParsePrefix("10.0.0.1/24")}
+			},
+			func(ns string) string {
+				return `ip -n "` + ns + `" addr add 10.0.0.1/24 dev "nope": find device "nope": `
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			owner := netns.Ownership{Dir: t.TempDir(), Tag: netns.StateTag(t.TempDir())}
+			ns := nstest.Unique(prefix)
+			p := onePlan("lab", ns)
+			u := &p.Stages[0].Units[0]
+			u.Ops = append(u.Ops, tt.op(ns))
+			_, err := kernel.Apply(context.Background(), p, kernel.Options{Owner: owner, LabID: "x"})
+			if err == nil || !strings.Contains(err.Error(), tt.want(ns)) {
+				t.Fatalf("Apply = %v, want an error containing %q", err, tt.want(ns))
+			}
+			if _, err := os.Lstat(netns.Path(ns)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("namespace %q left behind: %v", ns, err)
+			}
+			if recs, _ := owner.List(); len(recs) != 0 {
+				t.Errorf("ownership records left: %v", recs)
+			}
+		})
 	}
 }

@@ -71,20 +71,6 @@ func diff(want, got string) string {
 	return b.String()
 }
 
-func itoa(i int) string {
-	var buf [20]byte
-	n := len(buf)
-	for {
-		n--
-		buf[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			break
-		}
-	}
-	return string(buf[n:])
-}
-
 // The kernel package relies on these structural rules to run units in
 // parallel: each namespace is created by the first op of its own unit, in a
 // stage before any stage that refers to it.
