@@ -405,7 +405,7 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 		// Performed from the peer's namespace; the first end is made
 		// straight into its own.
 		end := vethEnd{name: o.Name, nsFD: -1, up: true}
-		peer := vethEnd{name: o.PeerName, nsFD: -1}
+		peer := vethPeer{name: o.PeerName, nsFD: -1}
 		var err error
 		if o.Master != "" {
 			if end.master, err = a.bridgeIndex(o.Namespace, o.Master); err != nil {
