@@ -81,16 +81,16 @@ var ErrNotNamespace = errors.New("not a network namespace")
 func Open(path string) (Handle, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return None(), err
+		return none(), err
 	}
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &fs); err != nil {
 		unix.Close(fd)
-		return None(), err
+		return none(), err
 	}
 	if fs.Type != unix.NSFS_MAGIC {
 		unix.Close(fd)
-		return None(), fmt.Errorf("%s: %w", path, ErrNotNamespace)
+		return none(), fmt.Errorf("%s: %w", path, ErrNotNamespace)
 	}
 	return Handle(fd), nil
 }

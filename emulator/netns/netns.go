@@ -36,8 +36,8 @@ func Path(name string) string { return Dir + "/" + name }
 // same type as vishvananda/netns's, so handles pass freely between the two.
 type Handle = vnetns.NsHandle
 
-// None is the handle of no namespace.
-func None() Handle { return vnetns.None() }
+// none is the handle of no namespace.
+func none() Handle { return vnetns.None() }
 
 // Do runs fn on an OS thread that has joined the network namespace at path.
 // Sockets fn creates belong to that namespace and stay usable from any

@@ -224,7 +224,7 @@ func (rec OwnedNamespace) Open() (Handle, NamespaceState) {
 	h, err := Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return None(), Gone
+		return none(), Gone
 	case errors.Is(err, ErrNotNamespace):
 		var st, parent unix.Stat_t
 		if unix.Lstat(path, &st) == nil && unix.Stat(Dir, &parent) == nil &&
@@ -232,17 +232,17 @@ func (rec OwnedNamespace) Open() (Handle, NamespaceState) {
 			// A plain empty file on the /run/netns file system, not
 			// a mounted namespace: the mount point of an interrupted
 			// create (labctl records the cookie before making it).
-			return None(), Unmounted
+			return none(), Unmounted
 		}
-		return None(), Foreign
+		return none(), Foreign
 	case err != nil:
-		return None(), Foreign
+		return none(), Foreign
 	}
 	if rec.proves(h) {
 		return h, Ours
 	}
 	h.Close()
-	return None(), Foreign
+	return none(), Foreign
 }
 
 // proves reports whether the open namespace is the recorded one.
