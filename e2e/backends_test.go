@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/labctl/labctl/emulator/capture"
-	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
@@ -87,7 +87,7 @@ func TestVXLANPortAndVNI(t *testing.T) {
 // the node IPs with the pod packet inside (ipip).
 func checkEncapsulation(t *testing.T, topo *spec.Topology) {
 	t.Helper()
-	underlay := kernel.NamespacePath(plan.UnderlayNamespace(topo.Name))
+	underlay := netns.Path(plan.UnderlayNamespace(topo.Name))
 	for _, pair := range crossNodePairs(topo) {
 		src, dst := pair[0], pair[1]
 		srcNode, _ := topo.Node(src.Node)

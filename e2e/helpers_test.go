@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
@@ -124,7 +124,7 @@ func upLab(t *testing.T, m lab.Manager, path string) *spec.Topology {
 // labNamespaces lists the names under /run/netns that belong to a lab.
 func labNamespaces(t *testing.T, labName string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(kernel.NetnsDir)
+	entries, err := os.ReadDir(netns.Dir)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func assertNoNamespaces(t *testing.T, labName string) {
 
 // nsOf returns the namespace path of a node or pod of a lab.
 func nsOf(labName, object string) string {
-	return kernel.NamespacePath(plan.NamespaceName(labName, object))
+	return netns.Path(plan.NamespaceName(labName, object))
 }
 
 // checkNetworkModel proves the Kubernetes network model on a running lab:

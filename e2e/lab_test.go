@@ -13,6 +13,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 )
@@ -100,7 +101,7 @@ func hasRoute(rs []kernel.Route, dst, via, dev string) bool {
 
 func readSysctlIn(ns, key string) (string, error) {
 	var val string
-	err := kernel.Do(kernel.NamespacePath(ns), func() error {
+	err := netns.Do(netns.Path(ns), func() error {
 		data, err := os.ReadFile("/proc/sys/" + key)
 		val = strings.TrimSpace(string(data))
 		return err
@@ -176,7 +177,7 @@ func TestFailedApplyRollsBack(t *testing.T) {
 	last := &p.Stages[len(p.Stages)-1]
 	u := &last.Units[len(last.Units)-1]
 	u.Ops = append(u.Ops, plan.AddRoute{Namespace: u.Namespace, Dst: netip.MustParsePrefix("10.99.0.0/16"), Via: netip.MustParseAddr("10.98.0.1")})
-	owner := kernel.Ownership{Dir: t.TempDir()}
+	owner := netns.Ownership{Dir: t.TempDir()}
 	_, err = kernel.Apply(context.Background(), p, kernel.Options{Owner: owner, LabID: "x"})
 	if err == nil {
 		t.Fatal("apply succeeded with an unreachable gateway")
@@ -248,7 +249,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	}
 	// down --all must not touch the foreign namespace either.
 	run(t, bin, "--state-dir", state, "down", "--all")
-	if _, err := os.Stat(kernel.NamespacePath(squat)); err != nil {
+	if _, err := os.Stat(netns.Path(squat)); err != nil {
 		t.Errorf("down --all removed a namespace labctl did not create: %v", err)
 	}
 }

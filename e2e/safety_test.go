@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 )
@@ -209,7 +209,7 @@ func TestDownLeavesRecreatedNamespace(t *testing.T) {
 	c := newCLI(t)
 	_, name := c.up("three-node.yaml", "tir")
 	ns := plan.NamespaceName(name, "C")
-	path := kernel.NamespacePath(ns)
+	path := netns.Path(ns)
 	var orig unix.Stat_t
 	if err := unix.Stat(path, &orig); err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestDownLeavesRecreatedNamespace(t *testing.T) {
 	if !strings.Contains(out, ns) {
 		t.Errorf("down does not say it left %q alone:\n%s", ns, out)
 	}
-	if id, err := kernel.IdentifyPath(path); err != nil || id.Marked {
+	if id, err := netns.IdentifyPath(path); err != nil || id.Marked {
 		t.Errorf("the newcomer's identity: %+v, %v (want no labctl marker)", id, err)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
@@ -133,7 +133,7 @@ func (b *bench) containerRun(ctx context.Context, r *ctrResult, topo *spec.Topol
 	}
 	// Every server answers one request, from node n0: the memory that
 	// counts is that of a server that has served.
-	client := probe.HTTPClient(kernel.NamespacePath(plan.NamespaceName(topo.Name, topo.Nodes[0].Name)))
+	client := probe.HTTPClient(netns.Path(plan.NamespaceName(topo.Name, topo.Nodes[0].Name)))
 	for _, pod := range topo.Pods() {
 		if err := getWebBody(ctx, client, pod.IP.String()); err != nil {
 			return fmt.Errorf("pod %s: %w", pod.Name, err)

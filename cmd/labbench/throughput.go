@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
@@ -99,8 +99,8 @@ func (b *bench) throughput(ctx context.Context, d time.Duration) []*tputCase {
 			continue
 		}
 		to, _ := topo.Pod(c.to)
-		fromNS = kernel.NamespacePath(plan.NamespaceName(name, c.from))
-		toNS = kernel.NamespacePath(plan.NamespaceName(name, c.to))
+		fromNS = netns.Path(plan.NamespaceName(name, c.from))
+		toNS = netns.Path(plan.NamespaceName(name, c.to))
 		c.bits, c.err = streamBits(ctx, fromNS, toNS, to.IP, d)
 		if c.backend == "ipip" {
 			c.note = "userspace datapath (no ipip module)"
@@ -144,7 +144,7 @@ func (b *bench) vethPair(ctx context.Context) ([2]string, func(), error) {
 			return [2]string{}, nil, fmt.Errorf("ip %s: %v: %s", strings.Join(c, " "), err, out)
 		}
 	}
-	return [2]string{kernel.NamespacePath(a), kernel.NamespacePath(z)}, cleanup, nil
+	return [2]string{netns.Path(a), netns.Path(z)}, cleanup, nil
 }
 
 func reportThroughput(w io.Writer, cases []*tputCase, d time.Duration) {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -83,7 +83,7 @@ func runExec(o *execOptions) error {
 		}
 		return workload.Exec(workload.ExecOptions{StateDir: t.PodStateDir, Container: t.Container, Argv: argv, Env: env})
 	}
-	return kernel.Exec(t.Namespace, argv)
+	return netns.Exec(t.NamespacePath(), argv)
 }
 
 type logsOptions struct {

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/ipipd"
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // newInternalCmd holds the helper processes labctl starts for a lab; people
@@ -80,7 +80,7 @@ func exitWithNamespace(ctx context.Context, cancel context.CancelFunc, name stri
 			return
 		case <-t.C:
 			var st unix.Stat_t
-			if err := unix.Stat(kernel.NamespacePath(name), &st); err != nil || st.Ino != self.Ino || st.Dev != self.Dev {
+			if err := unix.Stat(netns.Path(name), &st); err != nil || st.Ino != self.Ino || st.Dev != self.Dev {
 				log.Printf("namespace %s is gone; exiting", name)
 				cancel()
 				return

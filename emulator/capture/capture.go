@@ -8,7 +8,7 @@
 // and a flattened view of the headers that matter when learning pod
 // networking, including the packet inside a VXLAN or IPIP tunnel:
 //
-//	c, err := capture.Open(kernel.NamespacePath("node2"), "eth0", capture.Options{})
+//	c, err := capture.Open(netns.Path("node2"), "eth0", capture.Options{})
 //	...
 //	defer c.Close()
 //	p, err := c.Expect(ctx, func(p capture.Packet) bool {
@@ -34,7 +34,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // Defaults for the zero Options.
@@ -127,7 +127,7 @@ type Capture struct {
 }
 
 // Open starts capturing on device inside the network namespace at nsPath
-// (such as kernel.NamespacePath("node1")); an empty device captures on every
+// (such as netns.Path("node1")); an empty device captures on every
 // interface of the namespace, including ones created later. Packets that
 // arrive before Open returns are not seen.
 //
@@ -156,7 +156,7 @@ func Open(nsPath, device string, opts Options) (*Capture, error) {
 	// namespace of the calling thread.
 	fd := -1
 	var promisc []int
-	err = kernel.Do(nsPath, func() error {
+	err = netns.Do(nsPath, func() error {
 		// Protocol 0 queues nothing until bind, so no packet slips in
 		// before the filter is attached.
 		var err error

@@ -17,7 +17,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -326,7 +326,7 @@ func TestCaptureTUN(t *testing.T) {
 	l := newLab(t)
 	ns := l.ns("tun")
 	var tunFD int
-	if err := kernel.Do(nsPath(ns), func() error {
+	if err := netns.Do(nsPath(ns), func() error {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -534,7 +534,7 @@ func TestOpenErrors(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
-	missing := filepath.Join(kernel.NetnsDir, nsPrefix+"missing")
+	missing := filepath.Join(netns.Dir, nsPrefix+"missing")
 	_, err = Open(missing, "", Options{})
 	if err == nil || !strings.HasPrefix(err.Error(), `capture on all interfaces in "`+missing+`": open namespace`) {
 		t.Errorf("missing namespace: %v", err)

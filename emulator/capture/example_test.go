@@ -9,7 +9,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/labctl/labctl/emulator/capture"
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // Prove that pod traffic between two nodes crosses the underlay inside
@@ -24,7 +24,7 @@ func ExampleCapture_Expect() {
 	rec := capture.NewPcapngWriter(f)
 	defer rec.Flush()
 
-	c, err := capture.Open(kernel.NamespacePath("node2"), "eth0", capture.Options{
+	c, err := capture.Open(netns.Path("node2"), "eth0", capture.Options{
 		Filter: capture.Match{Protocol: layers.IPProtocolUDP, Port: capture.VXLANPortLinux}.MustProgram(),
 		Record: rec,
 	})

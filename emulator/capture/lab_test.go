@@ -11,7 +11,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -55,7 +55,7 @@ func (l *lab) veth(a, ifA, addrA, b, ifB, addrB string) {
 	}
 }
 
-func nsPath(name string) string { return kernel.NamespacePath(name) }
+func nsPath(name string) string { return netns.Path(name) }
 
 // open starts a capture that the test closes on the way out.
 func open(t *testing.T, ns, device string, opts Options) *Capture {
@@ -83,7 +83,7 @@ func timeout(t *testing.T, d time.Duration) context.Context {
 // binary is needed and nothing is sent from the host's namespace.
 func inNS(t *testing.T, ns string, domain, typ, proto int, fn func(fd int) error) {
 	t.Helper()
-	err := kernel.Do(nsPath(ns), func() error {
+	err := netns.Do(nsPath(ns), func() error {
 		fd, err := unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
 		if err != nil {
 			return fmt.Errorf("socket: %w", err)
@@ -137,7 +137,7 @@ func sendFrame(t *testing.T, ns, ifname string, frame []byte) {
 func mac(t *testing.T, ns, ifname string) net.HardwareAddr {
 	t.Helper()
 	var hw net.HardwareAddr
-	if err := kernel.Do(nsPath(ns), func() error {
+	if err := netns.Do(nsPath(ns), func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

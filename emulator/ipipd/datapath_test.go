@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -82,7 +82,7 @@ func TestPingAndTCPBothWays(t *testing.T) {
 func capture(t *testing.T, ns, dev string) int {
 	t.Helper()
 	fd := -1
-	err := kernel.Do(ns, func() error {
+	err := netns.Do(ns, func() error {
 		idx, err := ifIndex(dev)
 		if err != nil {
 			return err
@@ -282,7 +282,7 @@ func sendIPIP(t *testing.T, ns string, src netip.Addr, port uint16, payload stri
 	outer = append(append(outer, node2IP.AsSlice()...), inner...)
 	binary.BigEndian.PutUint16(outer[2:4], uint16(len(outer)))
 	binary.BigEndian.PutUint16(outer[10:12], ipHeaderChecksum(outer[:20]))
-	err := kernel.Do(ns, func() error {
+	err := netns.Do(ns, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 		if err != nil {
 			return err
@@ -473,7 +473,7 @@ func TestServeStops(t *testing.T) {
 	l := newLab(t, labOptions{})
 	goroutines, fds := runtime.NumGoroutine(), nstest.OpenFDs()
 	var d *Datapath
-	if err := kernel.Do(l.node1, func() error {
+	if err := netns.Do(l.node1, func() error {
 		var err error
 		d, err = Open(Config{Device: "tunl0"})
 		return err
@@ -504,7 +504,7 @@ func TestServeStops(t *testing.T) {
 	}
 	// A new datapath attaches again.
 	var d2 *Datapath
-	if err := kernel.Do(l.node1, func() error {
+	if err := netns.Do(l.node1, func() error {
 		var err error
 		d2, err = Open(Config{Device: "tunl0"})
 		return err
@@ -517,7 +517,7 @@ func TestServeStops(t *testing.T) {
 func TestDeviceVanishes(t *testing.T) {
 	l := newLab(t, labOptions{})
 	var d *Datapath
-	if err := kernel.Do(l.node1, func() error {
+	if err := netns.Do(l.node1, func() error {
 		var err error
 		d, err = Open(Config{Device: "tunl0"})
 		return err
@@ -548,7 +548,7 @@ func TestOpenErrors(t *testing.T) {
 		{"", "no device named"},
 		{"much-too-long-name", "longer than 15 bytes"},
 	} {
-		err := kernel.Do(l.node1, func() error {
+		err := netns.Do(l.node1, func() error {
 			d, err := Open(Config{Device: tc.dev})
 			if err == nil {
 				d.Close()

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -33,7 +33,7 @@ func readUnderlay(t *testing.T, l *lab, node string) underlayState {
 		t.Fatalf("ip link show: %v: %s", err, out)
 	}
 	s.xdp = strings.Contains(string(out), "prog/xdp")
-	err = kernel.Do(nsPath(l, node), func() error {
+	err = netns.Do(nsPath(l, node), func() error {
 		idx, err := ifIndex("eth0")
 		if err != nil {
 			return err
@@ -64,7 +64,7 @@ func readUnderlay(t *testing.T, l *lab, node string) underlayState {
 	return s
 }
 
-func nsPath(l *lab, node string) string { return kernel.NamespacePath(l.names[node]) }
+func nsPath(l *lab, node string) string { return netns.Path(l.names[node]) }
 
 func setGRO(t *testing.T, l *lab, node string, on bool) {
 	t.Helper()
@@ -72,7 +72,7 @@ func setGRO(t *testing.T, l *lab, node string, on bool) {
 	if on {
 		v = "on"
 	}
-	err := kernel.Do(nsPath(l, node), func() error {
+	err := netns.Do(nsPath(l, node), func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -105,7 +105,7 @@ func TestGRO(t *testing.T) {
 			before := readUnderlay(t, l, "node2")
 			l.dp1 = l.start(l.node1, Config{})
 			var dp2 *Datapath
-			if err := kernel.Do(l.node2, func() error {
+			if err := netns.Do(l.node2, func() error {
 				var err error
 				dp2, err = Open(Config{Device: "tunl0", Logf: t.Logf})
 				return err

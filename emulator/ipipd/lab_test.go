@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -54,8 +54,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 	for _, role := range []string{"node1", "node2", "pod1", "pod2"} {
 		l.names[role] = nstest.AddNamespace(t, base+role)
 	}
-	l.node1, l.node2 = kernel.NamespacePath(l.names["node1"]), kernel.NamespacePath(l.names["node2"])
-	l.pod1, l.pod2 = kernel.NamespacePath(l.names["pod1"]), kernel.NamespacePath(l.names["pod2"])
+	l.node1, l.node2 = netns.Path(l.names["node1"]), netns.Path(l.names["node2"])
+	l.pod1, l.pod2 = netns.Path(l.names["pod1"]), netns.Path(l.names["pod2"])
 	n1, n2, p1, p2 := l.names["node1"], l.names["node2"], l.names["pod1"], l.names["pod2"]
 	mq := "multi_queue"
 	if o.singleQueue {
@@ -105,7 +105,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 
 func (l *lab) sysctl(ns, key, value string) {
 	l.t.Helper()
-	err := kernel.Do(ns, func() error {
+	err := netns.Do(ns, func() error {
 		return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644)
 	})
 	if err != nil {
@@ -122,7 +122,7 @@ func (l *lab) start(ns string, cfg Config) *Datapath {
 	}
 	cfg.Logf = l.t.Logf
 	var d *Datapath
-	err := kernel.Do(ns, func() error {
+	err := netns.Do(ns, func() error {
 		var err error
 		d, err = Open(cfg)
 		return err

@@ -10,16 +10,17 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 )
 
 // Options tune how a plan is applied.
 type Options struct {
 	// Owner records the namespaces as belonging to lab LabID.
-	Owner Ownership
+	Owner netns.Ownership
 	LabID string
 	// Workers is how many units run at once (default: 2 per CPU). The
 	// kernel serialises most link changes, so more rarely helps.
@@ -45,10 +46,10 @@ type Result struct {
 // cancelled, it deletes every namespace it created (which removes every
 // device, address and route in them) and returns the cause.
 func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err error) {
-	if err := ensureNetnsDir(); err != nil {
+	if err := netns.EnsureDir(); err != nil {
 		return nil, err
 	}
-	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.NsHandle{}, index: map[string]map[string]int{},
+	a := &applier{opt: opt, lab: p.Lab, fds: map[string]netns.Handle{}, index: map[string]map[string]int{},
 		existing: map[string]bool{}, result: &Result{IPIP: map[string]IPIPDatapath{}}}
 	defer a.closeFDs()
 	if err := a.openExisting(); err != nil {
@@ -82,12 +83,12 @@ func Apply(ctx context.Context, p *plan.Plan, opt Options) (res *Result, err err
 
 // Rollback deletes what a successful Apply created, for a caller whose own
 // next step failed.
-func Rollback(owner Ownership, labID string) error {
+func Rollback(owner netns.Ownership, labID string) error {
 	recs, err := owner.List()
 	if err != nil {
 		return err
 	}
-	var mine []OwnedNamespace
+	var mine []netns.OwnedNamespace
 	for _, r := range recs {
 		if r.LabID == labID {
 			mine = append(mine, r)
@@ -105,8 +106,8 @@ type applier struct {
 
 	mu       sync.Mutex
 	claimed  []string                  // names this run claimed, for rollback
-	created  []OwnedNamespace          // in creation order, for rollback
-	fds      map[string]netns.NsHandle // namespaces later units refer to
+	created  []netns.OwnedNamespace    // in creation order, for rollback
+	fds      map[string]netns.Handle   // namespaces later units refer to
 	existing map[string]bool           // of those, the ones this run did not create
 	index    map[string]map[string]int // namespace -> bridge name -> ifindex
 	result   *Result
@@ -124,7 +125,7 @@ func (a *applier) openExisting() error {
 			return fmt.Errorf("namespace %q belongs to lab %q", name, rec.Lab)
 		}
 		h, st := rec.Open()
-		if st != Ours {
+		if st != netns.Ours {
 			return fmt.Errorf("namespace %q is %s", name, st)
 		}
 		a.fds[name] = h
@@ -182,7 +183,7 @@ feed:
 // so the runtime retires it.
 func (a *applier) worker(ctx context.Context, units <-chan plan.Unit) error {
 	runtime.LockOSThread()
-	home, err := netns.Get()
+	home, err := vnetns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("remember current namespace: %w", err)
@@ -193,7 +194,7 @@ func (a *applier) worker(ctx context.Context, units <-chan plan.Unit) error {
 			continue // drain; Apply reports the cancellation
 		}
 		uerr := a.runUnit(u)
-		if err := netns.Set(home); err != nil {
+		if err := vnetns.Set(home); err != nil {
 			// Leave the thread locked: it dies with this goroutine.
 			for range units {
 			}
@@ -234,7 +235,7 @@ func (a *applier) runUnit(u plan.Unit) error {
 	defer c.Close()
 	for _, op := range ops {
 		if err := a.runOp(c, u.Namespace, op); err != nil {
-			return fmt.Errorf("%s: %w", describe(op), err)
+			return err
 		}
 	}
 	return nil
@@ -245,14 +246,14 @@ func (a *applier) enter(name string) error {
 	fd, ok := a.fds[name]
 	a.mu.Unlock()
 	if ok {
-		return netns.Set(fd)
+		return vnetns.Set(fd)
 	}
-	h, err := netns.GetFromPath(NamespacePath(name))
+	h, err := vnetns.GetFromPath(netns.Path(name))
 	if err != nil {
 		return fmt.Errorf("open namespace %q: %w", name, err)
 	}
 	defer h.Close()
-	return netns.Set(h)
+	return vnetns.Set(h)
 }
 
 // createNamespace moves the current thread into a new network namespace,
@@ -267,7 +268,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	rec := OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
+	rec := netns.OwnedNamespace{Name: name, Lab: a.lab, LabID: a.opt.LabID}
 	rec.Cookie, err = c.cookie()
 	if err == nil {
 		err = c.setMarker(a.opt.Owner.Marker(a.lab, a.opt.LabID))
@@ -276,7 +277,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.opt.Owner.claim(rec); err != nil {
+	if err := a.opt.Owner.Claim(rec); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -287,7 +288,7 @@ func (a *applier) createNamespace(name string) error {
 	if err != nil {
 		return err
 	}
-	path := NamespacePath(name)
+	path := netns.Path(name)
 	mp, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		unix.Close(fd)
@@ -305,7 +306,7 @@ func (a *applier) createNamespace(name string) error {
 		return fmt.Errorf("bind mount %s: %w", path, err)
 	}
 	a.mu.Lock()
-	a.fds[name] = netns.NsHandle(fd)
+	a.fds[name] = netns.Handle(fd)
 	a.mu.Unlock()
 	return nil
 }
@@ -333,7 +334,7 @@ func (a *applier) bridgeIndex(ns, name string) (int, error) {
 	}
 	// A bridge of a namespace that survived (a repair): ask its kernel.
 	var c *rtnl
-	if err := DoHandle(fd, func() (err error) { c, err = openRTNL(); return err }); err != nil {
+	if err := netns.DoHandle(fd, func() (err error) { c, err = openRTNL(); return err }); err != nil {
 		return 0, err
 	}
 	defer c.Close()
@@ -350,12 +351,32 @@ func (a *applier) bridgeIndex(ns, name string) (int, error) {
 	}
 }
 
+// runOp performs one operation from namespace here, through c: groups one
+// operation at a time, each checked to be planned from here, and worded in
+// errors as its description says.
 func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
+	if g, ok := op.(plan.Group); ok {
+		for sub := range g.Expand() {
+			if err := a.runOp(c, here, sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if where := op.Where(); where != here {
+		return fmt.Errorf("%s: planned from namespace %q, performed from %q", op.Describe(), where, here)
+	}
+	if err := a.perform(c, here, op); err != nil {
+		return fmt.Errorf("%s: %w", op.Describe(), err)
+	}
+	return nil
+}
+
+// perform does what op says in namespace here, where runOp found it
+// planned.
+func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 	switch o := op.(type) {
 	case plan.SetSysctl:
-		if o.Namespace != here {
-			return fmt.Errorf("sysctl for %q planned in %q", o.Namespace, here)
-		}
 		for _, kv := range o.Settings {
 			path := "/proc/sys/" + strings.ReplaceAll(kv.Key, ".", "/")
 			if err := os.WriteFile(path, []byte(kv.Value+"\n"), 0o644); err != nil {
@@ -364,14 +385,8 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		}
 		return nil
 	case plan.SetLinkUp:
-		if o.Namespace != here {
-			return fmt.Errorf("link change for %q planned in %q", o.Namespace, here)
-		}
 		return c.setUp(o.Device)
 	case plan.AddBridge:
-		if o.Namespace != here {
-			return fmt.Errorf("bridge for %q planned in %q", o.Namespace, here)
-		}
 		if err := c.addBridge(o.Name, o.MTU); err != nil {
 			return err
 		}
@@ -387,8 +402,10 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		a.mu.Unlock()
 		return nil
 	case plan.AddVeth:
+		// Performed from the peer's namespace; the first end is made
+		// straight into its own.
 		end := vethEnd{name: o.Name, nsFD: -1, up: true}
-		peer := vethEnd{name: o.PeerName, nsFD: -1}
+		peer := vethPeer{name: o.PeerName, nsFD: -1}
 		var err error
 		if o.Master != "" {
 			if end.master, err = a.bridgeIndex(o.Namespace, o.Master); err != nil {
@@ -400,26 +417,12 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 				return err
 			}
 		}
-		if o.PeerNamespace != here {
-			if peer.nsFD, err = a.nsFD(o.PeerNamespace); err != nil {
-				return err
-			}
-		}
 		return c.addVeth(end, peer, o.MTU)
 	case plan.AddAddress:
-		if o.Namespace != here {
-			return fmt.Errorf("address for %q planned in %q", o.Namespace, here)
-		}
 		return c.addAddress(o.Device, o.Address)
 	case plan.AddRoute:
-		if o.Namespace != here {
-			return fmt.Errorf("route for %q planned in %q", o.Namespace, here)
-		}
 		return c.addRoute(o.Dst, o.Via, o.Device, o.OnLink)
 	case plan.AddVXLAN:
-		if o.Namespace != here {
-			return fmt.Errorf("vxlan for %q planned in %q", o.Namespace, here)
-		}
 		link, err := c.linkIndex(o.Underlay)
 		if err != nil {
 			return err
@@ -433,19 +436,10 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		}
 		return c.addVXLAN(v)
 	case plan.AddNeighbor:
-		if o.Namespace != here {
-			return fmt.Errorf("neighbour for %q planned in %q", o.Namespace, here)
-		}
 		return c.addNeighbor(o.Device, o.IP, o.MAC)
 	case plan.AddFDB:
-		if o.Namespace != here {
-			return fmt.Errorf("fdb entry for %q planned in %q", o.Namespace, here)
-		}
 		return c.addFDB(o.Device, o.MAC, o.Dst, o.Append)
 	case plan.AddIPIPTunnel:
-		if o.Namespace != here {
-			return fmt.Errorf("ipip tunnel for %q planned in %q", o.Namespace, here)
-		}
 		dp, err := addIPIPTunnel(c, o)
 		if err != nil {
 			return err
@@ -454,62 +448,10 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 		a.result.IPIP[here] = dp
 		a.mu.Unlock()
 		return nil
-	case plan.PeerOps:
-		for sub := range o.Expand() {
-			if err := a.runOp(c, here, sub); err != nil {
-				return fmt.Errorf("%s: %w", describe(sub), err)
-			}
-		}
-		return nil
 	case plan.AddNamespace:
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}
 	return fmt.Errorf("unknown operation %T", op)
-}
-
-// describe names an operation for error messages, in the words of the
-// command it stands for.
-func describe(op plan.Op) string {
-	switch o := op.(type) {
-	case plan.SetSysctl:
-		var kvs []string
-		for _, kv := range o.Settings {
-			kvs = append(kvs, kv.Key+"="+kv.Value)
-		}
-		return "set " + strings.Join(kvs, " ")
-	case plan.SetLinkUp:
-		return fmt.Sprintf("set %q up", o.Device)
-	case plan.AddBridge:
-		return fmt.Sprintf("add bridge %q", o.Name)
-	case plan.AddVeth:
-		s := fmt.Sprintf("add veth %q (peer %q in %q)", o.Name, o.PeerName, o.PeerNamespace)
-		if o.Master != "" {
-			s += fmt.Sprintf(" to bridge %q", o.Master)
-		}
-		return s
-	case plan.AddAddress:
-		return fmt.Sprintf("add address %s to %q", o.Address, o.Device)
-	case plan.AddVXLAN:
-		return fmt.Sprintf("add vxlan %q (vni %d, port %d)", o.Name, o.VNI, o.Port)
-	case plan.AddNeighbor:
-		return fmt.Sprintf("add neighbour %s lladdr %s on %q", o.IP, o.MAC, o.Device)
-	case plan.AddFDB:
-		return fmt.Sprintf("add fdb entry %s dst %s on %q", o.MAC, o.Dst, o.Device)
-	case plan.AddIPIPTunnel:
-		return fmt.Sprintf("set up ipip device %q", o.Name)
-	case plan.PeerOps:
-		return fmt.Sprintf("%s peers", o.Kind)
-	case plan.AddRoute:
-		dst := "default"
-		if o.Dst.IsValid() {
-			dst = o.Dst.String()
-		}
-		if !o.Via.IsValid() {
-			return fmt.Sprintf("add route %s dev %s", dst, o.Device)
-		}
-		return fmt.Sprintf("add route %s via %s", dst, o.Via)
-	}
-	return fmt.Sprintf("%T", op)
 }
 
 func (a *applier) closeFDs() {
@@ -526,12 +468,12 @@ func (a *applier) closeFDs() {
 func (a *applier) rollback() error {
 	a.closeFDs()
 	a.mu.Lock()
-	recs := append([]OwnedNamespace(nil), a.created...)
+	recs := append([]netns.OwnedNamespace(nil), a.created...)
 	claimed := append([]string(nil), a.claimed...)
 	a.mu.Unlock()
 	_, err := DeleteNamespaces(a.opt.Owner, recs)
 	for _, name := range claimed {
-		if rerr := a.opt.Owner.release(name, a.opt.LabID); rerr != nil {
+		if rerr := a.opt.Owner.Release(name, a.opt.LabID); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}

@@ -9,34 +9,9 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/netns"
 )
-
-var netnsDirOnce struct {
-	sync.Once
-	err error
-}
-
-// ensureNetnsDir prepares /run/netns the way `ip netns add` does: a shared
-// mount point, so namespace mounts made here propagate to other mount
-// namespaces and unmounts reach them too.
-func ensureNetnsDir() error {
-	netnsDirOnce.Do(func() {
-		if err := os.MkdirAll(NetnsDir, 0o755); err != nil {
-			netnsDirOnce.err = err
-			return
-		}
-		err := unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-		if errors.Is(err, unix.EINVAL) { // not a mount point yet
-			if err = unix.Mount(NetnsDir, NetnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
-				err = unix.Mount("", NetnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
-			}
-		}
-		if err != nil {
-			netnsDirOnce.err = fmt.Errorf("prepare %s: %w", NetnsDir, err)
-		}
-	})
-	return netnsDirOnce.err
-}
 
 // DeleteNamespaces removes the named namespaces labctl created, in one
 // burst: unmount and unlink each name, and let the kernel tear down every
@@ -44,7 +19,7 @@ func ensureNetnsDir() error {
 // that now refers to anything but the recorded namespace is left alone.
 // Proving each namespace means entering it, so several are checked at once.
 // left lists the names that now belong to someone else and were left alone.
-func DeleteNamespaces(owner Ownership, recs []OwnedNamespace) (left []string, err error) {
+func DeleteNamespaces(owner netns.Ownership, recs []netns.OwnedNamespace) (left []string, err error) {
 	errs := make([]error, len(recs))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -74,25 +49,25 @@ func DeleteNamespaces(owner Ownership, recs []OwnedNamespace) (left []string, er
 // ErrForeign reports a name that no longer refers to labctl's namespace.
 var ErrForeign = errors.New("the name now belongs to a namespace labctl did not create; left alone")
 
-func deleteNamespace(owner Ownership, rec OwnedNamespace) error {
-	path := NamespacePath(rec.Name)
+func deleteNamespace(owner netns.Ownership, rec netns.OwnedNamespace) error {
+	path := netns.Path(rec.Name)
 	h, st := rec.Open()
 	switch st {
-	case Ours:
+	case netns.Ours:
 		h.Close()
 		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("unmount: %w", err)
 		}
 		fallthrough
-	case Unmounted:
+	case netns.Unmounted:
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-	case Foreign:
-		_ = owner.release(rec.Name, rec.LabID)
+	case netns.Foreign:
+		_ = owner.Release(rec.Name, rec.LabID)
 		return ErrForeign
 	}
-	return owner.release(rec.Name, rec.LabID)
+	return owner.Release(rec.Name, rec.LabID)
 }
 
 // DeleteLinks deletes devices of a namespace by name (those that do not
@@ -100,7 +75,7 @@ func deleteNamespace(owner Ownership, rec OwnedNamespace) error {
 // namespace was deleted but is still kept alive by a process.
 func DeleteLinks(namespace string, names []string) error {
 	var c *rtnl
-	if err := Do(NamespacePath(namespace), func() (err error) { c, err = openRTNL(); return err }); err != nil {
+	if err := netns.Do(netns.Path(namespace), func() (err error) { c, err = openRTNL(); return err }); err != nil {
 		return err
 	}
 	defer c.Close()

@@ -4,15 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
 	"sort"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // Interface is a device as seen inside a namespace.
@@ -36,12 +34,12 @@ type Route struct {
 // Inspect lists the interfaces and IPv4 routes of a namespace, read through
 // a netlink socket opened in it; nothing is changed.
 func Inspect(name string) ([]Interface, []Route, error) {
-	h, err := netns.GetFromPath(NamespacePath(name))
+	h, err := vnetns.GetFromPath(netns.Path(name))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open namespace %q: %w", name, err)
 	}
 	defer h.Close()
-	nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+	nh, err := netns.NetlinkHandle(h)
 	if err != nil {
 		return nil, nil, fmt.Errorf("namespace %q: %w", name, err)
 	}
@@ -113,26 +111,4 @@ func retry[T any](dump func() ([]T, error)) ([]T, error) {
 		}
 	}
 	return out, err
-}
-
-// Exec replaces the current process with argv running in the namespace, so
-// stdin, stdout, the terminal and the exit code are the command's own.
-// It returns only on failure.
-func Exec(name string, argv []string) error {
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return err
-	}
-	h, err := netns.GetFromPath(NamespacePath(name))
-	if err != nil {
-		return fmt.Errorf("open namespace %q: %w", name, err)
-	}
-	// The new program inherits the namespaces of the thread that calls
-	// execve; pin it and never unlock it (the process is replaced anyway).
-	runtime.LockOSThread()
-	if err := netns.Set(h); err != nil {
-		return fmt.Errorf("enter namespace %q: %w", name, err)
-	}
-	err = syscall.Exec(path, argv, os.Environ())
-	return fmt.Errorf("exec %s: %w", argv[0], err)
 }

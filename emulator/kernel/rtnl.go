@@ -8,6 +8,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // rtnl is a route-netlink socket bound to the namespace it was opened in,
@@ -15,6 +17,10 @@ import (
 // rather than going through netlink.Handle.LinkAdd, which looks the new link
 // up by name afterwards and sets its master in a second request: both wrong
 // when the link is created straight into another namespace, and slower.
+//
+// Each message is built by a function of its own (the *Msg functions,
+// which only encode), so tests can pin its bytes; the methods look up
+// what the message needs and send it.
 type rtnl struct {
 	sock  *nl.SocketHandle
 	index map[string]int // device name -> ifindex in this socket's namespace
@@ -33,15 +39,35 @@ func openRTNL() (*rtnl, error) {
 
 func (c *rtnl) Close() { c.sock.Socket.Close() }
 
-func (c *rtnl) request(msgType, flags int) *nl.NetlinkRequest {
-	req := nl.NewNetlinkRequest(msgType, flags|unix.NLM_F_ACK)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
-	return req
+// cookie is the kernel's never-reused number for this socket's namespace.
+func (c *rtnl) cookie() (uint64, error) { return netns.SocketCookie(c.sock.Socket.GetFd()) }
+
+// request starts a message that asks for an acknowledgement.
+func request(msgType, flags int) *nl.NetlinkRequest {
+	return nl.NewNetlinkRequest(msgType, flags|unix.NLM_F_ACK)
 }
 
+// exec sends a message through this socket and waits for its ack.
 func (c *rtnl) exec(req *nl.NetlinkRequest) error {
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
+}
+
+// setMarker writes the marker as lo's alias (see netns.Marker).
+func (c *rtnl) setMarker(m netns.Marker) error {
+	if err := c.exec(markerMsg(m)); err != nil {
+		return fmt.Errorf("mark namespace (lo alias): %w", err)
+	}
+	return nil
+}
+
+func markerMsg(m netns.Marker) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated("lo")))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(m.String())))
+	return req
 }
 
 // linkIndex returns the ifindex of a device in this namespace.
@@ -66,18 +92,22 @@ func (c *rtnl) linkIndex(name string) (int, error) {
 }
 
 // setUp brings a device up by name.
-func (c *rtnl) setUp(name string) error {
-	req := c.request(unix.RTM_NEWLINK, 0)
+func (c *rtnl) setUp(name string) error { return c.exec(setUpMsg(name)) }
+
+func setUpMsg(name string) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, 0)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
-	return c.exec(req)
+	return req
 }
 
 // addBridge creates a bridge, up, in this namespace.
-func (c *rtnl) addBridge(name string, mtu int) error {
-	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+func (c *rtnl) addBridge(name string, mtu int) error { return c.exec(bridgeMsg(name, mtu)) }
+
+func bridgeMsg(name string, mtu int) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
@@ -86,11 +116,12 @@ func (c *rtnl) addBridge(name string, mtu int) error {
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
 	req.AddData(info)
-	return c.exec(req)
+	return req
 }
 
-// vethEnd describes one end of a veth pair. nsFD < 0 means "this socket's
-// namespace"; master is an ifindex in the end's own namespace (0: none).
+// vethEnd describes the first end of a veth pair. nsFD < 0 means "this
+// socket's namespace"; master is an ifindex in the end's own namespace (0:
+// none).
 type vethEnd struct {
 	name   string
 	nsFD   int
@@ -98,10 +129,21 @@ type vethEnd struct {
 	up     bool
 }
 
+// vethPeer is the other end: a name and a namespace, nothing more. The
+// kernel configures the peer before it joins the pair, so it refuses to
+// bring the peer up then (ENOTCONN) and ignores a master given for it; the
+// peer's own namespace configures it afterwards.
+type vethPeer struct {
+	name string
+	nsFD int
+}
+
 // addVeth creates a veth pair with both ends already in their namespaces,
-// attached and up as asked, in one request.
-func (c *rtnl) addVeth(a, b vethEnd, mtu int) error {
-	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+// the first attached and up as asked, in one request.
+func (c *rtnl) addVeth(a vethEnd, b vethPeer, mtu int) error { return c.exec(vethMsg(a, b, mtu)) }
+
+func vethMsg(a vethEnd, b vethPeer, mtu int) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	if a.up {
 		msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
@@ -119,20 +161,14 @@ func (c *rtnl) addVeth(a, b vethEnd, mtu int) error {
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	peer := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
-	pmsg := nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
-	if b.up {
-		pmsg.Flags, pmsg.Change = unix.IFF_UP, unix.IFF_UP
-	}
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
 	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(b.name))
 	peer.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu)))
-	if b.master > 0 {
-		peer.AddRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(b.master)))
-	}
 	if b.nsFD >= 0 {
 		peer.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(b.nsFD)))
 	}
 	req.AddData(info)
-	return c.exec(req)
+	return req
 }
 
 // addAddress assigns addr/len to a device in this namespace.
@@ -141,10 +177,14 @@ func (c *rtnl) addAddress(dev string, p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	req := c.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	return c.exec(addressMsg(idx, p))
+}
+
+func addressMsg(index int, p netip.Prefix) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewIfAddrmsg(unix.AF_INET)
 	msg.Prefixlen = uint8(p.Bits())
-	msg.Index = uint32(idx)
+	msg.Index = uint32(index)
 	req.AddData(msg)
 	a := p.Addr().AsSlice()
 	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a))
@@ -153,13 +193,26 @@ func (c *rtnl) addAddress(dev string, p netip.Prefix) error {
 		b := broadcastOf(p)
 		req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, b.AsSlice()))
 	}
-	return c.exec(req)
+	return req
 }
 
 // addRoute adds a unicast route in the main table; an invalid dst means the
 // default route, an invalid via a device route (scope link).
 func (c *rtnl) addRoute(dst netip.Prefix, via netip.Addr, dev string, onlink bool) error {
-	req := c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	oif := 0
+	if dev != "" {
+		idx, err := c.linkIndex(dev)
+		if err != nil {
+			return err
+		}
+		oif = idx
+	}
+	return c.exec(routeMsg(dst, via, oif, onlink))
+}
+
+// routeMsg builds the route; oif 0 means no output device.
+func routeMsg(dst netip.Prefix, via netip.Addr, oif int, onlink bool) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewRtMsg() // main table, boot protocol, universe scope, unicast
 	msg.Family = unix.AF_INET
 	if dst.IsValid() {
@@ -178,14 +231,10 @@ func (c *rtnl) addRoute(dst netip.Prefix, via netip.Addr, dev string, onlink boo
 	if via.IsValid() {
 		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, via.AsSlice()))
 	}
-	if dev != "" {
-		idx, err := c.linkIndex(dev)
-		if err != nil {
-			return err
-		}
-		req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(idx))))
+	if oif > 0 {
+		req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(oif))))
 	}
-	return c.exec(req)
+	return req
 }
 
 func broadcastOf(p netip.Prefix) netip.Addr {
@@ -210,8 +259,10 @@ type vxlanSpec struct {
 }
 
 // addVXLAN creates a VXLAN device, up.
-func (c *rtnl) addVXLAN(v vxlanSpec) error {
-	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+func (c *rtnl) addVXLAN(v vxlanSpec) error { return c.exec(vxlanMsg(v)) }
+
+func vxlanMsg(v vxlanSpec) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
@@ -239,7 +290,7 @@ func (c *rtnl) addVXLAN(v vxlanSpec) error {
 		data.AddRtAttr(nl.IFLA_VXLAN_GROUP, v.group.AsSlice())
 	}
 	req.AddData(info)
-	return c.exec(req)
+	return req
 }
 
 func htons(v uint16) []byte { return []byte{byte(v >> 8), byte(v)} }
@@ -250,11 +301,15 @@ func (c *rtnl) addNeighbor(dev string, ip netip.Addr, mac []byte) error {
 	if err != nil {
 		return err
 	}
-	req := c.request(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
-	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET, Index: uint32(idx), State: unix.NUD_PERMANENT, Type: unix.RTN_UNICAST})
+	return c.exec(neighborMsg(idx, ip, mac))
+}
+
+func neighborMsg(index int, ip netip.Addr, mac []byte) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET, Index: uint32(index), State: unix.NUD_PERMANENT, Type: unix.RTN_UNICAST})
 	req.AddData(nl.NewRtAttr(unix.NDA_DST, ip.AsSlice()))
 	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
-	return c.exec(req)
+	return req
 }
 
 // addFDB adds a permanent entry to a VXLAN device's own forwarding table
@@ -264,21 +319,27 @@ func (c *rtnl) addFDB(dev string, mac []byte, dst netip.Addr, appendEntry bool) 
 	if err != nil {
 		return err
 	}
+	return c.exec(fdbMsg(idx, mac, dst, appendEntry))
+}
+
+func fdbMsg(index int, mac []byte, dst netip.Addr, appendEntry bool) *nl.NetlinkRequest {
 	flags := unix.NLM_F_CREATE | unix.NLM_F_EXCL
 	if appendEntry {
 		flags = unix.NLM_F_CREATE | unix.NLM_F_APPEND
 	}
-	req := c.request(unix.RTM_NEWNEIGH, flags)
-	req.AddData(&netlink.Ndmsg{Family: unix.AF_BRIDGE, Index: uint32(idx), State: unix.NUD_PERMANENT, Flags: unix.NTF_SELF})
+	req := request(unix.RTM_NEWNEIGH, flags)
+	req.AddData(&netlink.Ndmsg{Family: unix.AF_BRIDGE, Index: uint32(index), State: unix.NUD_PERMANENT, Flags: unix.NTF_SELF})
 	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
 	req.AddData(nl.NewRtAttr(unix.NDA_DST, dst.AsSlice()))
-	return c.exec(req)
+	return req
 }
 
 // addIPIP creates an ipip device. With an invalid local it is the
 // any-to-any kind, like the module's fallback tunl0.
-func (c *rtnl) addIPIP(name string, local netip.Addr) error {
-	req := c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+func (c *rtnl) addIPIP(name string, local netip.Addr) error { return c.exec(ipipMsg(name, local)) }
+
+func ipipMsg(name string, local netip.Addr) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
@@ -289,28 +350,34 @@ func (c *rtnl) addIPIP(name string, local netip.Addr) error {
 		data.AddRtAttr(nl.IFLA_IPTUN_PMTUDISC, nl.Uint8Attr(1))
 	}
 	req.AddData(info)
-	return c.exec(req)
+	return req
 }
 
 // setMTUUp sets a device's MTU and brings it up.
-func (c *rtnl) setMTUUp(name string, mtu int) error {
-	req := c.request(unix.RTM_NEWLINK, 0)
+func (c *rtnl) setMTUUp(name string, mtu int) error { return c.exec(mtuUpMsg(name, mtu)) }
+
+func mtuUpMsg(name string, mtu int) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, 0)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
-	return c.exec(req)
+	return req
 }
 
 // delLink deletes a device by name; a device that does not exist is not an
 // error.
 func (c *rtnl) delLink(name string) error {
-	req := c.request(unix.RTM_DELLINK, 0)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
-	if err := c.exec(req); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := c.exec(delLinkMsg(name)); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete device %q: %w", name, err)
 	}
 	return nil
+}
+
+func delLinkMsg(name string) *nl.NetlinkRequest {
+	req := request(unix.RTM_DELLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	return req
 }

@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -81,9 +81,9 @@ func (m Manager) down(name string) (Removal, error) {
 
 	// Pin every namespace proven the lab's: processes are matched against
 	// them, and none can be swapped for another while they are open.
-	var held []netns.NsHandle
+	var held []netns.Handle
 	for _, o := range all {
-		if h, st := o.Open(); st == kernel.Ours {
+		if h, st := o.Open(); st == netns.Ours {
 			held = append(held, h)
 		}
 	}
@@ -108,7 +108,7 @@ func (m Manager) down(name string) (Removal, error) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, workload.SweepLab(name, ""))
-	pids, err := kernel.ProcessesIn(held)
+	pids, err := netns.ProcessesIn(held)
 	errs = append(errs, err)
 	res.Processes += endProcesses(pids, proof, execGrace)
 	closeHeld()
@@ -132,13 +132,13 @@ func (m Manager) down(name string) (Removal, error) {
 // findNamespaces lists a lab's namespaces: every ownership record of the
 // lab, and every namespace named like the lab's whose marker says it is
 // the lab's in this state directory but whose record is lost.
-func (m Manager) findNamespaces(name string) ([]kernel.OwnedNamespace, error) {
+func (m Manager) findNamespaces(name string) ([]netns.OwnedNamespace, error) {
 	own := m.Ownership()
 	recs, err := own.List()
 	if err != nil {
 		return nil, err
 	}
-	var all []kernel.OwnedNamespace
+	var all []netns.OwnedNamespace
 	known := map[string]bool{}
 	for _, o := range recs {
 		if o.Lab == name {
@@ -217,7 +217,7 @@ type provenance struct {
 	namespaces map[[2]uint64]bool
 }
 
-func newProvenance(lab string, held []netns.NsHandle) (*provenance, error) {
+func newProvenance(lab string, held []netns.Handle) (*provenance, error) {
 	p := &provenance{lab: lab, namespaces: map[[2]uint64]bool{}}
 	for _, h := range held {
 		var st unix.Stat_t

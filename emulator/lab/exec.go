@@ -8,7 +8,7 @@ import (
 	"io"
 	"os/exec"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -73,7 +73,7 @@ func (m Manager) Exec(ctx context.Context, t Target, argv []string, opt ExecOpti
 	// it; the container helper joins the container itself.
 	start := cmd.Start
 	if t.Container == "" {
-		start = func() error { return kernel.Do(t.NamespacePath(), cmd.Start) }
+		start = func() error { return netns.Do(t.NamespacePath(), cmd.Start) }
 	}
 	if err := start(); err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", t, err)

@@ -5,7 +5,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -19,7 +19,7 @@ type Health struct {
 	// Problems say what is wrong, one sentence each.
 	Problems []string
 	// Namespaces maps each of the lab's namespace names to its state.
-	Namespaces map[string]kernel.NamespaceState
+	Namespaces map[string]netns.NamespaceState
 	// Missing and Foreign list namespaces that are gone, and names now
 	// held by a namespace labctl did not create for this lab.
 	Missing, Foreign []string
@@ -37,17 +37,17 @@ func (h Health) Degraded() bool { return h.Phase == PhaseDegraded }
 // Health checks a recorded lab against the kernel's state. It changes
 // nothing.
 func (m Manager) Health(rec *Record) Health {
-	h := Health{Phase: rec.Phase, Namespaces: map[string]kernel.NamespaceState{}}
+	h := Health{Phase: rec.Phase, Namespaces: map[string]netns.NamespaceState{}}
 	root := os.Geteuid() == 0
 	h.Unverified = !root
 	for _, ns := range rec.Namespaces {
 		st := m.namespaceState(rec, ns.Name, root)
 		h.Namespaces[ns.Name] = st
 		switch st {
-		case kernel.Gone, kernel.Unmounted:
+		case netns.Gone, netns.Unmounted:
 			h.Missing = append(h.Missing, ns.Name)
 			h.Problems = append(h.Problems, fmt.Sprintf("%s namespace %q is missing", describeNS(ns), ns.Name))
-		case kernel.Foreign:
+		case netns.Foreign:
 			h.Foreign = append(h.Foreign, ns.Name)
 			h.Problems = append(h.Problems, fmt.Sprintf("%s namespace %q now belongs to a namespace labctl did not create for this lab", describeNS(ns), ns.Name))
 		}
@@ -85,28 +85,28 @@ func (m Manager) Health(rec *Record) Health {
 // namespaceState proves one namespace of a recorded lab: by its ownership
 // record (the cookie) or, when that record is lost, by its marker (the
 // lab id and this state directory). Without root only presence is known.
-func (m Manager) namespaceState(rec *Record, name string, root bool) kernel.NamespaceState {
-	path := kernel.NamespacePath(name)
+func (m Manager) namespaceState(rec *Record, name string, root bool) netns.NamespaceState {
+	path := netns.Path(name)
 	if !root {
 		if _, err := os.Lstat(path); err != nil {
-			return kernel.Gone
+			return netns.Gone
 		}
-		return kernel.Ours
+		return netns.Ours
 	}
 	own := m.Ownership()
 	if o, err := own.Get(name); err == nil && o.LabID == rec.ID {
 		return o.State()
 	}
-	id, err := kernel.IdentifyPath(path)
+	id, err := netns.IdentifyPath(path)
 	switch {
 	case os.IsNotExist(err):
-		return kernel.Gone
+		return netns.Gone
 	case err != nil:
-		return kernel.Foreign
+		return netns.Foreign
 	case id.Marked && id.Marker.LabID == rec.ID && id.Marker.State == own.Tag:
-		return kernel.Ours
+		return netns.Ours
 	}
-	return kernel.Foreign
+	return netns.Foreign
 }
 
 func describeNS(ns plan.Namespace) string {

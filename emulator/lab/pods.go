@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
@@ -38,7 +38,7 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 		}
 		ps := workload.PodSpec{
 			Lab: rec.Name, Pod: pod.Name, Hostname: pod.Name, PodIP: pod.IP.String(),
-			Namespace:     kernel.NamespacePath(plan.NamespaceName(rec.Name, pod.Name)),
+			Namespace:     netns.Path(plan.NamespaceName(rec.Name, pod.Name)),
 			StateDir:      m.PodStateDir(rec.Name, pod.Name),
 			RestartPolicy: workload.RestartPolicy(pod.RestartPolicy),
 		}

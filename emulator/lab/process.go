@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -41,7 +41,7 @@ func startProcess(namespace, exe string, args []string, logf *os.File, logPath s
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// The child inherits the namespace of the thread that forks it.
-	err = kernel.Do(kernel.NamespacePath(namespace), cmd.Start)
+	err = netns.Do(netns.Path(namespace), cmd.Start)
 	w.Close()
 	if err != nil {
 		return Process{}, err

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
@@ -218,6 +218,6 @@ func checkLabName(name string) error {
 
 // Ownership is where namespace ownership records live, and the tag that
 // marks this state directory's namespaces.
-func (m Manager) Ownership() kernel.Ownership {
-	return kernel.Ownership{Dir: filepath.Join(m.dir(), "netns"), Tag: kernel.StateTag(m.dir())}
+func (m Manager) Ownership() netns.Ownership {
+	return netns.Ownership{Dir: filepath.Join(m.dir(), "netns"), Tag: netns.StateTag(m.dir())}
 }

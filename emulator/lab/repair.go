@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -176,8 +175,8 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 // those that are gone, so they can be created again.
 func (m Manager) clearNamespaces(rec *Record, names map[string]bool) error {
 	own := m.Ownership()
-	var recs []kernel.OwnedNamespace
-	var held []netns.NsHandle
+	var recs []netns.OwnedNamespace
+	var held []netns.Handle
 	defer func() {
 		for _, h := range held {
 			h.Close()
@@ -190,16 +189,16 @@ func (m Manager) clearNamespaces(rec *Record, names map[string]bool) error {
 		o, err := own.Get(ns.Name)
 		if err != nil {
 			// The ownership record is lost: the marker proves it.
-			id, ierr := kernel.IdentifyPath(kernel.NamespacePath(ns.Name))
+			id, ierr := netns.IdentifyPath(netns.Path(ns.Name))
 			if ierr != nil {
 				continue // nothing there
 			}
 			if !id.Marked || id.Marker.LabID != rec.ID || id.Marker.State != own.Tag {
 				return fmt.Errorf("namespace %q: not this lab's", ns.Name)
 			}
-			o = kernel.OwnedNamespace{Name: ns.Name, Lab: rec.Name, LabID: rec.ID, Cookie: id.Cookie}
+			o = netns.OwnedNamespace{Name: ns.Name, Lab: rec.Name, LabID: rec.ID, Cookie: id.Cookie}
 		}
-		if h, st := o.Open(); st == kernel.Ours {
+		if h, st := o.Open(); st == netns.Ours {
 			held = append(held, h)
 		}
 		recs = append(recs, o)
@@ -208,7 +207,7 @@ func (m Manager) clearNamespaces(rec *Record, names map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	pids, err := kernel.ProcessesIn(held)
+	pids, err := netns.ProcessesIn(held)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -32,7 +32,7 @@ type Target struct {
 }
 
 // NamespacePath is where the target's network namespace is mounted.
-func (t Target) NamespacePath() string { return kernel.NamespacePath(t.Namespace) }
+func (t Target) NamespacePath() string { return netns.Path(t.Namespace) }
 
 // String names the target for messages: pod "pod1a" of lab "two-node".
 func (t Target) String() string {

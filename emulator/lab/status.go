@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
@@ -125,7 +126,7 @@ func (m Manager) status(r *Record, opt StatusOptions) *Status {
 	live := opt.Live && os.Geteuid() == 0
 	for _, ns := range r.Namespaces {
 		st := NamespaceStatus{Namespace: ns.Name, Role: ns.Role, Name: ns.Object, State: h.Namespaces[ns.Name].String()}
-		st.Present = h.Namespaces[ns.Name] == kernel.Ours
+		st.Present = h.Namespaces[ns.Name] == netns.Ours
 		switch ns.Role {
 		case plan.RoleNode:
 			if n, ok := t.Node(ns.Object); ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 )
@@ -181,14 +182,14 @@ func (m Manager) preflight(p *plan.Plan) error {
 	var taken []string
 	for _, ns := range p.Namespaces {
 		claim, claimErr := own.Get(ns.Name)
-		_, statErr := os.Lstat(kernel.NamespacePath(ns.Name))
+		_, statErr := os.Lstat(netns.Path(ns.Name))
 		switch {
 		case claimErr == nil && claim.Lab == p.Lab:
 			taken = append(taken, fmt.Sprintf("%q (left by an interrupted up or down of this lab: run `labctl down %s`)", ns.Name, p.Lab))
 		case claimErr == nil:
 			taken = append(taken, fmt.Sprintf("%q (lab %q)", ns.Name, claim.Lab))
 		case statErr == nil:
-			if id, err := kernel.IdentifyPath(kernel.NamespacePath(ns.Name)); err == nil && id.Marked && id.Marker.State == own.Tag {
+			if id, err := netns.IdentifyPath(netns.Path(ns.Name)); err == nil && id.Marked && id.Marker.State == own.Tag {
 				taken = append(taken, fmt.Sprintf("%q (lab %q, whose records are lost: run `labctl down %s`)", ns.Name, id.Marker.Lab, id.Marker.Lab))
 			} else {
 				taken = append(taken, fmt.Sprintf("%q (not created by labctl with this state directory)", ns.Name))

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/labctl/labctl/emulator/spec"
 )
@@ -164,12 +163,17 @@ func (o PeerOps) Expand() iter.Seq[Op] {
 
 var zeroMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
 
-// Command renders every operation PeerOps stands for, one a line. WriteScript
-// streams them instead of building this string.
-func (o PeerOps) Command() string {
-	var lines []string
+// Where is the node's namespace, where every operation of the group is
+// performed.
+func (o PeerOps) Where() string { return o.Namespace }
+
+// Describe says what every operation PeerOps stands for does, at once: as
+// long as the node has peers. The script and the applier expand the group
+// instead and describe one operation at a time.
+func (o PeerOps) Describe() Description {
+	var d Description
 	for op := range o.Expand() {
-		lines = append(lines, op.Command())
+		d.Commands = append(d.Commands, op.Describe().Commands...)
 	}
-	return strings.Join(lines, "\n")
+	return d
 }

@@ -129,7 +129,7 @@ func TestUnicastFloodingPeers(t *testing.T) {
 	for _, op := range p.Ops() {
 		if f, ok := op.(AddFDB); ok {
 			if !f.Append || f.MAC.String() != "00:00:00:00:00:00" || f.Device != topo.Network.VXLAN.Device {
-				t.Errorf("unexpected fdb entry %s", f.Command())
+				t.Errorf("unexpected fdb entry %s", f.Describe())
 			}
 			got[f.Namespace] = append(got[f.Namespace], f.Dst)
 		}

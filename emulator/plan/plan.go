@@ -1,16 +1,18 @@
 // Package plan compiles a validated topology into the ordered list of kernel
-// operations that build it. Every operation can print itself as the
-// equivalent iproute2/sysctl command, so `labctl up --dry-run` doubles as a
-// teaching aid: the same plan either goes to the kernel through netlink or
-// becomes a shell script. The package is pure: no system calls.
+// operations that build it. Every operation knows the namespace it is
+// performed from and describes itself as the equivalent iproute2/sysctl
+// commands, so `labctl up --dry-run` doubles as a teaching aid: the same
+// plan either goes to the kernel through netlink or becomes a shell script,
+// and labctl's messages about an operation quote the same commands. The
+// package is pure: no system calls.
 package plan
 
 import (
 	"fmt"
+	"iter"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/labctl/labctl/emulator/spec"
 )
@@ -54,13 +56,29 @@ type Unit struct {
 	Ops       []Op
 }
 
-// Op is one kernel operation. Command renders it as the iproute2 (or sysctl)
-// command a person would type for the same effect.
+// Op is one kernel operation. A new kind of operation is one type here and
+// one case in the applier (package kernel); the applier checks Where and
+// words its messages with Describe for every kind alike.
 type Op interface {
-	Command() string
+	// Where is the namespace the operation is performed from: its
+	// unit's namespace, where the applier's netlink socket lives.
+	Where() string
+	// Describe says what the operation does, as the iproute2 (or
+	// sysctl) commands a person would type for the same effect.
+	Describe() Description
 }
 
-// AddNamespace creates a named network namespace (`ip netns add`).
+// Group is an operation that stands for many (PeerOps). The applier, the
+// script and Plan.Ops expand it one operation at a time: holding them all
+// would make a plan grow with the square of the lab.
+type Group interface {
+	Op
+	Expand() iter.Seq[Op]
+}
+
+// AddNamespace creates a named network namespace (`ip netns add`). It is
+// performed from the namespace it creates: the first operation of that
+// namespace's unit.
 type AddNamespace struct {
 	Name string
 }
@@ -98,7 +116,9 @@ type AddBridge struct {
 
 // AddVeth creates a veth pair with each end directly in its namespace. The
 // first end is attached to Master (if set) and brought up; the peer is left
-// down for its own namespace to configure.
+// down for its own namespace to configure. It is performed from the peer's
+// namespace: each new namespace's unit makes its own cable, to a namespace
+// (node or underlay) that an earlier stage made.
 type AddVeth struct {
 	Namespace     string
 	Name          string
@@ -177,107 +197,106 @@ type AddIPIPTunnel struct {
 	Datapath  string // spec.DatapathAuto, DatapathKernel or DatapathUserspace
 }
 
-func (o AddNamespace) Command() string { return "ip netns add " + o.Name }
+func (o AddNamespace) Where() string  { return o.Name }
+func (o SetSysctl) Where() string     { return o.Namespace }
+func (o SetLinkUp) Where() string     { return o.Namespace }
+func (o AddBridge) Where() string     { return o.Namespace }
+func (o AddVeth) Where() string       { return o.PeerNamespace }
+func (o AddAddress) Where() string    { return o.Namespace }
+func (o AddRoute) Where() string      { return o.Namespace }
+func (o AddVXLAN) Where() string      { return o.Namespace }
+func (o AddNeighbor) Where() string   { return o.Namespace }
+func (o AddFDB) Where() string        { return o.Namespace }
+func (o AddIPIPTunnel) Where() string { return o.Namespace }
 
-func (o SetSysctl) Command() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ip netns exec %s sysctl -qw", o.Namespace)
+func (o AddNamespace) Describe() Description {
+	return describe(tool("ip", "").words("netns", "add").name(o.Name))
+}
+
+func (o SetSysctl) Describe() Description {
+	c := tool("sysctl", o.Namespace).words("-qw")
 	for _, kv := range o.Settings {
-		fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value)
+		c = c.words(kv.Key + "=" + kv.Value)
 	}
-	return b.String()
+	return describe(c)
 }
 
-func (o SetLinkUp) Command() string {
-	return fmt.Sprintf("ip -n %s link set %s up", o.Namespace, o.Device)
+func (o SetLinkUp) Describe() Description {
+	return describe(tool("ip", o.Namespace).words("link", "set").name(o.Device).words("up"))
 }
 
-func (o AddBridge) Command() string {
-	return fmt.Sprintf("ip -n %s link add %s mtu %d up type bridge", o.Namespace, o.Name, o.MTU)
+func (o AddBridge) Describe() Description {
+	return describe(tool("ip", o.Namespace).words("link", "add").name(o.Name).
+		words("mtu", itoa(o.MTU), "up", "type", "bridge"))
 }
 
-func (o AddVeth) Command() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ip -n %s link add %s mtu %d", o.Namespace, o.Name, o.MTU)
+func (o AddVeth) Describe() Description {
+	c := tool("ip", o.Namespace).words("link", "add").name(o.Name).words("mtu", itoa(o.MTU))
 	if o.Master != "" {
-		fmt.Fprintf(&b, " master %s", o.Master)
+		c = c.words("master").name(o.Master)
 	}
-	fmt.Fprintf(&b, " up type veth peer name %s mtu %d netns %s", o.PeerName, o.MTU, o.PeerNamespace)
-	return b.String()
+	return describe(c.words("up", "type", "veth", "peer", "name").name(o.PeerName).
+		words("mtu", itoa(o.MTU), "netns").name(o.PeerNamespace))
 }
 
-func (o AddAddress) Command() string {
-	return fmt.Sprintf("ip -n %s addr add %s dev %s", o.Namespace, o.Address, o.Device)
+func (o AddAddress) Describe() Description {
+	return describe(tool("ip", o.Namespace).words("addr", "add", o.Address.String(), "dev").name(o.Device))
 }
 
-func (o AddRoute) Command() string {
+func (o AddRoute) Describe() Description {
 	dst := "default"
 	if o.Dst.IsValid() {
 		dst = o.Dst.String()
 	}
-	cmd := fmt.Sprintf("ip -n %s route add %s", o.Namespace, dst)
-	if o.Via.IsValid() {
-		cmd += " via " + o.Via.String()
-	}
+	c := tool("ip", o.Namespace).words("route", "add", dst).when(o.Via.IsValid(), "via", o.Via.String())
 	if o.Device != "" {
-		cmd += " dev " + o.Device
+		c = c.words("dev").name(o.Device)
 	}
-	if o.OnLink {
-		cmd += " onlink"
-	}
-	return cmd
+	return describe(c.when(o.OnLink, "onlink"))
 }
 
-func (o AddVXLAN) Command() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ip -n %s link add %s", o.Namespace, o.Name)
-	if o.MAC != nil {
-		fmt.Fprintf(&b, " address %s", o.MAC)
-	}
-	fmt.Fprintf(&b, " mtu %d", o.MTU)
+func (o AddVXLAN) Describe() Description {
+	c := tool("ip", o.Namespace).words("link", "add").name(o.Name).
+		when(o.MAC != nil, "address", o.MAC.String()).words("mtu", itoa(o.MTU))
 	if o.Master != "" {
-		fmt.Fprintf(&b, " master %s", o.Master)
+		c = c.words("master").name(o.Master)
 	}
-	fmt.Fprintf(&b, " up type vxlan id %d", o.VNI)
-	if o.Group.IsValid() {
-		fmt.Fprintf(&b, " group %s", o.Group)
-	}
-	fmt.Fprintf(&b, " local %s dev %s dstport %d", o.Local, o.Underlay, o.Port)
-	if !o.Learning {
-		b.WriteString(" nolearning")
-	}
-	return b.String()
+	c = c.words("up", "type", "vxlan", "id", itoa(o.VNI)).when(o.Group.IsValid(), "group", o.Group.String()).
+		words("local", o.Local.String(), "dev").name(o.Underlay).words("dstport", itoa(o.Port))
+	return describe(c.when(!o.Learning, "nolearning"))
 }
 
-func (o AddNeighbor) Command() string {
-	return fmt.Sprintf("ip -n %s neigh add %s lladdr %s dev %s nud permanent", o.Namespace, o.IP, o.MAC, o.Device)
+func (o AddNeighbor) Describe() Description {
+	return describe(tool("ip", o.Namespace).words("neigh", "add", o.IP.String(), "lladdr", o.MAC.String(), "dev").
+		name(o.Device).words("nud", "permanent"))
 }
 
-func (o AddFDB) Command() string {
+func (o AddFDB) Describe() Description {
 	verb := "add"
 	if o.Append {
 		verb = "append"
 	}
-	return fmt.Sprintf("bridge -n %s fdb %s %s dev %s dst %s self permanent", o.Namespace, verb, o.MAC, o.Device, o.Dst)
+	return describe(tool("bridge", o.Namespace).words("fdb", verb, o.MAC.String(), "dev").name(o.Device).
+		words("dst", o.Dst.String(), "self", "permanent"))
 }
 
-func (o AddIPIPTunnel) Command() string {
-	up := fmt.Sprintf("ip -n %s link set %s mtu %d up", o.Namespace, o.Name, o.MTU)
+func (o AddIPIPTunnel) Describe() Description {
+	up := tool("ip", o.Namespace).words("link", "set").name(o.Name).words("mtu", itoa(o.MTU), "up")
 	if o.Datapath == spec.DatapathUserspace {
-		return fmt.Sprintf("# labctl serves %s from userspace (network.ipip.datapath: userspace): a TUN device whose packets\n"+
-			"# it wraps in IPIP (protocol 4) itself; the kernel's own device would be `ip link add %[2]s type ipip`.\n"+
-			"ip -n %[3]s tuntap add dev %[2]s mode tun multi_queue\n%[4]s", o.Name, o.Name, o.Namespace, up)
+		return Description{
+			Note: fmt.Sprintf("labctl serves %s from userspace (network.ipip.datapath: userspace): a TUN device whose packets\n"+
+				"it wraps in IPIP (protocol 4) itself; the kernel's own device would be `ip link add %[1]s type ipip`.", o.Name),
+			Commands: []Command{tool("ip", o.Namespace).words("tuntap", "add", "dev").name(o.Name).words("mode", "tun", "multi_queue"), up},
+		}
 	}
-	add := fmt.Sprintf("ip -n %s link add %s type ipip", o.Namespace, o.Name)
-	if o.Local.IsValid() {
-		add += " local " + o.Local.String()
-	}
-	note := ""
+	add := tool("ip", o.Namespace).words("link", "add").name(o.Name).words("type", "ipip").
+		when(o.Local.IsValid(), "local", o.Local.String())
+	note := "Without the ipip module, labctl runs the same device as a TUN served by its userspace IPIP datapath."
 	if o.Name == "tunl0" {
-		note = "# tunl0 is the ipip module's fallback device and exists once the module is loaded, hence || true.\n"
-		add += " 2>/dev/null || true"
+		note = "tunl0 is the ipip module's fallback device and exists once the module is loaded, hence || true.\n" + note
+		add.Shell = "2>/dev/null || true"
 	}
-	return note + "# Without the ipip module, labctl runs the same device as a TUN served by its userspace IPIP datapath.\n" + add + "\n" + up
+	return Description{Note: note, Commands: []Command{add, up}}
 }
 
 // NamespaceName is the name of the namespace emulating object in lab. Lab
@@ -427,15 +446,15 @@ func VTEPMAC(nodeIP netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x0e, 0xfa, a[0], a[1], a[2], a[3]}
 }
 
-// Ops returns every operation in execution order, PeerOps expanded. It
+// Ops returns every operation in execution order, groups expanded. It
 // holds them all at once, as the plan does not: for tests and small labs.
 func (p *Plan) Ops() []Op {
 	var ops []Op
 	for _, s := range p.Stages {
 		for _, u := range s.Units {
 			for _, op := range u.Ops {
-				if po, ok := op.(PeerOps); ok {
-					for sub := range po.Expand() {
+				if g, ok := op.(Group); ok {
+					for sub := range g.Expand() {
 						ops = append(ops, sub)
 					}
 					continue

@@ -2,16 +2,13 @@ package plan
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func compileFile(t *testing.T, path string) *Plan {
 	t.Helper()
@@ -36,53 +33,9 @@ func TestScriptGolden(t *testing.T) {
 			if err := p.WriteScript(&buf); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", name+".sh.golden")
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got := buf.String(); got != string(want) {
-				t.Errorf("script differs from %s (go test -update to accept):\n%s", golden, diff(string(want), got))
-			}
+			golden.Check(t, filepath.Join("testdata", name+".sh.golden"), buf.Bytes())
 		})
 	}
-}
-
-func diff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
-		}
-	}
-	return b.String()
-}
-
-func itoa(i int) string {
-	var buf [20]byte
-	n := len(buf)
-	for {
-		n--
-		buf[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			break
-		}
-	}
-	return string(buf[n:])
 }
 
 // The kernel package relies on these structural rules to run units in

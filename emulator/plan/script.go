@@ -35,15 +35,13 @@ func (p *Plan) WriteScript(w io.Writer) error {
 		b.WriteString("\n")
 		for _, u := range s.Units {
 			for _, op := range u.Ops {
-				if po, ok := op.(PeerOps); ok {
-					for sub := range po.Expand() {
-						b.WriteString(sub.Command())
-						b.WriteString("\n")
+				if g, ok := op.(Group); ok {
+					for sub := range g.Expand() {
+						sub.Describe().writeScript(b)
 					}
 					continue
 				}
-				b.WriteString(op.Command())
-				b.WriteString("\n")
+				op.Describe().writeScript(b)
 			}
 		}
 	}

@@ -6,14 +6,14 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 )
 
 func ExamplePing() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := probe.Ping(ctx, kernel.NamespacePath("pod1"), netip.MustParseAddr("10.244.2.5"), probe.PingOptions{Count: 3})
+	res, err := probe.Ping(ctx, netns.Path("pod1"), netip.MustParseAddr("10.244.2.5"), probe.PingOptions{Count: 3})
 	if err != nil {
 		fmt.Println(err) // the ping could not run
 		return
@@ -28,7 +28,7 @@ func ExamplePing() {
 // The largest echo that crosses the path without fragmentation.
 func ExamplePing_dontFragment() {
 	ctx := context.Background()
-	res, err := probe.Ping(ctx, kernel.NamespacePath("pod1"), netip.MustParseAddr("10.244.2.5"),
+	res, err := probe.Ping(ctx, netns.Path("pod1"), netip.MustParseAddr("10.244.2.5"),
 		probe.PingOptions{Size: 1500 - 28, DontFragment: true})
 	if err != nil {
 		fmt.Println(err)
@@ -43,7 +43,7 @@ func ExamplePing_dontFragment() {
 func ExampleCheckTCP() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cc, err := probe.CheckTCP(ctx, kernel.NamespacePath("pod1"), kernel.NamespacePath("pod2"),
+	cc, err := probe.CheckTCP(ctx, netns.Path("pod1"), netns.Path("pod2"),
 		netip.MustParseAddrPort("10.244.2.5:8080"))
 	if err != nil {
 		fmt.Println(err)
@@ -53,7 +53,7 @@ func ExampleCheckTCP() {
 }
 
 func ExampleHTTPClient() {
-	resp, err := probe.HTTPClient(kernel.NamespacePath("pod1")).Get("http://10.96.0.10/")
+	resp, err := probe.HTTPClient(netns.Path("pod1")).Get("http://10.96.0.10/")
 	if err != nil {
 		fmt.Println(err)
 		return

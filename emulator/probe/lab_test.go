@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -57,7 +57,7 @@ func newLab(t *testing.T) *testLab {
 	nstest.IP(t, "-n", b, "route", "add", "default", "via", addrRB.String())
 	// ip_forward under /proc/sys/net belongs to the namespace of the writer: r's.
 	run(t, "ip", "netns", "exec", r, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
-	return &testLab{a: kernel.NamespacePath(a), r: kernel.NamespacePath(r), b: kernel.NamespacePath(b)}
+	return &testLab{a: netns.Path(a), r: netns.Path(r), b: netns.Path(b)}
 }
 
 func run(t *testing.T, name string, args ...string) {

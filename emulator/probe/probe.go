@@ -4,7 +4,7 @@
 //
 // Every probe creates its socket inside the namespace (a socket belongs to
 // the namespace it was born in) and then uses it from ordinary goroutines.
-// Namespaces are given as paths, such as kernel.NamespacePath("pod1").
+// Namespaces are given as paths, such as netns.Path("pod1").
 package probe
 
 import (
@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // socketIn creates a non-blocking socket in the namespace at nsPath and
@@ -29,7 +29,7 @@ import (
 func socketIn(nsPath string, sotype, proto int, ap netip.AddrPort) (int, unix.Sockaddr, error) {
 	fd := -1
 	var sa unix.Sockaddr
-	err := kernel.Do(nsPath, func() error {
+	err := netns.Do(nsPath, func() error {
 		var err error
 		if sa, err = sockaddr(ap); err != nil {
 			return err

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // Cgroups: every pod gets <hierarchy>/labctl/<lab>/<pod>/ with one child per
@@ -576,7 +576,7 @@ type spawnRequest struct {
 func newSpawner(home []string) *spawner {
 	sp := &spawner{home: home, reqs: make(chan spawnRequest)}
 	// The thread must outlive every child: it serves the spawner forever.
-	go kernel.OnThrowawayThread(func() {
+	go netns.OnThrowawayThread(func() {
 		for req := range sp.reqs {
 			err := joinThread(req.dirs)
 			if err == nil {

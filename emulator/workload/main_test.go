@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // checkLeftovers fails the run if a namespace or cgroup of this run exists.
 func checkLeftovers() int {
-	entries, _ := os.ReadDir(kernel.NetnsDir)
+	entries, _ := os.ReadDir(netns.Dir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), testPrefix) {
 			fmt.Fprintf(os.Stderr, "leak: namespace %s left behind\n", e.Name())
@@ -192,7 +192,7 @@ type testNet struct {
 	ips   []string
 }
 
-func (n *testNet) path(i int) string { return kernel.NamespacePath(n.names[i]) }
+func (n *testNet) path(i int) string { return netns.Path(n.names[i]) }
 
 // newNet creates count namespaces (at most 2 wired) with lo up; with two,
 // a veth pair joins them: 10.125.0.1 <-> 10.125.0.2.

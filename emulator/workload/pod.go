@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/statedir"
 )
 
@@ -204,14 +204,14 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	if shimHome != nil {
 		// Forked from a thread that joined the supervisor's cgroups and
 		// is then thrown away (the supervisor uses no Pdeathsig).
-		err = kernel.DoThrowaway(spec.Namespace, func() error {
+		err = netns.DoThrowaway(spec.Namespace, func() error {
 			if err := joinThread(shimHome); err != nil {
 				return err
 			}
 			return fork()
 		})
 	} else {
-		err = kernel.Do(spec.Namespace, fork)
+		err = netns.Do(spec.Namespace, fork)
 	}
 	readyW.Close()
 	logf.Close()

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 )
 
 // Prefix is the start of every name a test binary of this kind creates.
@@ -63,7 +63,7 @@ func AddNamespace(t testing.TB, name string) string {
 	t.Helper()
 	IP(t, "netns", "add", name)
 	t.Cleanup(func() {
-		if _, err := os.Stat(kernel.NamespacePath(name)); err != nil {
+		if _, err := os.Stat(netns.Path(name)); err != nil {
 			return
 		}
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
@@ -103,7 +103,7 @@ func Main(m *testing.M, prefix string) {
 }
 
 func check(prefix string, goroutines, fds int) int {
-	entries, _ := os.ReadDir(kernel.NetnsDir)
+	entries, _ := os.ReadDir(netns.Dir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), prefix) {
 			fmt.Fprintf(os.Stderr, "leak: namespace %q left behind\n", e.Name())

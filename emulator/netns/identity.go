@@ -1,4 +1,4 @@
-package kernel
+package netns
 
 import (
 	"errors"
@@ -7,8 +7,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,8 +27,10 @@ import (
 //     directory (a hash of its path), so one state directory never claims
 //     another's labs. `ip link show lo` shows it.
 //
-// Both can only be read from inside the namespace, on a thread that joined
-// it; reading changes nothing.
+// Both are read through a socket made inside the namespace, on a thread
+// that joined it (the cookie also straight from the namespace file where
+// the kernel allows it); reading changes nothing. Writing the marker is the
+// plan applier's job (package kernel), as the namespace is created.
 
 // Marker is what labctl writes into every namespace it creates.
 type Marker struct {
@@ -75,40 +76,62 @@ type Identity struct {
 // ErrNotNamespace says a path is not a mounted network namespace.
 var ErrNotNamespace = errors.New("not a network namespace")
 
-// OpenNamespace opens a named namespace without following symlinks and
-// checks that it is a namespace (nsfs), not a plain file at that name.
-func OpenNamespace(path string) (netns.NsHandle, error) {
+// Open opens a named namespace without following symlinks and checks
+// that it is a namespace (nsfs), not a plain file at that name.
+func Open(path string) (Handle, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return netns.None(), err
+		return none(), err
 	}
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &fs); err != nil {
 		unix.Close(fd)
-		return netns.None(), err
+		return none(), err
 	}
 	if fs.Type != unix.NSFS_MAGIC {
 		unix.Close(fd)
-		return netns.None(), fmt.Errorf("%s: %w", path, ErrNotNamespace)
+		return none(), fmt.Errorf("%s: %w", path, ErrNotNamespace)
 	}
-	return netns.NsHandle(fd), nil
+	return Handle(fd), nil
 }
 
-// Identify reads the identity of the namespace behind h.
-func Identify(h netns.NsHandle) (Identity, error) {
-	var c *rtnl
-	err := DoHandle(h, func() error {
-		var err error
-		c, err = openRTNL()
+// NetlinkHandle opens a route-netlink handle whose socket is made inside
+// the namespace behind h, on a thread of DoHandle, and can then be used
+// from any goroutine. netlink.NewHandleAt would switch namespaces itself
+// and hand its thread back to the runtime even when it failed to return
+// home; this never does. Only route-netlink requests go through the
+// handle: a request of another family would open a socket wherever the
+// calling thread is.
+func NetlinkHandle(h Handle) (*netlink.Handle, error) {
+	var nh *netlink.Handle
+	err := DoHandle(h, func() (err error) {
+		nh, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 		return err
 	})
 	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	return nh, nil
+}
+
+// Identify reads the identity of the namespace behind h.
+func Identify(h Handle) (Identity, error) {
+	cookie, err := Cookie(h)
+	if err != nil {
 		return Identity{}, err
 	}
-	// The socket belongs to the namespace it was made in: the rest can
-	// happen on any thread.
-	defer c.Close()
-	return c.identity()
+	nh, err := NetlinkHandle(h)
+	if err != nil {
+		return Identity{}, err
+	}
+	defer nh.Close()
+	lo, err := nh.LinkByName("lo")
+	if err != nil {
+		return Identity{}, fmt.Errorf("read lo: %w", err)
+	}
+	id := Identity{Cookie: cookie}
+	id.Marker, id.Marked = ParseMarker(lo.Attrs().Alias)
+	return id, nil
 }
 
 // nsGetID is nsfs's NS_GET_ID ioctl, _IOR(0xb7, 13, __u64) (Linux 6.18):
@@ -118,90 +141,43 @@ const nsGetID = 2<<30 | 8<<16 | 0xb7<<8 | 13
 
 // Cookie returns the cookie of the namespace behind h: through NS_GET_ID
 // where the kernel has it, else from a socket made inside the namespace.
-func Cookie(h netns.NsHandle) (uint64, error) {
+func Cookie(h Handle) (uint64, error) {
 	var id uint64
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(h), nsGetID, uintptr(unsafe.Pointer(&id)))
 	if errno == 0 && id != 0 {
 		return id, nil
 	}
-	var c *rtnl
-	if err := DoHandle(h, func() (err error) { c, err = openRTNL(); return err }); err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.cookie()
+	var cookie uint64
+	err := DoHandle(h, func() error {
+		// Any socket tells its namespace's cookie; a netlink one
+		// needs no address family the namespace might lack.
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("open netlink socket: %w", err)
+		}
+		defer unix.Close(fd)
+		cookie, err = SocketCookie(fd)
+		return err
+	})
+	return cookie, err
 }
 
-// IdentifyPath opens a named namespace and reads its identity.
-func IdentifyPath(path string) (Identity, error) {
-	h, err := OpenNamespace(path)
-	if err != nil {
-		return Identity{}, err
-	}
-	defer h.Close()
-	return Identify(h)
-}
-
-// identity reads the cookie and marker of this socket's namespace.
-func (c *rtnl) identity() (Identity, error) {
-	var id Identity
-	cookie, err := c.cookie()
-	if err != nil {
-		return id, err
-	}
-	id.Cookie = cookie
-	alias, err := c.loAlias()
-	if err != nil {
-		return id, err
-	}
-	id.Marker, id.Marked = ParseMarker(alias)
-	return id, nil
-}
-
-// cookie is the kernel's never-reused number for this socket's namespace.
-func (c *rtnl) cookie() (uint64, error) {
-	v, err := unix.GetsockoptUint64(c.sock.Socket.GetFd(), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+// SocketCookie is the kernel's never-reused number for the namespace the
+// socket fd was made in.
+func SocketCookie(fd int) (uint64, error) {
+	v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
 	if err != nil {
 		return 0, fmt.Errorf("read namespace cookie: %w", os.NewSyscallError("getsockopt SO_NETNS_COOKIE", err))
 	}
 	return v, nil
 }
 
-// loAlias returns the alias of lo ("" when it has none).
-func (c *rtnl) loAlias() (string, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated("lo")))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+// IdentifyPath opens a named namespace and reads its identity.
+func IdentifyPath(path string) (Identity, error) {
+	h, err := Open(path)
 	if err != nil {
-		return "", fmt.Errorf("read lo: %w", err)
+		return Identity{}, err
 	}
-	for _, m := range msgs {
-		if len(m) < unix.SizeofIfInfomsg {
-			continue
-		}
-		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-		if err != nil {
-			return "", fmt.Errorf("read lo: %w", err)
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.IFLA_IFALIAS {
-				return strings.TrimRight(string(a.Value), "\x00"), nil
-			}
-		}
-	}
-	return "", nil
-}
-
-// setMarker writes the marker as lo's alias.
-func (c *rtnl) setMarker(m Marker) error {
-	req := c.request(unix.RTM_NEWLINK, 0)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated("lo")))
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(m.String())))
-	if err := c.exec(req); err != nil {
-		return fmt.Errorf("mark namespace (lo alias): %w", err)
-	}
-	return nil
+	defer h.Close()
+	return Identify(h)
 }

@@ -1,4 +1,4 @@
-package kernel
+package netns
 
 import (
 	"crypto/rand"
@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,9 +70,9 @@ func (o Ownership) Marker(lab, labID string) Marker {
 	return Marker{Lab: lab, LabID: labID, State: o.Tag}
 }
 
-// claim creates the record of a namespace not yet named, failing with
+// Claim creates the record of a namespace not yet named, failing with
 // ErrClaimed when any record of that name exists.
-func (o Ownership) claim(rec OwnedNamespace) error {
+func (o Ownership) Claim(rec OwnedNamespace) error {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fmt.Errorf("create ownership directory: %w", err)
 	}
@@ -119,9 +118,9 @@ func (o Ownership) writeTemp(rec OwnedNamespace) (string, error) {
 	return tmp, nil
 }
 
-// release removes the record of name if lab labID holds it: what one run
+// Release removes the record of name if lab labID holds it: what one run
 // claimed, only that run (or a down of that lab) releases.
-func (o Ownership) release(name, labID string) error {
+func (o Ownership) Release(name, labID string) error {
 	cur, err := o.Get(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -220,34 +219,34 @@ func (s NamespaceState) String() string {
 // Open opens the recorded namespace if the name still refers to it, and
 // says what is at the name otherwise. The handle (when state is Ours) pins
 // the namespace: while it is open, nothing else can take its place.
-func (rec OwnedNamespace) Open() (netns.NsHandle, NamespaceState) {
-	path := NamespacePath(rec.Name)
-	h, err := OpenNamespace(path)
+func (rec OwnedNamespace) Open() (Handle, NamespaceState) {
+	path := Path(rec.Name)
+	h, err := Open(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return netns.None(), Gone
+		return none(), Gone
 	case errors.Is(err, ErrNotNamespace):
 		var st, parent unix.Stat_t
-		if unix.Lstat(path, &st) == nil && unix.Stat(NetnsDir, &parent) == nil &&
+		if unix.Lstat(path, &st) == nil && unix.Stat(Dir, &parent) == nil &&
 			st.Dev == parent.Dev && st.Size == 0 && st.Mode&unix.S_IFMT == unix.S_IFREG && rec.Cookie != 0 {
 			// A plain empty file on the /run/netns file system, not
 			// a mounted namespace: the mount point of an interrupted
 			// create (labctl records the cookie before making it).
-			return netns.None(), Unmounted
+			return none(), Unmounted
 		}
-		return netns.None(), Foreign
+		return none(), Foreign
 	case err != nil:
-		return netns.None(), Foreign
+		return none(), Foreign
 	}
 	if rec.proves(h) {
 		return h, Ours
 	}
 	h.Close()
-	return netns.None(), Foreign
+	return none(), Foreign
 }
 
 // proves reports whether the open namespace is the recorded one.
-func (rec OwnedNamespace) proves(h netns.NsHandle) bool {
+func (rec OwnedNamespace) proves(h Handle) bool {
 	if rec.Cookie == 0 {
 		if rec.Ino == 0 {
 			return false
@@ -274,7 +273,7 @@ func (rec OwnedNamespace) State() NamespaceState {
 // finds a lab whose records are lost. Namespaces without such a marker are
 // only read, never changed.
 func (o Ownership) Discover(match func(name string) bool) ([]OwnedNamespace, error) {
-	entries, err := os.ReadDir(NetnsDir)
+	entries, err := os.ReadDir(Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -286,7 +285,7 @@ func (o Ownership) Discover(match func(name string) bool) ([]OwnedNamespace, err
 		if !match(e.Name()) {
 			continue
 		}
-		id, err := IdentifyPath(NamespacePath(e.Name()))
+		id, err := IdentifyPath(Path(e.Name()))
 		if err != nil || !id.Marked || id.Marker.State != o.Tag {
 			continue
 		}

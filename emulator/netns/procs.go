@@ -1,10 +1,9 @@
-package kernel
+package netns
 
 import (
 	"os"
 	"strconv"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,7 +16,7 @@ import (
 // The handles pin the namespaces while the scan runs, so their inode
 // numbers cannot be reused by another namespace meanwhile. This process is
 // never listed.
-func ProcessesIn(handles []netns.NsHandle) ([]int, error) {
+func ProcessesIn(handles []Handle) ([]int, error) {
 	type key struct{ dev, ino uint64 }
 	want := map[key]bool{}
 	for _, h := range handles {
