@@ -753,7 +753,7 @@ func TestHostileStateDir(t *testing.T) {
 	t.Run("planted links", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "state")
 		victims := t.TempDir()
-		for _, d := range []string{"labs", "locks", "logs", "pods"} {
+		for _, d := range []string{"labs", "locks", "logs", "pods", "netns"} {
 			os.MkdirAll(filepath.Join(dir, d), 0o755)
 		}
 		plant := func(link, victim string) {
@@ -766,6 +766,7 @@ func TestHostileStateDir(t *testing.T) {
 		}
 		plant("labs/"+name+".json", "record")
 		plant("locks/"+name+".lock", "lock")
+		plant("netns/"+name+"-node1", "ownership")
 		os.MkdirAll(filepath.Join(victims, "podsdir", "keep"), 0o755)
 		os.Symlink(filepath.Join(victims, "podsdir"), filepath.Join(dir, "pods", name))
 		t.Cleanup(func() {
@@ -783,7 +784,7 @@ func TestHostileStateDir(t *testing.T) {
 			}
 			os.Remove(filepath.Join(dir, "locks", name+".lock"))
 		}
-		for _, v := range []string{"record", "lock"} {
+		for _, v := range []string{"record", "lock", "ownership"} {
 			if data, err := os.ReadFile(filepath.Join(victims, v)); err != nil || string(data) != "victim" {
 				t.Errorf("the file a planted link pointed at (%s) was changed: %q, %v", v, data, err)
 			}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -219,5 +218,5 @@ func checkLabName(name string) error {
 // Ownership is where namespace ownership records live, and the tag that
 // marks this state directory's namespaces.
 func (m Manager) Ownership() netns.Ownership {
-	return netns.Ownership{Dir: filepath.Join(m.dir(), "netns"), Tag: netns.StateTag(m.dir())}
+	return netns.Ownership{Store: ownershipStore{m}, Tag: netns.StateTag(m.dir())}
 }

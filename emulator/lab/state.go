@@ -33,3 +33,54 @@ func (m Manager) stateExisting() (*statedir.Dir, error) {
 	}
 	return d, nil
 }
+
+// ownershipStore keeps the namespace ownership records under netns/ of the
+// state directory, through statedir; each call opens the directory, so a
+// long-lived Manager holds no descriptor.
+type ownershipStore struct{ m Manager }
+
+func (s ownershipStore) CreateFile(name string, data []byte) error {
+	d, err := s.m.state()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.MkdirAll("netns", 0o755); err != nil {
+		return err
+	}
+	return d.CreateFile("netns/"+name, data, 0o644)
+}
+
+func (s ownershipStore) ReadFile(name string, max int64) ([]byte, error) {
+	d, err := s.m.stateExisting()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadFile("netns/"+name, max)
+}
+
+func (s ownershipStore) Remove(name string) error {
+	d, err := s.m.stateExisting()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Remove("netns/" + name)
+}
+
+func (s ownershipStore) Names() ([]string, error) {
+	d, err := s.m.stateExisting()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	entries, err := d.ReadDir("netns")
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, err
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,10 +31,99 @@ import (
 // named that labctl cannot prove is its own (an unnamed namespace dies with
 // the thread that made it), and a namespace someone else later creates
 // under the same name is never touched.
+//
+// The records are files of a Store: lab keeps them in its state directory
+// through emulator/statedir, which never follows a symbolic link and
+// refuses files others could change. With no Store, Dir is used as a plain
+// directory (tests).
 type Ownership struct {
-	Dir string
+	Store Store
+	Dir   string
 	// Tag names the state directory in namespace markers (see StateTag).
 	Tag string
+}
+
+// Store holds ownership records by name.
+type Store interface {
+	// CreateFile creates a file with its whole content at once, and
+	// fails with fs.ErrExist when the name is taken.
+	CreateFile(name string, data []byte) error
+	// ReadFile reads a file of at most max bytes.
+	ReadFile(name string, max int64) ([]byte, error)
+	// Remove removes a file (a symbolic link as itself).
+	Remove(name string) error
+	// Names lists the files.
+	Names() ([]string, error)
+}
+
+// maxRecord bounds an ownership record.
+const maxRecord = 64 << 10
+
+func (o Ownership) store() Store {
+	if o.Store != nil {
+		return o.Store
+	}
+	return dirStore(o.Dir)
+}
+
+// dirStore keeps records in a plain directory, without following a
+// symbolic link at a record's name.
+type dirStore string
+
+func (d dirStore) path(name string) string { return filepath.Join(string(d), name) }
+
+func (d dirStore) CreateFile(name string, data []byte) error {
+	if err := os.MkdirAll(string(d), 0o755); err != nil {
+		return err
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	tmp := d.path(".tmp-" + hex.EncodeToString(b[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// link(2) fails if the name exists, whatever it is: the claim
+		// is exclusive and never seen half written.
+		err = os.Link(tmp, d.path(name))
+	}
+	os.Remove(tmp)
+	return err
+}
+
+func (d dirStore) ReadFile(name string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(d.path(name), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data := make([]byte, max+1)
+	n, err := f.Read(data)
+	if n > int(max) {
+		return nil, fmt.Errorf("%s: more than %d bytes", d.path(name), max)
+	}
+	if err != nil && n == 0 && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return data[:n], nil
+}
+
+func (d dirStore) Remove(name string) error { return os.Remove(d.path(name)) }
+
+func (d dirStore) Names() ([]string, error) {
+	entries, err := os.ReadDir(string(d))
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, err
 }
 
 // OwnedNamespace is one ownership record.
@@ -63,8 +153,6 @@ func StateTag(dir string) string {
 // ErrClaimed says another lab holds the claim on a namespace name.
 var ErrClaimed = errors.New("namespace name is claimed by another lab")
 
-func (o Ownership) path(name string) string { return filepath.Join(o.Dir, name) }
-
 // Marker is what namespaces of lab labID get as their marker.
 func (o Ownership) Marker(lab, labID string) Marker {
 	return Marker{Lab: lab, LabID: labID, State: o.Tag}
@@ -73,15 +161,11 @@ func (o Ownership) Marker(lab, labID string) Marker {
 // Claim creates the record of a namespace not yet named, failing with
 // ErrClaimed when any record of that name exists.
 func (o Ownership) Claim(rec OwnedNamespace) error {
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return fmt.Errorf("create ownership directory: %w", err)
-	}
-	tmp, err := o.writeTemp(rec)
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, o.path(rec.Name)); err != nil {
+	if err := o.store().CreateFile(rec.Name, data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			holder := "unknown"
 			if h, err := o.Get(rec.Name); err == nil {
@@ -89,33 +173,9 @@ func (o Ownership) Claim(rec OwnedNamespace) error {
 			}
 			return fmt.Errorf("%q (held by %s): %w", rec.Name, holder, ErrClaimed)
 		}
-		return err
+		return fmt.Errorf("claim %q: %w", rec.Name, err)
 	}
 	return nil
-}
-
-// writeTemp writes rec to a new hidden file in Dir (List skips those).
-func (o Ownership) writeTemp(rec OwnedNamespace) (string, error) {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return "", err
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	tmp := filepath.Join(o.Dir, ".tmp-"+hex.EncodeToString(b[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
 }
 
 // Release removes the record of name if lab labID holds it: what one run
@@ -128,7 +188,7 @@ func (o Ownership) Release(name, labID string) error {
 	if err != nil || cur.LabID != labID {
 		return err
 	}
-	err = os.Remove(o.path(name))
+	err = o.store().Remove(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -138,19 +198,19 @@ func (o Ownership) Release(name, labID string) error {
 // Get reads the record of one name.
 func (o Ownership) Get(name string) (OwnedNamespace, error) {
 	var rec OwnedNamespace
-	data, err := os.ReadFile(o.path(name))
+	data, err := o.store().ReadFile(name, maxRecord)
 	if err != nil {
 		return rec, err
 	}
 	if err := json.Unmarshal(data, &rec); err != nil || rec.Name != name {
-		return rec, fmt.Errorf("ownership record %s is not labctl's", o.path(name))
+		return rec, fmt.Errorf("ownership record %q is not labctl's", name)
 	}
 	return rec, nil
 }
 
 // List returns every ownership record.
 func (o Ownership) List() ([]OwnedNamespace, error) {
-	entries, err := os.ReadDir(o.Dir)
+	names, err := o.store().Names()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -158,11 +218,11 @@ func (o Ownership) List() ([]OwnedNamespace, error) {
 		return nil, err
 	}
 	var recs []OwnedNamespace
-	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+	for _, name := range names {
+		if strings.HasPrefix(name, ".") {
 			continue
 		}
-		rec, err := o.Get(e.Name())
+		rec, err := o.Get(name)
 		if err != nil {
 			continue // raced with a delete, or not ours to interpret
 		}
@@ -171,10 +231,14 @@ func (o Ownership) List() ([]OwnedNamespace, error) {
 	return recs, nil
 }
 
-// CleanTemp removes temporary files a killed labctl left behind. A write
-// takes microseconds, so a temporary file older than a minute is no
-// other run's write in progress.
-func (o Ownership) CleanTemp() { CleanTemp(o.Dir, time.Minute) }
+// CleanTemp removes temporary files a killed labctl left in a plain Dir.
+// A write takes microseconds, so a temporary file older than a minute is
+// no other run's write in progress. (A Store cleans up after itself.)
+func (o Ownership) CleanTemp() {
+	if o.Store == nil && o.Dir != "" {
+		CleanTemp(o.Dir, time.Minute)
+	}
+}
 
 // CleanTemp removes the ".tmp-*" files in dir older than age.
 func CleanTemp(dir string, age time.Duration) {
