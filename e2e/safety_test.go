@@ -773,16 +773,20 @@ func TestHostileStateDir(t *testing.T) {
 			run(t, bin, "--state-dir", dir, "down", "--all")
 			assertNoNamespaces(t, name)
 		})
-		// First with every link, then without the lock's, so that up gets
-		// as far as the record and the pods' state.
-		for round := 0; round < 2; round++ {
+		// First with every link, then without the lock's, then without the
+		// record's too, so that up gets as far as the ownership records.
+		for round := 0; round < 3; round++ {
 			out, code := run(t, bin, "--state-dir", dir, "up", path)
 			t.Logf("up with planted links (round %d): exit %d:\n%s", round, code, out)
 			if code == 0 {
 				out, code = run(t, bin, "--state-dir", dir, "down", name)
 				t.Logf("down: exit %d:\n%s", code, out)
 			}
-			os.Remove(filepath.Join(dir, "locks", name+".lock"))
+			if round == 0 {
+				os.Remove(filepath.Join(dir, "locks", name+".lock"))
+			} else {
+				os.Remove(filepath.Join(dir, "labs", name+".json"))
+			}
 		}
 		for _, v := range []string{"record", "lock", "ownership"} {
 			if data, err := os.ReadFile(filepath.Join(victims, v)); err != nil || string(data) != "victim" {
