@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/labctl/labctl/emulator/quantity"
+	"github.com/labctl/labctl/emulator/yamldoc"
 )
 
 // containerNameRE is a DNS label, as Kubernetes requires of container names.
@@ -48,7 +49,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 	namespaces += pods
 	full := namespaces > MaxNamespaces
 	if full {
-		v.addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
+		v.Addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
 			namespaces, len(raw.nodes), pods, MaxNamespaces)
 	}
 	// Deployments with the same selector share one list of eligible nodes.
@@ -60,7 +61,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		}
 		d := Deployment{}
 		if rd.name == nil {
-			v.addf(rd.at, rd.path+".name", "every deployment needs a name")
+			v.Addf(rd.at, rd.path+".name", "every deployment needs a name")
 			continue
 		}
 		name, good := v.name(rd.name, rd.path+".name", "deployment")
@@ -68,7 +69,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			continue
 		}
 		if prev, dup := seen[name]; dup {
-			v.addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
+			v.Addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
 			continue
 		}
 		seen[name] = rd.path
@@ -80,7 +81,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			case !good:
 				continue
 			case n < 0 || n > MaxReplicas:
-				v.addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
+				v.Addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
 				continue
 			}
 			d.Replicas = n
@@ -88,7 +89,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		if d.Replicas > 0 {
 			last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
 			if len(last) > MaxNameLen {
-				v.addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
+				v.Addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
 					name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
 				continue
 			}
@@ -96,7 +97,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		d.Labels = v.labels(rd.labels, rd.path+".labels")
 		d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
 		if rd.template == nil {
-			v.addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
+			v.Addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
 			continue
 		}
 		tmpl := v.buildTemplate(rd.tmpl)
@@ -127,7 +128,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			if at == nil {
 				at = rd.at
 			}
-			v.addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
+			v.Addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
 			continue
 		}
 		if !full && namespaces+d.Replicas > MaxNamespaces {
@@ -135,7 +136,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			if at == nil {
 				at = rd.name
 			}
-			v.addf(at, rd.path+".replicas", "%d replicas would make the lab %d namespaces; one host holds at most %d (each costs the kernel about 0.4 MB)",
+			v.Addf(at, rd.path+".replicas", "%d replicas would make the lab %d namespaces; one host holds at most %d (each costs the kernel about 0.4 MB)",
 				d.Replicas, namespaces+d.Replicas, MaxNamespaces)
 			full = true
 		}
@@ -206,11 +207,11 @@ func quietLabels(n *yaml.Node) map[string]string {
 
 // labels checks a Kubernetes label map.
 func (v *validator) labels(n *yaml.Node, path string) map[string]string {
-	if n == nil || isNull(n) || v.alias(n, path) {
+	if n == nil || yamldoc.IsNull(n) || v.Aliased(n, path) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		v.addf(n, path, "must be a mapping of label names to values, like {app: web}")
+		v.Addf(n, path, "must be a mapping of label names to values, like {app: web}")
 		return nil
 	}
 	m := map[string]string{}
@@ -220,21 +221,21 @@ func (v *validator) labels(n *yaml.Node, path string) map[string]string {
 		name := k.Value
 		if prefix, rest, ok := strings.Cut(k.Value, "/"); ok {
 			if prefix == "" || len(prefix) > 253 {
-				v.addf(k, kp, "label %q has an empty or too long prefix", k.Value)
+				v.Addf(k, kp, "label %q has an empty or too long prefix", k.Value)
 				continue
 			}
 			name = rest
 		}
 		if name == "" || !labelRE().MatchString(name) {
-			v.addf(k, kp, "label name %q must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Value)
+			v.Addf(k, kp, "label name %q must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Value)
 			continue
 		}
-		s, good := v.scalar(val, kp)
+		s, good := v.String(val, kp)
 		if !good {
 			continue
 		}
 		if !labelRE().MatchString(s) {
-			v.addf(val, kp, "label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", s)
+			v.Addf(val, kp, "label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", s)
 			continue
 		}
 		m[k.Value] = s
@@ -251,7 +252,7 @@ type podTemplate struct {
 }
 
 func (v *validator) restartPolicy(n *yaml.Node, path string) RestartPolicy {
-	s, good := v.scalar(n, path)
+	s, good := v.String(n, path)
 	if !good {
 		return ""
 	}
@@ -259,7 +260,7 @@ func (v *validator) restartPolicy(n *yaml.Node, path string) RestartPolicy {
 	case RestartAlways, RestartOnFailure, RestartNever:
 		return p
 	}
-	v.addf(n, path, "unknown restart policy %q (use %s, %s or %s)", s, RestartAlways, RestartOnFailure, RestartNever)
+	v.Addf(n, path, "unknown restart policy %q (use %s, %s or %s)", s, RestartAlways, RestartOnFailure, RestartNever)
 	return ""
 }
 
@@ -280,7 +281,7 @@ func (v *validator) buildTemplate(t rawPodTemplate) podTemplate {
 			continue
 		}
 		if prev, dup := names[c.Name]; dup {
-			v.addf(rc.name, rc.path+".name", "container name %q is already used at %s", c.Name, prev)
+			v.Addf(rc.name, rc.path+".name", "container name %q is already used at %s", c.Name, prev)
 			continue
 		}
 		names[c.Name] = rc.path
@@ -301,7 +302,7 @@ func (v *validator) checkPodContainers(t rawPodTemplate, cs []Container) {
 		limited = limited && c.Resources.CPULimitMilli > 0
 	}
 	if limited && sum > MaxCPUMilli {
-		v.addf(t.containersAt, t.path+".containers", "the containers' cpu limits add up to %s CPUs, the pod's CFS quota, which the kernel caps at %s",
+		v.Addf(t.containersAt, t.path+".containers", "the containers' cpu limits add up to %s CPUs, the pod's CFS quota, which the kernel caps at %s",
 			quantity.FormatCPU(sum), maxCPU())
 	}
 	ports := map[int]string{}
@@ -312,7 +313,7 @@ func (v *validator) checkPodContainers(t rawPodTemplate, cs []Container) {
 		port := builtinPort(c)
 		if prev, taken := ports[port]; taken {
 			rc := t.containerOf(c.Name)
-			v.addf(rc.at, rc.path, "builtin %s listens on port %d, as container %q does: the second server would fail to start (address in use); give one of them ports: [{containerPort: N}]",
+			v.Addf(rc.at, rc.path, "builtin %s listens on port %d, as container %q does: the second server would fail to start (address in use); give one of them ports: [{containerPort: N}]",
 				c.Builtin, port, prev)
 			continue
 		}
@@ -351,26 +352,26 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	c := Container{}
 	ok := true
 	if rc.name == nil {
-		v.addf(rc.at, rc.path+".name", "every container needs a name")
+		v.Addf(rc.at, rc.path+".name", "every container needs a name")
 		ok = false
-	} else if s, good := v.scalar(rc.name, rc.path+".name"); good {
+	} else if s, good := v.String(rc.name, rc.path+".name"); good {
 		if !containerNameRE().MatchString(s) {
-			v.addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
+			v.Addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
 			ok = false
 		} else if cgroupFiles[s] {
-			v.addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
+			v.Addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
 			ok = false
 		}
 		c.Name = s
 	} else {
 		ok = false
 	}
-	if s, good := v.scalar(rc.builtin, rc.path+".builtin"); good {
+	if s, good := v.String(rc.builtin, rc.path+".builtin"); good {
 		switch s {
 		case BuiltinWebServer, BuiltinEchoServer, BuiltinClient:
 			c.Builtin = s
 		default:
-			v.addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+			v.Addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
 			ok = false
 		}
 	}
@@ -382,50 +383,50 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		if at == nil {
 			at = rc.args
 		}
-		v.addf(at, rc.path+".command", "a builtin container runs inside labctl and takes no command or args")
+		v.Addf(at, rc.path+".command", "a builtin container runs inside labctl and takes no command or args")
 		ok = false
 	case c.Builtin == "" && rc.builtin == nil && len(c.Command) == 0 && rc.command == nil:
-		v.addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+		v.Addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
 		ok = false
 	case len(c.Command) > 0 && c.Command[0] == "":
-		v.addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
+		v.Addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
 		ok = false
 	}
-	if rc.env != nil && !isNull(rc.env) {
-		v.list(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
+	if rc.env != nil && !yamldoc.IsNull(rc.env) {
+		v.List(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
 			var e EnvVar
 			var name, value *yaml.Node
-			v.fields(item, path, false, map[string]func(*yaml.Node){
+			v.Mapping(item, path, yamldoc.Keys{
 				"name":  func(n *yaml.Node) { name = n },
 				"value": func(n *yaml.Node) { value = n },
-			}, nil)
-			if s, good := v.scalar(name, path+".name"); good && envNameRE().MatchString(s) {
+			})
+			if s, good := v.String(name, path+".name"); good && envNameRE().MatchString(s) {
 				e.Name = s
 			} else if name == nil || good {
-				v.addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
+				v.Addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
 				return
 			}
 			if value != nil {
 				var good bool
-				if e.Value, good = v.scalar(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
+				if e.Value, good = v.String(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
 					return
 				}
 			}
 			c.Env = append(c.Env, e)
 		})
 	}
-	if s, good := v.scalar(rc.workingDir, rc.path+".workingDir"); good {
+	if s, good := v.String(rc.workingDir, rc.path+".workingDir"); good {
 		if !filepath.IsAbs(s) {
-			v.addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
+			v.Addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
 			ok = false
 		} else if !v.pathString(rc.workingDir, rc.path+".workingDir", "the working directory", s) {
 			ok = false
 		}
 		c.WorkingDir = s
 	}
-	if s, good := v.scalar(rc.rootfs, rc.path+".rootfs"); good {
+	if s, good := v.String(rc.rootfs, rc.path+".rootfs"); good {
 		if !filepath.IsAbs(s) {
-			v.addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
+			v.Addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
 			ok = false
 		} else if !v.pathString(rc.rootfs, rc.path+".rootfs", "the root file system path", s) {
 			ok = false
@@ -435,18 +436,18 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	if rc.restartPolicy != nil {
 		c.RestartPolicy = v.restartPolicy(rc.restartPolicy, rc.path+".restartPolicy")
 	}
-	if rc.ports != nil && !isNull(rc.ports) {
-		v.list(rc.ports, rc.path+".ports", func(i int, item *yaml.Node, path string) {
+	if rc.ports != nil && !yamldoc.IsNull(rc.ports) {
+		v.List(rc.ports, rc.path+".ports", func(i int, item *yaml.Node, path string) {
 			var p Port
 			var name, port, proto *yaml.Node
-			v.fields(item, path, false, map[string]func(*yaml.Node){
+			v.Mapping(item, path, yamldoc.Keys{
 				"name":          func(n *yaml.Node) { name = n },
 				"containerPort": func(n *yaml.Node) { port = n },
 				"protocol":      func(n *yaml.Node) { proto = n },
-			}, nil)
-			p.Name, _ = v.scalar(name, path+".name")
+			})
+			p.Name, _ = v.String(name, path+".name")
 			if port == nil {
-				v.addf(item, path+".containerPort", "a port needs containerPort")
+				v.Addf(item, path+".containerPort", "a port needs containerPort")
 				return
 			}
 			n, good := v.integer(port, path+".containerPort")
@@ -454,14 +455,14 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 				return
 			}
 			if n < 1 || n > 65535 {
-				v.addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
+				v.Addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
 				return
 			}
 			p.ContainerPort = n
 			p.Protocol = "TCP"
-			if s, good := v.scalar(proto, path+".protocol"); good {
+			if s, good := v.String(proto, path+".protocol"); good {
 				if s != "TCP" && s != "UDP" {
-					v.addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
+					v.Addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
 					return
 				}
 				p.Protocol = s
@@ -469,11 +470,11 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 			c.Ports = append(c.Ports, p)
 		})
 	}
-	if rc.resources != nil && !isNull(rc.resources) {
+	if rc.resources != nil && !yamldoc.IsNull(rc.resources) {
 		c.Resources = v.resources(rc.resources, rc.path+".resources")
 	}
 	if size := encodedSize(c); size > containerBudget {
-		v.addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
+		v.Addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
 			size, MaxArgLen, containerBudget)
 		ok = false
 	}
@@ -484,55 +485,55 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 func (v *validator) resources(n *yaml.Node, path string) Resources {
 	var r Resources
 	var req, lim *yaml.Node
-	v.fields(n, path, true, map[string]func(*yaml.Node){
+	v.Mapping(n, path, yamldoc.Keys{
 		"requests": func(x *yaml.Node) { req = x },
 		"limits":   func(x *yaml.Node) { lim = x },
-	}, nil)
+	}, yamldoc.OrEmpty())
 	read := func(n *yaml.Node, path, what string, cpu, mem *int64) {
 		if n == nil {
 			return
 		}
-		v.fields(n, path, true, map[string]func(*yaml.Node){
+		v.Mapping(n, path, yamldoc.Keys{
 			"cpu": func(x *yaml.Node) {
-				if s, good := v.scalar(x, path+".cpu"); good {
+				if s, good := v.String(x, path+".cpu"); good {
 					q, err := quantity.ParseCPU(s)
 					switch {
 					case err != nil:
-						v.addf(x, path+".cpu", "%v", err)
+						v.Addf(x, path+".cpu", "%v", err)
 					case q > MaxCPUMilli && what == "limit":
-						v.addf(x, path+".cpu", "a cpu limit of %s is more than the kernel's CFS quota can hold: at most %s", s, maxCPU())
+						v.Addf(x, path+".cpu", "a cpu limit of %s is more than the kernel's CFS quota can hold: at most %s", s, maxCPU())
 					case q > MaxCPUMilli:
 						// Kubernetes keeps requests within limits; no limit
 						// can pass the CFS bound, so no request can either.
-						v.addf(x, path+".cpu", "a cpu request of %s is more than any cpu limit can be: the kernel's CFS quota holds at most %s", s, maxCPU())
+						v.Addf(x, path+".cpu", "a cpu request of %s is more than any cpu limit can be: the kernel's CFS quota holds at most %s", s, maxCPU())
 					default:
 						*cpu = q
 					}
 				}
 			},
 			"memory": func(x *yaml.Node) {
-				if s, good := v.scalar(x, path+".memory"); good {
+				if s, good := v.String(x, path+".memory"); good {
 					q, err := quantity.ParseMemory(s)
 					switch {
 					case err != nil:
-						v.addf(x, path+".memory", "%v", err)
+						v.Addf(x, path+".memory", "%v", err)
 					case what == "limit" && q < MinMemoryLimit:
-						v.addf(x, path+".memory", "a memory limit of %s is too small for a container to start: at least %s (labctl's container init and builtins need about 3.5 MiB)",
+						v.Addf(x, path+".memory", "a memory limit of %s is too small for a container to start: at least %s (labctl's container init and builtins need about 3.5 MiB)",
 							s, quantity.FormatMemory(MinMemoryLimit))
 					default:
 						*mem = q
 					}
 				}
 			},
-		}, nil)
+		}, yamldoc.OrEmpty())
 	}
 	read(req, path+".requests", "request", &r.CPURequestMilli, &r.MemoryRequest)
 	read(lim, path+".limits", "limit", &r.CPULimitMilli, &r.MemoryLimit)
 	if r.CPULimitMilli > 0 && r.CPURequestMilli > r.CPULimitMilli {
-		v.addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
+		v.Addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
 	}
 	if r.MemoryLimit > 0 && r.MemoryRequest > r.MemoryLimit {
-		v.addf(req, path+".requests.memory", "the memory request %s exceeds the limit %s", quantity.FormatMemory(r.MemoryRequest), quantity.FormatMemory(r.MemoryLimit))
+		v.Addf(req, path+".requests.memory", "the memory request %s exceeds the limit %s", quantity.FormatMemory(r.MemoryRequest), quantity.FormatMemory(r.MemoryLimit))
 	}
 	return r
 }
@@ -540,16 +541,16 @@ func (v *validator) resources(n *yaml.Node, path string) Resources {
 // stringList reads a list of strings. A single string is refused rather
 // than split, as Kubernetes does: "sh -c 'x y'" has no one right split.
 func (v *validator) stringList(n *yaml.Node, path string) []string {
-	if n == nil || isNull(n) || v.alias(n, path) {
+	if n == nil || yamldoc.IsNull(n) || v.Aliased(n, path) {
 		return nil
 	}
 	if n.Kind == yaml.ScalarNode {
-		v.addf(n, path, "must be a list of strings, like [sh, -c, \"echo hi\"]")
+		v.Addf(n, path, "must be a list of strings, like [sh, -c, \"echo hi\"]")
 		return nil
 	}
 	var out []string
-	v.list(n, path, func(i int, item *yaml.Node, p string) {
-		if s, good := v.scalar(item, p); good && v.execString(item, p, fmt.Sprintf("%q", abbrev(s)), s) {
+	v.List(n, path, func(i int, item *yaml.Node, p string) {
+		if s, good := v.String(item, p); good && v.execString(item, p, fmt.Sprintf("%q", abbrev(s)), s) {
 			out = append(out, s)
 		}
 	})
