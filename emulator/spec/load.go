@@ -209,6 +209,12 @@ type netCheck struct {
 	underlay, cluster, service, mask bool
 }
 
+// build validates a decoded topology in passes, each relying on the ones
+// before: the lab name; the network (its ranges, which every address is
+// checked against); the deployments, expanded into pods on their nodes;
+// the nodes and pods, named and addressed (buildNodes); the links between
+// named nodes; the devices each node gets once the backends per pair are
+// known.
 func (v *validator) build(file string, raw rawTopology) *Topology {
 	t := &Topology{File: file}
 
@@ -361,33 +367,7 @@ func (v *validator) buildLinks(t *Topology, raw rawTopology) {
 			continue
 		}
 		l := Link{}
-		good := true
-		var names []string
-		if rl.nodes == nil {
-			v.Addf(rl.at, rl.path+".nodes", "a link needs two nodes, e.g. nodes: [node1, node2]")
-			good = false
-		} else if rl.nodes.Kind != yaml.SequenceNode || len(rl.nodes.Content) != 2 {
-			v.Addf(rl.nodes, rl.path+".nodes", "must list exactly two nodes, e.g. [node1, node2]")
-			good = false
-		} else {
-			for i, item := range rl.nodes.Content {
-				path := fmt.Sprintf("%s.nodes[%d]", rl.path, i)
-				s, ok := v.String(item, path)
-				switch {
-				case !ok:
-					good = false
-				case !known[s]:
-					v.Addf(item, path, "no node is named %q", s)
-					good = false
-				default:
-					names = append(names, s)
-				}
-			}
-			if good && names[0] == names[1] {
-				v.Addf(rl.nodes, rl.path+".nodes", "a link joins two different nodes, not %q with itself", names[0])
-				good = false
-			}
-		}
+		names, good := v.linkNodes(rl, known)
 		if rl.backend == nil {
 			v.Addf(rl.at, rl.path+".backend", "a link needs a backend (%s, %s or %s)", BackendHostGW, BackendVXLAN, BackendIPIP)
 			good = false
@@ -429,9 +409,76 @@ func (v *validator) buildLinks(t *Topology, raw rawTopology) {
 	}
 }
 
+// linkNodes checks the two nodes a link joins: known, and not one twice.
+func (v *validator) linkNodes(rl rawLink, known map[string]bool) ([]string, bool) {
+	if rl.nodes == nil {
+		v.Addf(rl.at, rl.path+".nodes", "a link needs two nodes, e.g. nodes: [node1, node2]")
+		return nil, false
+	}
+	if rl.nodes.Kind != yaml.SequenceNode || len(rl.nodes.Content) != 2 {
+		v.Addf(rl.nodes, rl.path+".nodes", "must list exactly two nodes, e.g. [node1, node2]")
+		return nil, false
+	}
+	good := true
+	var names []string
+	for i, item := range rl.nodes.Content {
+		path := fmt.Sprintf("%s.nodes[%d]", rl.path, i)
+		s, ok := v.String(item, path)
+		switch {
+		case !ok:
+			good = false
+		case !known[s]:
+			v.Addf(item, path, "no node is named %q", s)
+			good = false
+		default:
+			names = append(names, s)
+		}
+	}
+	if good && names[0] == names[1] {
+		v.Addf(rl.nodes, rl.path+".nodes", "a link joins two different nodes, not %q with itself", names[0])
+		good = false
+	}
+	return names, good
+}
+
 func maxOverhead(t *Topology) int { return t.Network.MTU - t.PodMTU() }
 
+// buildNetwork builds the lab-wide settings: the address ranges first
+// (networkRanges), then the node subnet size that must fit the cluster
+// CIDR (nodeMaskSize), then the backend, tunnel options and MTU. What it
+// returns says which settings later checks may rely on.
 func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
+	ok := v.networkRanges(nw, raw)
+	ok.mask = v.nodeMaskSize(nw, raw, ok.cluster)
+
+	nw.Backend = DefaultBackend
+	if b, good := v.backend(raw.backend, "network.backend"); good {
+		nw.Backend = b
+	}
+	v.buildVXLAN(&nw.VXLAN, raw.vxlan)
+	v.buildIPIP(&nw.IPIP, raw.ipip)
+
+	nw.MTU = DefaultMTU
+	if raw.mtu != nil {
+		if m, good := v.integer(raw.mtu, "network.mtu"); good {
+			if m < 576 || m > 65535 {
+				v.Addf(raw.mtu, "network.mtu", "MTU %d is out of range (576 to 65535)", m)
+			} else {
+				nw.MTU = m
+			}
+		}
+	}
+
+	if !raw.ok {
+		// "network" is not a mapping: the intended addresses are unknown.
+		return netCheck{}
+	}
+	return ok
+}
+
+// networkRanges reads the underlay, cluster and service ranges (or their
+// defaults) and reports any in reserved space or overlapping another.
+func (v *validator) networkRanges(nw *Network, raw rawNetwork) netCheck {
 	var ok netCheck
 	nw.Underlay, ok.underlay = v.prefixOr(raw.underlay, "network.underlay", DefaultUnderlay)
 	nw.ClusterCIDR, ok.cluster = v.prefixOr(raw.clusterCIDR, "network.clusterCIDR", DefaultClusterCIDR)
@@ -468,52 +515,34 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 			}
 		}
 	}
+	return ok
+}
 
+// nodeMaskSize reads the size of node subnets, which must fit the cluster
+// CIDR when that is known good; it reports whether the size is good.
+func (v *validator) nodeMaskSize(nw *Network, raw rawNetwork, clusterOK bool) bool {
 	nw.NodeMaskSize = DefaultNodeMaskSize
-	ok.mask = true
+	ok := true
 	if raw.nodeMaskSize != nil {
 		const path = "network.nodeCIDRMaskSize"
 		m, good := v.integer(raw.nodeMaskSize, path)
 		switch {
 		case !good:
-			ok.mask = false
+			ok = false
 		case m < 1 || m > 30:
 			v.Addf(raw.nodeMaskSize, path, "node subnet size /%d is out of range (use 1 to 30; 24 is usual)", m)
-			ok.mask = false
-		case ok.cluster && m < nw.ClusterCIDR.Bits():
+			ok = false
+		case clusterOK && m < nw.ClusterCIDR.Bits():
 			v.Addf(raw.nodeMaskSize, path, "node subnets of /%d do not fit the cluster CIDR %s (use a size between %d and 30)",
 				m, nw.ClusterCIDR, nw.ClusterCIDR.Bits())
-			ok.mask = false
+			ok = false
 		default:
 			nw.NodeMaskSize = m
 		}
-	} else if ok.cluster && nw.ClusterCIDR.Bits() > nw.NodeMaskSize {
+	} else if clusterOK && nw.ClusterCIDR.Bits() > nw.NodeMaskSize {
 		v.Addf(raw.clusterCIDR, "network.clusterCIDR", "cluster CIDR %s is smaller than one /%d node subnet (set network.nodeCIDRMaskSize between %d and 30)",
 			nw.ClusterCIDR, nw.NodeMaskSize, nw.ClusterCIDR.Bits())
-		ok.mask = false
-	}
-
-	nw.Backend = DefaultBackend
-	if b, good := v.backend(raw.backend, "network.backend"); good {
-		nw.Backend = b
-	}
-	v.buildVXLAN(&nw.VXLAN, raw.vxlan)
-	v.buildIPIP(&nw.IPIP, raw.ipip)
-
-	nw.MTU = DefaultMTU
-	if raw.mtu != nil {
-		if m, good := v.integer(raw.mtu, "network.mtu"); good {
-			if m < 576 || m > 65535 {
-				v.Addf(raw.mtu, "network.mtu", "MTU %d is out of range (576 to 65535)", m)
-			} else {
-				nw.MTU = m
-			}
-		}
-	}
-
-	if !raw.ok {
-		// "network" is not a mapping: the intended addresses are unknown.
-		return netCheck{}
+		ok = false
 	}
 	return ok
 }
@@ -530,252 +559,6 @@ func (l located) owner(kind string) string {
 		return l.path
 	}
 	return fmt.Sprintf("%s %q (%s)", kind, l.name, l.path)
-}
-
-func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
-	nw := t.Network
-	type claim struct{ path, kind string }
-	names := map[string]claim{}
-	claimName := func(n *yaml.Node, path, name, kind string) {
-		if prev, dup := names[name]; dup {
-			v.Addf(n, path, "%s name %q is already used by the %s at %s (node and pod names must be unique in a lab)",
-				kind, name, prev.kind, strings.TrimSuffix(prev.path, ".name"))
-			return
-		}
-		names[name] = claim{path, kind}
-	}
-
-	// First pass: names and explicit addresses.
-	nodeIPs := map[netip.Addr]located{}
-	underlayVeths := vethClaims{}
-	var subnets []subnetClaim
-	claimed := subnetIndex{}
-	t.Nodes = make([]Node, len(raw.nodes))
-	for i, rn := range raw.nodes {
-		if !rn.ok {
-			continue
-		}
-		n := &t.Nodes[i]
-		if rn.name == nil {
-			v.Missing(rn.at, rn.path, "name", "every node needs a name")
-		} else if name, good := v.name(rn.name, rn.path+".name", "node"); good {
-			n.Name = name
-			claimName(rn.name, rn.path+".name", name, "node")
-			v.claimVeth(underlayVeths, rn.name, rn.path+".name", "node", name, "on the underlay bridge")
-		}
-		if ip, good := v.Addr(rn.ip, rn.path+".ip"); good && ok.underlay {
-			path := rn.path + ".ip"
-			switch {
-			case !nw.Underlay.Contains(ip):
-				v.Addf(rn.ip, path, "%s is outside the underlay %s", ip, nw.Underlay)
-			case ip == nw.Underlay.Addr():
-				v.Addf(rn.ip, path, "%s is the network address of the underlay %s", ip, nw.Underlay)
-			case ip == broadcast(nw.Underlay):
-				v.Addf(rn.ip, path, "%s is the broadcast address of the underlay %s", ip, nw.Underlay)
-			default:
-				if prev, dup := nodeIPs[ip]; dup {
-					v.Addf(rn.ip, path, "%s is already the IP of %s", ip, prev.owner("node"))
-				} else {
-					nodeIPs[ip] = located{path, n.Name}
-					n.IP = ip
-				}
-			}
-		}
-		if p, good := v.prefix(rn.podCIDR, rn.path+".podCIDR"); good && ok.cluster {
-			path := rn.path + ".podCIDR"
-			if !(nw.ClusterCIDR.Contains(p.Addr()) && p.Bits() >= nw.ClusterCIDR.Bits()) {
-				v.Addf(rn.podCIDR, path, "%s is outside the cluster CIDR %s", p, nw.ClusterCIDR)
-			} else if prev, clash := claimed.overlap(p); clash {
-				v.Addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, prev.p, prev.owner("node"))
-			} else {
-				c := subnetClaim{p, located{path, n.Name}}
-				subnets = append(subnets, c)
-				claimed.add(c)
-				n.PodSubnet = p
-			}
-		}
-		n.Bridge = DefaultBridge
-		if s, good := v.String(rn.bridge, rn.path+".bridge"); good {
-			if msg := checkIfName(s); msg != "" {
-				v.Addf(rn.bridge, rn.path+".bridge", "bridge name %q %s", s, msg)
-			} else if reservedIfName(s) {
-				v.Addf(rn.bridge, rn.path+".bridge", "bridge name %q clashes with the node's eth0, lo or pod veth devices", s)
-			} else if msg := fallbackDevice(s); msg != "" {
-				v.Addf(rn.bridge, rn.path+".bridge", "bridge name %s", msg)
-			} else {
-				n.Bridge = s
-			}
-		}
-		n.Labels = v.labels(rn.labels, rn.path+".labels")
-		podVeths := vethClaims{}
-		where := "on " + nodeLabel(n.Name, rn.path)
-		for _, rp := range rn.pods {
-			p := Pod{Node: n.Name}
-			if !rp.ok {
-				n.Pods = append(n.Pods, p)
-				continue
-			}
-			if rp.deployment != "" {
-				p.Name, p.Deployment = rp.generated, rp.deployment
-				claimName(rp.at, rp.path+".name", p.Name, "pod")
-				v.claimVeth(podVeths, rp.at, rp.path+".name", "pod", p.Name, where)
-				tmpl := v.templates[rp.deployment]
-				p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
-				v.countContainers(rp.at, rp.path+".template.containers", len(p.Containers))
-				n.Pods = append(n.Pods, p)
-				continue
-			}
-			tmpl := v.buildTemplate(rp.rawPodTemplate)
-			p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
-			v.countContainers(rp.at, rp.path+".containers", len(p.Containers))
-			if rp.name == nil {
-				v.Missing(rp.at, rp.path, "name", "every pod needs a name")
-			} else if name, good := v.name(rp.name, rp.path+".name", "pod"); good {
-				p.Name = name
-				claimName(rp.name, rp.path+".name", name, "pod")
-				v.claimVeth(podVeths, rp.name, rp.path+".name", "pod", name, where)
-			}
-			n.Pods = append(n.Pods, p)
-		}
-	}
-
-	// Second pass: automatic node subnets and node IPs, in file order, never
-	// reusing what any node, earlier or later, asked for explicitly.
-	if ok.cluster && ok.mask {
-		explicit := make([]netip.Prefix, 0, len(subnets))
-		for _, s := range subnets {
-			explicit = append(explicit, s.p)
-		}
-		alloc := newSubnetAllocator(nw.ClusterCIDR, nw.NodeMaskSize, explicit)
-		var short []int // nodes left without a subnet
-		for i, rn := range raw.nodes {
-			if !rn.ok || rn.podCIDR != nil {
-				continue // explicit, or explicit but invalid (already reported)
-			}
-			if p, good := alloc.next(); good {
-				t.Nodes[i].PodSubnet = p
-			} else {
-				short = append(short, i)
-			}
-		}
-		if len(short) > 0 {
-			rn := raw.nodes[short[0]]
-			v.Addf(rn.at, rn.path, "no free /%d subnet left in the cluster CIDR %s for %s%s (use a larger network.clusterCIDR or a larger network.nodeCIDRMaskSize)",
-				nw.NodeMaskSize, nw.ClusterCIDR, nodeLabel(t.Nodes[short[0]].Name, rn.path), andMore(len(short)-1))
-		}
-	}
-	if ok.underlay {
-		// .1 stays free for a future underlay gateway.
-		next := nw.Underlay.Addr().Next().Next()
-		last := broadcast(nw.Underlay)
-		var short []int
-		for i, rn := range raw.nodes {
-			if !rn.ok || rn.ip != nil {
-				continue
-			}
-			for next != last {
-				if _, used := nodeIPs[next]; !used {
-					break
-				}
-				next = next.Next()
-			}
-			if next == last {
-				short = append(short, i)
-				continue
-			}
-			t.Nodes[i].IP = next
-			nodeIPs[next] = located{rn.path, t.Nodes[i].Name}
-			next = next.Next()
-		}
-		if len(short) > 0 {
-			rn := raw.nodes[short[0]]
-			v.Addf(rn.at, rn.path, "no free address left in the underlay %s for %s%s (use a larger network.underlay)",
-				nw.Underlay, nodeLabel(t.Nodes[short[0]].Name, rn.path), andMore(len(short)-1))
-		}
-	}
-
-	// Third pass: gateways and pod IPs inside each node's subnet.
-	podIPs := map[netip.Addr]located{}
-	for i, rn := range raw.nodes {
-		if !rn.ok {
-			continue
-		}
-		n := &t.Nodes[i]
-		if !n.PodSubnet.IsValid() {
-			// The subnet is unknown (already reported): only check that
-			// explicit pod IPs are addresses at all.
-			for _, rp := range rn.pods {
-				if rp.ok {
-					v.Addr(rp.ip, rp.path+".ip")
-				}
-			}
-			continue
-		}
-		subnet := n.PodSubnet
-		n.Gateway = subnet.Addr().Next()
-		bcast := broadcast(subnet)
-		capacity := (1 << (32 - subnet.Bits())) - 3 // network, gateway, broadcast
-		fits := len(rn.pods) <= capacity
-		if !fits {
-			at := rn.podsAt
-			if at == nil {
-				at = rn.at // the pods all came from deployments
-			}
-			v.Addf(at, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
-				len(rn.pods), nodeLabel(n.Name, rn.path), subnet, capacity)
-		} else if ports, why := bridgePorts(t); len(rn.pods) > ports {
-			at := rn.podsAt
-			if at == nil {
-				at = rn.at
-			}
-			v.Addf(at, rn.path+".pods", "%d pods do not fit %s's bridge %s: a Linux bridge takes at most %d ports%s",
-				len(rn.pods), nodeLabel(n.Name, rn.path), n.Bridge, MaxBridgePorts, why)
-		}
-		local := map[netip.Addr]bool{}
-		for j, rp := range rn.pods {
-			if !rp.ok {
-				continue
-			}
-			ip, good := v.Addr(rp.ip, rp.path+".ip")
-			if !good {
-				continue
-			}
-			path := rp.path + ".ip"
-			switch {
-			case !subnet.Contains(ip):
-				v.Addf(rp.ip, path, "%s is outside %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			case ip == subnet.Addr():
-				v.Addf(rp.ip, path, "%s is the network address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			case ip == n.Gateway:
-				v.Addf(rp.ip, path, "%s is the gateway (bridge) address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			case ip == bcast:
-				v.Addf(rp.ip, path, "%s is the broadcast address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			default:
-				if prev, dup := podIPs[ip]; dup {
-					v.Addf(rp.ip, path, "%s is already the IP of %s", ip, prev.owner("pod"))
-					continue
-				}
-				podIPs[ip] = located{path, n.Pods[j].Name}
-				local[ip] = true
-				n.Pods[j].IP = ip
-			}
-		}
-		if !fits {
-			continue
-		}
-		next := n.Gateway.Next()
-		for j, rp := range rn.pods {
-			if !rp.ok || rp.ip != nil {
-				continue
-			}
-			for local[next] {
-				next = next.Next()
-			}
-			n.Pods[j].IP = next
-			local[next] = true
-			next = next.Next()
-		}
-	}
 }
 
 // bridgePorts is how many pod veths a node's bridge takes.

@@ -26,32 +26,14 @@ var envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 // goes to the i-th eligible node, round robin in file order; a node is
 // eligible when its labels include every nodeSelector pair. Pods are named
 // <deployment>-<i>.
+//
+// It runs in two steps per deployment: buildDeployment checks what the
+// deployment says on its own (name, replicas, labels, template); then the
+// eligible nodes and the lab's namespace cap decide where its pods go.
 func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]podTemplate {
 	templates := map[string]podTemplate{}
-	type nodeInfo struct {
-		index  int
-		labels map[string]string
-	}
-	var nodes []nodeInfo
-	for i, rn := range raw.nodes {
-		if !rn.ok || rn.name == nil || rn.name.Kind != yaml.ScalarNode {
-			continue
-		}
-		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
-	}
-	// Every pod is a namespace: count what the file lists before the
-	// deployments add theirs, and add none that would pass MaxNamespaces.
-	namespaces := 1 + len(raw.nodes)
-	pods := 0
-	for _, rn := range raw.nodes {
-		pods += len(rn.pods)
-	}
-	namespaces += pods
-	full := namespaces > MaxNamespaces
-	if full {
-		v.Addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
-			namespaces, len(raw.nodes), pods, MaxNamespaces)
-	}
+	nodes := labelledNodes(raw)
+	namespaces, full := v.countNamespaces(raw)
 	// Deployments with the same selector share one list of eligible nodes.
 	eligibleFor := map[string][]nodeInfo{}
 	seen := map[string]string{}
@@ -59,57 +41,11 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		if !rd.ok {
 			continue
 		}
-		d := Deployment{}
-		if rd.name == nil {
-			v.Addf(rd.at, rd.path+".name", "every deployment needs a name")
-			continue
-		}
-		name, good := v.name(rd.name, rd.path+".name", "deployment")
+		d, tmpl, good := v.buildDeployment(rd, seen)
 		if !good {
 			continue
 		}
-		if prev, dup := seen[name]; dup {
-			v.Addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
-			continue
-		}
-		seen[name] = rd.path
-		d.Name = name
-		d.Replicas = 1
-		if rd.replicas != nil {
-			n, good := v.integer(rd.replicas, rd.path+".replicas")
-			switch {
-			case !good:
-				continue
-			case n < 0 || n > MaxReplicas:
-				v.Addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
-				continue
-			}
-			d.Replicas = n
-		}
-		if d.Replicas > 0 {
-			last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
-			if len(last) > MaxNameLen {
-				v.Addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
-					name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
-				continue
-			}
-		}
-		d.Labels = v.labels(rd.labels, rd.path+".labels")
-		d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
-		if rd.template == nil {
-			v.Addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
-			continue
-		}
-		tmpl := v.buildTemplate(rd.tmpl)
-		// The template's labels are what services will select; the
-		// deployment's own labels default to them, as kubectl create does.
-		if tmpl.labels == nil {
-			tmpl.labels = d.Labels
-		}
-		if d.Labels == nil {
-			d.Labels = tmpl.labels
-		}
-		templates[name] = tmpl
+		templates[d.Name] = tmpl
 		key := selectorKey(d.NodeSelector)
 		eligible, cached := eligibleFor[key]
 		if !cached {
@@ -146,15 +82,110 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		namespaces += d.Replicas
 		for i := 0; i < d.Replicas; i++ {
 			n := eligible[i%len(eligible)]
-			pod := fmt.Sprintf("%s-%d", name, i)
+			pod := fmt.Sprintf("%s-%d", d.Name, i)
 			d.Pods = append(d.Pods, pod)
 			raw.nodes[n.index].pods = append(raw.nodes[n.index].pods, rawPod{
-				at: rd.name, ok: true, path: rd.path, generated: pod, deployment: name,
+				at: rd.name, ok: true, path: rd.path, generated: pod, deployment: d.Name,
 			})
 		}
 		t.Deployments = append(t.Deployments, d)
 	}
 	return templates
+}
+
+// nodeInfo is a node a deployment may place pods on.
+type nodeInfo struct {
+	index  int
+	labels map[string]string
+}
+
+// labelledNodes lists the nodes with a name, and their labels, before the
+// nodes are checked: deployments add their pods to the nodes' own.
+func labelledNodes(raw *rawTopology) []nodeInfo {
+	var nodes []nodeInfo
+	for i, rn := range raw.nodes {
+		if !rn.ok || rn.name == nil || rn.name.Kind != yaml.ScalarNode {
+			continue
+		}
+		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
+	}
+	return nodes
+}
+
+// countNamespaces counts the namespaces the file lists, before the
+// deployments add theirs, and reports a lab already past MaxNamespaces
+// (full): every pod is a namespace, and no deployment may add one then.
+func (v *validator) countNamespaces(raw *rawTopology) (namespaces int, full bool) {
+	namespaces = 1 + len(raw.nodes)
+	pods := 0
+	for _, rn := range raw.nodes {
+		pods += len(rn.pods)
+	}
+	namespaces += pods
+	full = namespaces > MaxNamespaces
+	if full {
+		v.Addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
+			namespaces, len(raw.nodes), pods, MaxNamespaces)
+	}
+	return namespaces, full
+}
+
+// buildDeployment checks what a deployment says on its own: a name unique
+// among deployments (seen) that leaves room for replica suffixes, the
+// replica count, labels, node selector and pod template. It reports
+// whether the deployment can be placed.
+func (v *validator) buildDeployment(rd rawDeployment, seen map[string]string) (Deployment, podTemplate, bool) {
+	d := Deployment{}
+	if rd.name == nil {
+		v.Addf(rd.at, rd.path+".name", "every deployment needs a name")
+		return d, podTemplate{}, false
+	}
+	name, good := v.name(rd.name, rd.path+".name", "deployment")
+	if !good {
+		return d, podTemplate{}, false
+	}
+	if prev, dup := seen[name]; dup {
+		v.Addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
+		return d, podTemplate{}, false
+	}
+	seen[name] = rd.path
+	d.Name = name
+	d.Replicas = 1
+	if rd.replicas != nil {
+		n, good := v.integer(rd.replicas, rd.path+".replicas")
+		switch {
+		case !good:
+			return d, podTemplate{}, false
+		case n < 0 || n > MaxReplicas:
+			v.Addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
+			return d, podTemplate{}, false
+		}
+		d.Replicas = n
+	}
+	if d.Replicas > 0 {
+		last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
+		if len(last) > MaxNameLen {
+			v.Addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
+				name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
+			return d, podTemplate{}, false
+		}
+	}
+	d.Labels = v.labels(rd.labels, rd.path+".labels")
+	d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
+	if rd.template == nil {
+		v.Addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
+		return d, podTemplate{}, false
+	}
+	tmpl := v.buildTemplate(rd.tmpl)
+	// The template's labels are what services will select; the
+	// deployment's own labels default to them, as kubectl create does.
+	if tmpl.labels == nil {
+		tmpl.labels = d.Labels
+	}
+	if d.Labels == nil {
+		d.Labels = tmpl.labels
+	}
+	return d, tmpl, true
 }
 
 func matches(labels, selector map[string]string) bool {
@@ -348,24 +379,68 @@ func (t rawPodTemplate) containerOf(name string) rawContainer {
 	return rawContainer{at: t.containersAt, path: t.path + ".containers"}
 }
 
+// buildContainer checks one container: its name, what it runs (builtin or
+// command and args), its environment, paths, restart policy, ports and
+// resources, each on its own, and then what they take together in the one
+// string labctl hands the container's init. It reports whether the
+// container is good.
 func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	c := Container{}
-	ok := true
-	if rc.name == nil {
-		v.Addf(rc.at, rc.path+".name", "every container needs a name")
-		ok = false
-	} else if s, good := v.String(rc.name, rc.path+".name"); good {
-		if !containerNameRE().MatchString(s) {
-			v.Addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
-			ok = false
-		} else if cgroupFiles[s] {
-			v.Addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
-			ok = false
-		}
-		c.Name = s
-	} else {
+	var ok bool
+	c.Name, ok = v.containerName(rc)
+	ok = v.containerProgram(rc, &c) && ok
+	if rc.env != nil && !yamldoc.IsNull(rc.env) {
+		c.Env = v.containerEnv(rc.env, rc.path+".env")
+	}
+	var good bool
+	if c.WorkingDir, good = v.absPath(rc.workingDir, rc.path+".workingDir", "", "the working directory"); !good {
 		ok = false
 	}
+	if c.RootFS, good = v.absPath(rc.rootfs, rc.path+".rootfs", " to a root file system directory", "the root file system path"); !good {
+		ok = false
+	}
+	if rc.restartPolicy != nil {
+		c.RestartPolicy = v.restartPolicy(rc.restartPolicy, rc.path+".restartPolicy")
+	}
+	if rc.ports != nil && !yamldoc.IsNull(rc.ports) {
+		c.Ports = v.containerPorts(rc.ports, rc.path+".ports")
+	}
+	if rc.resources != nil && !yamldoc.IsNull(rc.resources) {
+		c.Resources = v.resources(rc.resources, rc.path+".resources")
+	}
+	if size := encodedSize(c); size > containerBudget {
+		v.Addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
+			size, MaxArgLen, containerBudget)
+		ok = false
+	}
+	return c, ok
+}
+
+// containerName checks a container's name: a DNS label, as Kubernetes
+// requires, that can be a cgroup directory.
+func (v *validator) containerName(rc rawContainer) (string, bool) {
+	if rc.name == nil {
+		v.Addf(rc.at, rc.path+".name", "every container needs a name")
+		return "", false
+	}
+	s, good := v.String(rc.name, rc.path+".name")
+	switch {
+	case !good:
+		return "", false
+	case !containerNameRE().MatchString(s):
+		v.Addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
+		return s, false
+	case cgroupFiles[s]:
+		v.Addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
+		return s, false
+	}
+	return s, true
+}
+
+// containerProgram checks what a container runs: a builtin, or a command
+// (with args) whose program is named; never both.
+func (v *validator) containerProgram(rc rawContainer, c *Container) bool {
+	ok := true
 	if s, good := v.String(rc.builtin, rc.path+".builtin"); good {
 		switch s {
 		case BuiltinWebServer, BuiltinEchoServer, BuiltinClient:
@@ -392,93 +467,89 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		v.Addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
 		ok = false
 	}
-	if rc.env != nil && !yamldoc.IsNull(rc.env) {
-		v.List(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
-			var e EnvVar
-			var name, value *yaml.Node
-			v.Mapping(item, path, yamldoc.Keys{
-				"name":  func(n *yaml.Node) { name = n },
-				"value": func(n *yaml.Node) { value = n },
-			})
-			if s, good := v.String(name, path+".name"); good && envNameRE().MatchString(s) {
-				e.Name = s
-			} else if name == nil || good {
-				v.Addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
-				return
-			}
-			if value != nil {
-				var good bool
-				if e.Value, good = v.String(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
-					return
-				}
-			}
-			c.Env = append(c.Env, e)
+	return ok
+}
+
+// containerEnv reads environment variables; one the kernel cannot pass is
+// reported and left out.
+func (v *validator) containerEnv(n *yaml.Node, path string) []EnvVar {
+	var env []EnvVar
+	v.List(n, path, func(i int, item *yaml.Node, path string) {
+		var e EnvVar
+		var name, value *yaml.Node
+		v.Mapping(item, path, yamldoc.Keys{
+			"name":  func(n *yaml.Node) { name = n },
+			"value": func(n *yaml.Node) { value = n },
 		})
-	}
-	if s, good := v.String(rc.workingDir, rc.path+".workingDir"); good {
-		if !filepath.IsAbs(s) {
-			v.Addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
-			ok = false
-		} else if !v.pathString(rc.workingDir, rc.path+".workingDir", "the working directory", s) {
-			ok = false
+		if s, good := v.String(name, path+".name"); good && envNameRE().MatchString(s) {
+			e.Name = s
+		} else if name == nil || good {
+			v.Addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
+			return
 		}
-		c.WorkingDir = s
-	}
-	if s, good := v.String(rc.rootfs, rc.path+".rootfs"); good {
-		if !filepath.IsAbs(s) {
-			v.Addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
-			ok = false
-		} else if !v.pathString(rc.rootfs, rc.path+".rootfs", "the root file system path", s) {
-			ok = false
+		if value != nil {
+			var good bool
+			if e.Value, good = v.String(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
+				return
+			}
 		}
-		c.RootFS = s
+		env = append(env, e)
+	})
+	return env
+}
+
+// absPath checks an absolute path the kernel takes; what names it in
+// messages. A path that is omitted, or not a single value (reported as
+// such), does not make the container bad.
+func (v *validator) absPath(n *yaml.Node, path, absolute, what string) (string, bool) {
+	s, good := v.String(n, path)
+	if !good {
+		return "", true
 	}
-	if rc.restartPolicy != nil {
-		c.RestartPolicy = v.restartPolicy(rc.restartPolicy, rc.path+".restartPolicy")
+	if !filepath.IsAbs(s) {
+		v.Addf(n, path, "%q must be an absolute path%s", s, absolute)
+		return s, false
 	}
-	if rc.ports != nil && !yamldoc.IsNull(rc.ports) {
-		v.List(rc.ports, rc.path+".ports", func(i int, item *yaml.Node, path string) {
-			var p Port
-			var name, port, proto *yaml.Node
-			v.Mapping(item, path, yamldoc.Keys{
-				"name":          func(n *yaml.Node) { name = n },
-				"containerPort": func(n *yaml.Node) { port = n },
-				"protocol":      func(n *yaml.Node) { proto = n },
-			})
-			p.Name, _ = v.String(name, path+".name")
-			if port == nil {
-				v.Addf(item, path+".containerPort", "a port needs containerPort")
-				return
-			}
-			n, good := v.integer(port, path+".containerPort")
-			if !good {
-				return
-			}
-			if n < 1 || n > 65535 {
-				v.Addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
-				return
-			}
-			p.ContainerPort = n
-			p.Protocol = "TCP"
-			if s, good := v.String(proto, path+".protocol"); good {
-				if s != "TCP" && s != "UDP" {
-					v.Addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
-					return
-				}
-				p.Protocol = s
-			}
-			c.Ports = append(c.Ports, p)
+	return s, v.pathString(n, path, what, s)
+}
+
+// containerPorts reads the ports a container serves; a bad one is reported
+// and left out.
+func (v *validator) containerPorts(n *yaml.Node, path string) []Port {
+	var ports []Port
+	v.List(n, path, func(i int, item *yaml.Node, path string) {
+		var p Port
+		var name, port, proto *yaml.Node
+		v.Mapping(item, path, yamldoc.Keys{
+			"name":          func(n *yaml.Node) { name = n },
+			"containerPort": func(n *yaml.Node) { port = n },
+			"protocol":      func(n *yaml.Node) { proto = n },
 		})
-	}
-	if rc.resources != nil && !yamldoc.IsNull(rc.resources) {
-		c.Resources = v.resources(rc.resources, rc.path+".resources")
-	}
-	if size := encodedSize(c); size > containerBudget {
-		v.Addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
-			size, MaxArgLen, containerBudget)
-		ok = false
-	}
-	return c, ok
+		p.Name, _ = v.String(name, path+".name")
+		if port == nil {
+			v.Addf(item, path+".containerPort", "a port needs containerPort")
+			return
+		}
+		n, good := v.integer(port, path+".containerPort")
+		if !good {
+			return
+		}
+		if n < 1 || n > 65535 {
+			v.Addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
+			return
+		}
+		p.ContainerPort = n
+		p.Protocol = "TCP"
+		if s, good := v.String(proto, path+".protocol"); good {
+			if s != "TCP" && s != "UDP" {
+				v.Addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
+				return
+			}
+			p.Protocol = s
+		}
+		ports = append(ports, p)
+	})
+	return ports
 }
 
 // resources reads requests and limits of cpu and memory.
