@@ -48,7 +48,7 @@ func (v *validator) checkReserved(n *yaml.Node, path string, p netip.Prefix, ok 
 		return // invalid (already reported) or the default
 	}
 	if msg := reserved(p); msg != "" {
-		v.addf(n, path, "%s", msg)
+		v.Addf(n, path, "%s", msg)
 		*ok = false
 	}
 }
@@ -74,7 +74,7 @@ type vethClaims map[string]located
 func (v *validator) claimVeth(c vethClaims, at *yaml.Node, path, kind, object, where string) {
 	veth := VethName(object)
 	if prev, dup := c[veth]; dup && prev.name != object { // the same name twice is reported as such
-		v.addf(at, path, "%s name %q gives the veth %q %s, as %s does: names longer than %d bytes are hashed into interface names (rename one)",
+		v.Addf(at, path, "%s name %q gives the veth %q %s, as %s does: names longer than %d bytes are hashed into interface names (rename one)",
 			kind, object, veth, where, prev.owner(kind), MaxIfNameLen-len("veth-"))
 		return
 	}
@@ -147,7 +147,7 @@ func (v *validator) checkNodeDevices(t *Topology, raw rawTopology) {
 			return
 		}
 		reported[n] = true
-		v.addf(n, path, format, args...)
+		v.Addf(n, path, format, args...)
 	}
 	for i, rn := range raw.nodes {
 		if !rn.ok || i >= len(t.Nodes) {
@@ -168,7 +168,7 @@ func (v *validator) checkNodeDevices(t *Topology, raw rawTopology) {
 				continue
 			}
 			if rn.bridge != nil {
-				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q is also the name of the lab's %s device on %s (%s)",
+				v.Addf(rn.bridge, rn.path+".bridge", "bridge name %q is also the name of the lab's %s device on %s (%s)",
 					n.Bridge, tun.what, nodeLabel(n.Name, rn.path), tun.devPath)
 			} else {
 				once(tun.devAt, tun.devPath, "device name %q is also the name of %s's pod bridge", tun.dev, nodeLabel(n.Name, rn.path))
@@ -226,9 +226,9 @@ const (
 func (v *validator) execString(n *yaml.Node, path, what, s string) bool {
 	switch {
 	case strings.IndexByte(s, 0) >= 0:
-		v.addf(n, path, "%s contains a NUL byte, which the kernel cannot pass to a program (strings end at the first NUL)", what)
+		v.Addf(n, path, "%s contains a NUL byte, which the kernel cannot pass to a program (strings end at the first NUL)", what)
 	case len(s) > MaxArgLen:
-		v.addf(n, path, "%s is %d bytes; the kernel passes at most %d bytes per argument or environment string", what, len(s), MaxArgLen)
+		v.Addf(n, path, "%s is %d bytes; the kernel passes at most %d bytes per argument or environment string", what, len(s), MaxArgLen)
 	default:
 		return true
 	}
@@ -241,12 +241,12 @@ func (v *validator) pathString(n *yaml.Node, path, what, s string) bool {
 		return false
 	}
 	if len(s) > MaxPathLen {
-		v.addf(n, path, "%s is %d bytes; the kernel takes paths of at most %d", what, len(s), MaxPathLen)
+		v.Addf(n, path, "%s is %d bytes; the kernel takes paths of at most %d", what, len(s), MaxPathLen)
 		return false
 	}
 	for _, elem := range strings.Split(s, "/") {
 		if len(elem) > MaxPathElemLen {
-			v.addf(n, path, "%s has a %d-byte component; file names hold at most %d bytes", what, len(elem), MaxPathElemLen)
+			v.Addf(n, path, "%s has a %d-byte component; file names hold at most %d bytes", what, len(elem), MaxPathElemLen)
 			return false
 		}
 	}

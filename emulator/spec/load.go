@@ -1,10 +1,8 @@
 package spec
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -13,15 +11,36 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/labctl/labctl/emulator/yamldoc"
 )
+
+// MaxFileSize caps what Load reads. The largest lab one host can hold
+// (MaxNodes nodes, MaxNamespaces namespaces, their containers) written out
+// in full is well under 2 MiB; 4 MiB leaves room for comments and long
+// commands while a stray /dev/zero or a 200 MB log file is refused before
+// it is read, let alone parsed.
+const MaxFileSize = 4 << 20
+
+// format is what messages about a topology file as a whole say.
+var format = yamldoc.Format{
+	Noun:      "a topology",
+	Root:      "name, network and nodes",
+	EmptyHint: "a topology needs at least a list of nodes, e.g. nodes: [{name: node1}]",
+	MaxSize:   MaxFileSize,
+}
 
 // Load reads and validates a topology file. Only a regular file of at most
 // MaxFileSize bytes is read; anything else is an *InvalidError naming the
 // file, like any other problem of the topology.
 func Load(path string) (*Topology, error) {
-	data, err := readFile(path)
+	data, err := yamldoc.ReadFile(path, format)
 	if err != nil {
-		return nil, err
+		var invalid *InvalidError
+		if errors.As(err, &invalid) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read topology: %w: %w", ErrUnreadable, err)
 	}
 	return Parse(path, data)
 }
@@ -29,54 +48,36 @@ func Load(path string) (*Topology, error) {
 // Parse validates a topology held in memory; file names it in messages and
 // provides the default lab name.
 func Parse(file string, data []byte) (*Topology, error) {
-	if len(data) > MaxFileSize {
-		return nil, fileProblem(file, fmt.Sprintf("is %s; a topology may be at most %s", sizeString(int64(len(data))), sizeString(MaxFileSize)))
-	}
-	d := &decoder{file: file}
-	doc, ok := d.parseYAML(data)
+	d := yamldoc.NewDecoder(file)
+	root, ok := d.Document(data, format)
 	if !ok {
-		return nil, d.invalid()
+		return nil, d.Err()
 	}
-	root, ok := d.root(doc)
-	if !ok {
-		return nil, d.invalid()
-	}
-	raw := d.decode(root)
-	v := &validator{decoder: d}
-	t := v.build(file, raw)
-	if len(d.problems) > 0 {
-		return nil, d.invalid()
+	t := Decode(d, root)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
-func (d *decoder) invalid() error {
-	sortProblems(d.problems)
-	return &InvalidError{Problems: d.problems}
-}
-
-// parseYAML reads the file's one YAML document.
-func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.empty()
-		} else {
-			d.problems = append(d.problems, yamlProblem(d.file, data, err))
-		}
-		return nil, false
+// Decode validates the topology held by node n, a mapping, of the document
+// d decodes: a topology file's top level, or a topology written inline in
+// another document (decode it with d.Within("topology")), whose problems
+// then join that document's, at their places in its file. The file d reads
+// provides the default lab name. Decode returns nil when it found problems.
+func Decode(d *yamldoc.Decoder, n *yaml.Node) *Topology {
+	before := len(d.Problems())
+	dec := &decoder{d}
+	raw, ok := dec.decode(n)
+	if !ok {
+		return nil
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case err == nil:
-		d.addf(&next, "", "the file holds more than one YAML document; a topology is exactly one")
-		return nil, false
-	case !errors.Is(err, io.EOF):
-		d.problems = append(d.problems, yamlProblem(d.file, data, err))
-		return nil, false
+	v := &validator{decoder: dec}
+	t := v.build(d.File(), raw)
+	if len(d.Problems()) > before {
+		return nil
 	}
-	return &doc, true
+	return t
 }
 
 type validator struct {
@@ -91,7 +92,7 @@ func (v *validator) countContainers(at *yaml.Node, path string, n int) {
 	before := v.containers
 	v.containers += n
 	if before <= MaxContainers && v.containers > MaxContainers {
-		v.addf(at, path, "this pod brings the lab to %d containers; one host runs at most %d (each is a process, and the kernel's default pid_max of 32768 is shared with the whole host)",
+		v.Addf(at, path, "this pod brings the lab to %d containers; one host runs at most %d (each is a process, and the kernel's default pid_max of 32768 is shared with the whole host)",
 			v.containers, MaxContainers)
 	}
 }
@@ -114,22 +115,22 @@ const MaxIfNameLen = 15
 var reservedNames = map[string]bool{"underlay": true}
 
 func (v *validator) name(n *yaml.Node, path, what string) (string, bool) {
-	s, ok := v.scalar(n, path)
+	s, ok := v.String(n, path)
 	if !ok {
 		return "", false
 	}
 	if msg := checkName(s); msg != "" {
-		v.addf(n, path, "%s name %q %s", what, s, msg)
+		v.Addf(n, path, "%s name %q %s", what, s, msg)
 		return "", false
 	}
 	// Node and pod namespaces sit next to the lab's underlay namespace; the
 	// lab name only prefixes them all, so it cannot clash.
 	if what != "lab" && reservedNames[s] {
-		v.addf(n, path, "%s name %q is reserved for the lab's underlay namespace", what, s)
+		v.Addf(n, path, "%s name %q is reserved for the lab's underlay namespace", what, s)
 		return "", false
 	}
 	if (what == "lab" || what == "pod") && cgroupFiles[s] {
-		v.addf(n, path, "%s name %q is taken: %s", what, s, cgroupFileWhy)
+		v.Addf(n, path, "%s name %q is taken: %s", what, s, cgroupFileWhy)
 		return "", false
 	}
 	return s, true
@@ -180,60 +181,17 @@ func reservedIfName(s string) bool {
 	return s == "eth0" || s == "lo" || strings.HasPrefix(s, "veth")
 }
 
+// prefix reads a lab network: one with room for hosts.
 func (v *validator) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
-	s, ok := v.scalar(n, path)
+	p, ok := v.Prefix(n, path)
 	if !ok {
-		return netip.Prefix{}, false
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		if a, aerr := netip.ParseAddr(s); aerr == nil && a.Is4() {
-			v.addf(n, path, "%q is an address, not a CIDR (add a prefix length such as /24)", s)
-		} else if aerr == nil || strings.Contains(s, ":") {
-			v.addf(n, path, "%q: IPv6 is not supported yet", s)
-		} else {
-			v.addf(n, path, "%q is not a CIDR like 10.0.0.0/24", s)
-		}
-		return netip.Prefix{}, false
-	}
-	if !p.Addr().Is4() {
-		v.addf(n, path, "%q: IPv6 is not supported yet", s)
-		return netip.Prefix{}, false
-	}
-	if p.Masked() != p {
-		v.addf(n, path, "%q has host bits set (did you mean %s?)", s, p.Masked())
 		return netip.Prefix{}, false
 	}
 	if p.Bits() > 30 {
-		v.addf(n, path, "%s is too small: a /%d has no room for hosts (use /30 or larger)", p, p.Bits())
+		v.Addf(n, path, "%s is too small: a /%d has no room for hosts (use /30 or larger)", p, p.Bits())
 		return netip.Prefix{}, false
 	}
 	return p, true
-}
-
-func (v *validator) addr(n *yaml.Node, path string) (netip.Addr, bool) {
-	s, ok := v.scalar(n, path)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		if p, perr := netip.ParsePrefix(s); perr == nil {
-			if p.Addr().Is4() {
-				v.addf(n, path, "%q: give the address without a prefix length", s)
-			} else {
-				v.addf(n, path, "%q: IPv6 is not supported yet", s)
-			}
-		} else {
-			v.addf(n, path, "%q is not an IPv4 address", s)
-		}
-		return netip.Addr{}, false
-	}
-	if !a.Is4() {
-		v.addf(n, path, "%q: IPv6 is not supported yet", s)
-		return netip.Addr{}, false
-	}
-	return a, true
 }
 
 // prefixOr parses n when present, or the default value otherwise.
@@ -251,21 +209,27 @@ type netCheck struct {
 	underlay, cluster, service, mask bool
 }
 
+// build validates a decoded topology in passes, each relying on the ones
+// before: the lab name; the network (its ranges, which every address is
+// checked against); the deployments, expanded into pods on their nodes;
+// the nodes and pods, named and addressed (buildNodes); the links between
+// named nodes; the devices each node gets once the backends per pair are
+// known.
 func (v *validator) build(file string, raw rawTopology) *Topology {
 	t := &Topology{File: file}
 
 	// Lab name: explicit, or the file's base name.
 	if raw.name != nil {
 		t.Name, _ = v.name(raw.name, "name", "lab")
-	} else if !v.misspelled(raw.root, "name") {
+	} else if !v.Misspelled(raw.root, "name") {
 		base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 		switch msg := checkName(base); {
 		case file == "":
-			v.addf(raw.root, "name", "the lab needs a name: add `name:`")
+			v.Addf(raw.root, "name", "the lab needs a name: add `name:`")
 		case msg == "" && cgroupFiles[base]:
-			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: %s)", base, cgroupFileWhy)
+			v.Addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: %s)", base, cgroupFileWhy)
 		case msg != "":
-			v.addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: it %s)", base, msg)
+			v.Addf(raw.root, "name", "the lab needs a name: add `name:` (the file name %q cannot serve: it %s)", base, msg)
 		default:
 			t.Name = base
 		}
@@ -281,7 +245,7 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 		if at == nil {
 			at = raw.root
 		}
-		v.addf(at, "nodes", "a lab needs at least one node")
+		v.Addf(at, "nodes", "a lab needs at least one node")
 	}
 
 	v.templates = v.expandDeployments(t, &raw)
@@ -292,39 +256,31 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 }
 
 func (v *validator) backend(n *yaml.Node, path string) (Backend, bool) {
-	s, good := v.scalar(n, path)
-	if !good {
-		return "", false
-	}
-	switch b := Backend(s); b {
-	case BackendHostGW, BackendVXLAN, BackendIPIP:
-		return b, true
-	}
-	v.addf(n, path, "unknown backend %q (use %q, %q or %q)", s, BackendHostGW, BackendVXLAN, BackendIPIP)
-	return "", false
+	s, ok := v.Enum(n, path, "backend", string(BackendHostGW), string(BackendVXLAN), string(BackendIPIP))
+	return Backend(s), ok
 }
 
 func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 	o.Mode = VXLANRouted
-	if s, good := v.scalar(raw.mode, "network.vxlan.mode"); good {
+	if s, good := v.String(raw.mode, "network.vxlan.mode"); good {
 		switch m := VXLANMode(s); m {
 		case VXLANRouted, VXLANBridged:
 			o.Mode = m
 		default:
-			v.addf(raw.mode, "network.vxlan.mode", "unknown vxlan mode %q (use %q, as flannel, or %q, the vxlan device on the pod bridge)", s, VXLANRouted, VXLANBridged)
+			v.Addf(raw.mode, "network.vxlan.mode", "unknown vxlan mode %q (use %q, as flannel, or %q, the vxlan device on the pod bridge)", s, VXLANRouted, VXLANBridged)
 		}
 	}
 	o.Device = "flannel.1"
 	if o.Mode == VXLANBridged {
 		o.Device = "vxlan0"
 	}
-	if s, good := v.scalar(raw.device, "network.vxlan.device"); good {
+	if s, good := v.String(raw.device, "network.vxlan.device"); good {
 		if msg := checkIfName(s); msg != "" {
-			v.addf(raw.device, "network.vxlan.device", "device name %q %s", s, msg)
+			v.Addf(raw.device, "network.vxlan.device", "device name %q %s", s, msg)
 		} else if reservedIfName(s) {
-			v.addf(raw.device, "network.vxlan.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+			v.Addf(raw.device, "network.vxlan.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
 		} else if msg := fallbackDevice(s); msg != "" {
-			v.addf(raw.device, "network.vxlan.device", "device name %s", msg)
+			v.Addf(raw.device, "network.vxlan.device", "device name %s", msg)
 		} else {
 			o.Device = s
 		}
@@ -333,7 +289,7 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 	if raw.vni != nil {
 		if n, good := v.integer(raw.vni, "network.vxlan.vni"); good {
 			if n < 1 || n > 1<<24-1 {
-				v.addf(raw.vni, "network.vxlan.vni", "vni %d is out of range (1 to 16777215)", n)
+				v.Addf(raw.vni, "network.vxlan.vni", "vni %d is out of range (1 to 16777215)", n)
 			} else {
 				o.VNI = n
 			}
@@ -343,34 +299,34 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 	if raw.port != nil {
 		if n, good := v.integer(raw.port, "network.vxlan.port"); good {
 			if n < 1 || n > 65535 {
-				v.addf(raw.port, "network.vxlan.port", "port %d is out of range (1 to 65535; flannel uses 8472, Calico 4789)", n)
+				v.Addf(raw.port, "network.vxlan.port", "port %d is out of range (1 to 65535; flannel uses 8472, Calico 4789)", n)
 			} else {
 				o.Port = n
 			}
 		}
 	}
 	o.Flooding = FloodMulticast
-	if s, good := v.scalar(raw.flooding, "network.vxlan.flooding"); good {
+	if s, good := v.String(raw.flooding, "network.vxlan.flooding"); good {
 		switch {
 		case o.Mode != VXLANBridged:
-			v.addf(raw.flooding, "network.vxlan.flooding", "flooding applies only to mode %q (routed VXLAN never floods)", VXLANBridged)
+			v.Addf(raw.flooding, "network.vxlan.flooding", "flooding applies only to mode %q (routed VXLAN never floods)", VXLANBridged)
 		case s == FloodMulticast || s == FloodUnicast:
 			o.Flooding = s
 		default:
-			v.addf(raw.flooding, "network.vxlan.flooding", "unknown flooding %q (use %q or %q)", s, FloodMulticast, FloodUnicast)
+			v.Addf(raw.flooding, "network.vxlan.flooding", "unknown flooding %q (use %q or %q)", s, FloodMulticast, FloodUnicast)
 		}
 	}
 	if o.Mode == VXLANBridged && o.Flooding == FloodMulticast {
 		o.Group = netip.MustParseAddr("239.1.1.1")
 	}
 	if raw.group != nil {
-		a, good := v.addr(raw.group, "network.vxlan.group")
+		a, good := v.Addr(raw.group, "network.vxlan.group")
 		switch {
 		case !good:
 		case o.Mode != VXLANBridged || o.Flooding != FloodMulticast:
-			v.addf(raw.group, "network.vxlan.group", "a multicast group applies only to mode %q with multicast flooding", VXLANBridged)
+			v.Addf(raw.group, "network.vxlan.group", "a multicast group applies only to mode %q with multicast flooding", VXLANBridged)
 		case !a.IsMulticast():
-			v.addf(raw.group, "network.vxlan.group", "%s is not a multicast address (224.0.0.0/4)", a)
+			v.Addf(raw.group, "network.vxlan.group", "%s is not a multicast address (224.0.0.0/4)", a)
 		default:
 			o.Group = a
 		}
@@ -379,25 +335,20 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 
 func (v *validator) buildIPIP(o *IPIPOptions, raw rawIPIP) {
 	o.Device = "tunl0"
-	if s, good := v.scalar(raw.device, "network.ipip.device"); good {
+	if s, good := v.String(raw.device, "network.ipip.device"); good {
 		if msg := checkIfName(s); msg != "" {
-			v.addf(raw.device, "network.ipip.device", "device name %q %s", s, msg)
+			v.Addf(raw.device, "network.ipip.device", "device name %q %s", s, msg)
 		} else if reservedIfName(s) {
-			v.addf(raw.device, "network.ipip.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
+			v.Addf(raw.device, "network.ipip.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
 		} else if msg := fallbackDevice(s); msg != "" && s != "tunl0" {
-			v.addf(raw.device, "network.ipip.device", "device name %s, and is not an ipip device", msg)
+			v.Addf(raw.device, "network.ipip.device", "device name %s, and is not an ipip device", msg)
 		} else {
 			o.Device = s
 		}
 	}
 	o.Datapath = DatapathAuto
-	if s, good := v.scalar(raw.datapath, "network.ipip.datapath"); good {
-		switch s {
-		case DatapathAuto, DatapathKernel, DatapathUserspace:
-			o.Datapath = s
-		default:
-			v.addf(raw.datapath, "network.ipip.datapath", "unknown datapath %q (use %q, %q or %q)", s, DatapathAuto, DatapathKernel, DatapathUserspace)
-		}
+	if s, good := v.Enum(raw.datapath, "network.ipip.datapath", "datapath", DatapathAuto, DatapathKernel, DatapathUserspace); good {
+		o.Datapath = s
 	}
 }
 
@@ -416,40 +367,14 @@ func (v *validator) buildLinks(t *Topology, raw rawTopology) {
 			continue
 		}
 		l := Link{}
-		good := true
-		var names []string
-		if rl.nodes == nil {
-			v.addf(rl.at, rl.path+".nodes", "a link needs two nodes, e.g. nodes: [node1, node2]")
-			good = false
-		} else if rl.nodes.Kind != yaml.SequenceNode || len(rl.nodes.Content) != 2 {
-			v.addf(rl.nodes, rl.path+".nodes", "must list exactly two nodes, e.g. [node1, node2]")
-			good = false
-		} else {
-			for i, item := range rl.nodes.Content {
-				path := fmt.Sprintf("%s.nodes[%d]", rl.path, i)
-				s, ok := v.scalar(item, path)
-				switch {
-				case !ok:
-					good = false
-				case !known[s]:
-					v.addf(item, path, "no node is named %q", s)
-					good = false
-				default:
-					names = append(names, s)
-				}
-			}
-			if good && names[0] == names[1] {
-				v.addf(rl.nodes, rl.path+".nodes", "a link joins two different nodes, not %q with itself", names[0])
-				good = false
-			}
-		}
+		names, good := v.linkNodes(rl, known)
 		if rl.backend == nil {
-			v.addf(rl.at, rl.path+".backend", "a link needs a backend (%s, %s or %s)", BackendHostGW, BackendVXLAN, BackendIPIP)
+			v.Addf(rl.at, rl.path+".backend", "a link needs a backend (%s, %s or %s)", BackendHostGW, BackendVXLAN, BackendIPIP)
 			good = false
 		} else if b, ok := v.backend(rl.backend, rl.path+".backend"); ok {
 			l.Backend = b
 			if b == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged {
-				v.addf(rl.backend, rl.path+".backend", "bridged VXLAN is one L2 segment for the whole lab and cannot be chosen per link (use network.vxlan.mode: routed)")
+				v.Addf(rl.backend, rl.path+".backend", "bridged VXLAN is one L2 segment for the whole lab and cannot be chosen per link (use network.vxlan.mode: routed)")
 				good = false
 			}
 		} else {
@@ -460,7 +385,7 @@ func (v *validator) buildLinks(t *Topology, raw rawTopology) {
 		}
 		key := [2]string{min(names[0], names[1]), max(names[0], names[1])}
 		if prev, dup := seen[key]; dup {
-			v.addf(rl.nodes, rl.path+".nodes", "the link %s-%s is already set at %s", names[0], names[1], prev)
+			v.Addf(rl.nodes, rl.path+".nodes", "the link %s-%s is already set at %s", names[0], names[1], prev)
 			continue
 		}
 		seen[key] = rl.path
@@ -470,7 +395,7 @@ func (v *validator) buildLinks(t *Topology, raw rawTopology) {
 	if t.Network.Backend == BackendVXLAN && t.Network.VXLAN.Mode == VXLANBridged && len(t.Links) > 0 {
 		for _, l := range t.Links {
 			if l.Backend != BackendVXLAN {
-				v.addf(raw.network.backend, "network.backend", "bridged VXLAN joins every node in one L2 segment; it cannot be mixed with per-link backends")
+				v.Addf(raw.network.backend, "network.backend", "bridged VXLAN joins every node in one L2 segment; it cannot be mixed with per-link backends")
 				break
 			}
 		}
@@ -480,13 +405,80 @@ func (v *validator) buildLinks(t *Topology, raw rawTopology) {
 		if at == nil {
 			at = raw.root
 		}
-		v.addf(at, "network.mtu", "MTU %d leaves pods only %d bytes after encapsulation (at least 576 are needed)", t.Network.MTU, t.Network.MTU-maxOverhead(t))
+		v.Addf(at, "network.mtu", "MTU %d leaves pods only %d bytes after encapsulation (at least 576 are needed)", t.Network.MTU, t.Network.MTU-maxOverhead(t))
 	}
+}
+
+// linkNodes checks the two nodes a link joins: known, and not one twice.
+func (v *validator) linkNodes(rl rawLink, known map[string]bool) ([]string, bool) {
+	if rl.nodes == nil {
+		v.Addf(rl.at, rl.path+".nodes", "a link needs two nodes, e.g. nodes: [node1, node2]")
+		return nil, false
+	}
+	if rl.nodes.Kind != yaml.SequenceNode || len(rl.nodes.Content) != 2 {
+		v.Addf(rl.nodes, rl.path+".nodes", "must list exactly two nodes, e.g. [node1, node2]")
+		return nil, false
+	}
+	good := true
+	var names []string
+	for i, item := range rl.nodes.Content {
+		path := fmt.Sprintf("%s.nodes[%d]", rl.path, i)
+		s, ok := v.String(item, path)
+		switch {
+		case !ok:
+			good = false
+		case !known[s]:
+			v.Addf(item, path, "no node is named %q", s)
+			good = false
+		default:
+			names = append(names, s)
+		}
+	}
+	if good && names[0] == names[1] {
+		v.Addf(rl.nodes, rl.path+".nodes", "a link joins two different nodes, not %q with itself", names[0])
+		good = false
+	}
+	return names, good
 }
 
 func maxOverhead(t *Topology) int { return t.Network.MTU - t.PodMTU() }
 
+// buildNetwork builds the lab-wide settings: the address ranges first
+// (networkRanges), then the node subnet size that must fit the cluster
+// CIDR (nodeMaskSize), then the backend, tunnel options and MTU. What it
+// returns says which settings later checks may rely on.
 func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
+	ok := v.networkRanges(nw, raw)
+	ok.mask = v.nodeMaskSize(nw, raw, ok.cluster)
+
+	nw.Backend = DefaultBackend
+	if b, good := v.backend(raw.backend, "network.backend"); good {
+		nw.Backend = b
+	}
+	v.buildVXLAN(&nw.VXLAN, raw.vxlan)
+	v.buildIPIP(&nw.IPIP, raw.ipip)
+
+	nw.MTU = DefaultMTU
+	if raw.mtu != nil {
+		if m, good := v.integer(raw.mtu, "network.mtu"); good {
+			if m < 576 || m > 65535 {
+				v.Addf(raw.mtu, "network.mtu", "MTU %d is out of range (576 to 65535)", m)
+			} else {
+				nw.MTU = m
+			}
+		}
+	}
+
+	if !raw.ok {
+		// "network" is not a mapping: the intended addresses are unknown.
+		return netCheck{}
+	}
+	return ok
+}
+
+// networkRanges reads the underlay, cluster and service ranges (or their
+// defaults) and reports any in reserved space or overlapping another.
+func (v *validator) networkRanges(nw *Network, raw rawNetwork) netCheck {
 	var ok netCheck
 	nw.Underlay, ok.underlay = v.prefixOr(raw.underlay, "network.underlay", DefaultUnderlay)
 	nw.ClusterCIDR, ok.cluster = v.prefixOr(raw.clusterCIDR, "network.clusterCIDR", DefaultClusterCIDR)
@@ -515,60 +507,42 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 			// a default cannot be pointed at, so say where to move it.
 			switch {
 			case b.n != nil && a.n != nil:
-				v.addf(b.n, b.path, "%s %s overlaps the %s %s (%s)", b.what, b.p, a.what, a.p, a.path)
+				v.Addf(b.n, b.path, "%s %s overlaps the %s %s (%s)", b.what, b.p, a.what, a.p, a.path)
 			case b.n != nil:
-				v.addf(b.n, b.path, "%s %s overlaps the default %s %s (set %s to another range)", b.what, b.p, a.what, a.p, a.path)
+				v.Addf(b.n, b.path, "%s %s overlaps the default %s %s (set %s to another range)", b.what, b.p, a.what, a.p, a.path)
 			default:
-				v.addf(a.n, a.path, "%s %s overlaps the default %s %s (set %s to another range)", a.what, a.p, b.what, b.p, b.path)
+				v.Addf(a.n, a.path, "%s %s overlaps the default %s %s (set %s to another range)", a.what, a.p, b.what, b.p, b.path)
 			}
 		}
 	}
+	return ok
+}
 
+// nodeMaskSize reads the size of node subnets, which must fit the cluster
+// CIDR when that is known good; it reports whether the size is good.
+func (v *validator) nodeMaskSize(nw *Network, raw rawNetwork, clusterOK bool) bool {
 	nw.NodeMaskSize = DefaultNodeMaskSize
-	ok.mask = true
+	ok := true
 	if raw.nodeMaskSize != nil {
 		const path = "network.nodeCIDRMaskSize"
 		m, good := v.integer(raw.nodeMaskSize, path)
 		switch {
 		case !good:
-			ok.mask = false
+			ok = false
 		case m < 1 || m > 30:
-			v.addf(raw.nodeMaskSize, path, "node subnet size /%d is out of range (use 1 to 30; 24 is usual)", m)
-			ok.mask = false
-		case ok.cluster && m < nw.ClusterCIDR.Bits():
-			v.addf(raw.nodeMaskSize, path, "node subnets of /%d do not fit the cluster CIDR %s (use a size between %d and 30)",
+			v.Addf(raw.nodeMaskSize, path, "node subnet size /%d is out of range (use 1 to 30; 24 is usual)", m)
+			ok = false
+		case clusterOK && m < nw.ClusterCIDR.Bits():
+			v.Addf(raw.nodeMaskSize, path, "node subnets of /%d do not fit the cluster CIDR %s (use a size between %d and 30)",
 				m, nw.ClusterCIDR, nw.ClusterCIDR.Bits())
-			ok.mask = false
+			ok = false
 		default:
 			nw.NodeMaskSize = m
 		}
-	} else if ok.cluster && nw.ClusterCIDR.Bits() > nw.NodeMaskSize {
-		v.addf(raw.clusterCIDR, "network.clusterCIDR", "cluster CIDR %s is smaller than one /%d node subnet (set network.nodeCIDRMaskSize between %d and 30)",
+	} else if clusterOK && nw.ClusterCIDR.Bits() > nw.NodeMaskSize {
+		v.Addf(raw.clusterCIDR, "network.clusterCIDR", "cluster CIDR %s is smaller than one /%d node subnet (set network.nodeCIDRMaskSize between %d and 30)",
 			nw.ClusterCIDR, nw.NodeMaskSize, nw.ClusterCIDR.Bits())
-		ok.mask = false
-	}
-
-	nw.Backend = DefaultBackend
-	if b, good := v.backend(raw.backend, "network.backend"); good {
-		nw.Backend = b
-	}
-	v.buildVXLAN(&nw.VXLAN, raw.vxlan)
-	v.buildIPIP(&nw.IPIP, raw.ipip)
-
-	nw.MTU = DefaultMTU
-	if raw.mtu != nil {
-		if m, good := v.integer(raw.mtu, "network.mtu"); good {
-			if m < 576 || m > 65535 {
-				v.addf(raw.mtu, "network.mtu", "MTU %d is out of range (576 to 65535)", m)
-			} else {
-				nw.MTU = m
-			}
-		}
-	}
-
-	if !raw.ok {
-		// "network" is not a mapping: the intended addresses are unknown.
-		return netCheck{}
+		ok = false
 	}
 	return ok
 }
@@ -585,256 +559,6 @@ func (l located) owner(kind string) string {
 		return l.path
 	}
 	return fmt.Sprintf("%s %q (%s)", kind, l.name, l.path)
-}
-
-func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
-	nw := t.Network
-	type claim struct{ path, kind string }
-	names := map[string]claim{}
-	claimName := func(n *yaml.Node, path, name, kind string) {
-		if prev, dup := names[name]; dup {
-			v.addf(n, path, "%s name %q is already used by the %s at %s (node and pod names must be unique in a lab)",
-				kind, name, prev.kind, strings.TrimSuffix(prev.path, ".name"))
-			return
-		}
-		names[name] = claim{path, kind}
-	}
-
-	// First pass: names and explicit addresses.
-	nodeIPs := map[netip.Addr]located{}
-	underlayVeths := vethClaims{}
-	var subnets []subnetClaim
-	claimed := subnetIndex{}
-	t.Nodes = make([]Node, len(raw.nodes))
-	for i, rn := range raw.nodes {
-		if !rn.ok {
-			continue
-		}
-		n := &t.Nodes[i]
-		if rn.name == nil {
-			if !v.misspelled(rn.at, "name") {
-				v.addf(rn.at, rn.path+".name", "every node needs a name")
-			}
-		} else if name, good := v.name(rn.name, rn.path+".name", "node"); good {
-			n.Name = name
-			claimName(rn.name, rn.path+".name", name, "node")
-			v.claimVeth(underlayVeths, rn.name, rn.path+".name", "node", name, "on the underlay bridge")
-		}
-		if ip, good := v.addr(rn.ip, rn.path+".ip"); good && ok.underlay {
-			path := rn.path + ".ip"
-			switch {
-			case !nw.Underlay.Contains(ip):
-				v.addf(rn.ip, path, "%s is outside the underlay %s", ip, nw.Underlay)
-			case ip == nw.Underlay.Addr():
-				v.addf(rn.ip, path, "%s is the network address of the underlay %s", ip, nw.Underlay)
-			case ip == broadcast(nw.Underlay):
-				v.addf(rn.ip, path, "%s is the broadcast address of the underlay %s", ip, nw.Underlay)
-			default:
-				if prev, dup := nodeIPs[ip]; dup {
-					v.addf(rn.ip, path, "%s is already the IP of %s", ip, prev.owner("node"))
-				} else {
-					nodeIPs[ip] = located{path, n.Name}
-					n.IP = ip
-				}
-			}
-		}
-		if p, good := v.prefix(rn.podCIDR, rn.path+".podCIDR"); good && ok.cluster {
-			path := rn.path + ".podCIDR"
-			if !(nw.ClusterCIDR.Contains(p.Addr()) && p.Bits() >= nw.ClusterCIDR.Bits()) {
-				v.addf(rn.podCIDR, path, "%s is outside the cluster CIDR %s", p, nw.ClusterCIDR)
-			} else if prev, clash := claimed.overlap(p); clash {
-				v.addf(rn.podCIDR, path, "%s overlaps the pod subnet %s of %s", p, prev.p, prev.owner("node"))
-			} else {
-				c := subnetClaim{p, located{path, n.Name}}
-				subnets = append(subnets, c)
-				claimed.add(c)
-				n.PodSubnet = p
-			}
-		}
-		n.Bridge = DefaultBridge
-		if s, good := v.scalar(rn.bridge, rn.path+".bridge"); good {
-			if msg := checkIfName(s); msg != "" {
-				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q %s", s, msg)
-			} else if reservedIfName(s) {
-				v.addf(rn.bridge, rn.path+".bridge", "bridge name %q clashes with the node's eth0, lo or pod veth devices", s)
-			} else if msg := fallbackDevice(s); msg != "" {
-				v.addf(rn.bridge, rn.path+".bridge", "bridge name %s", msg)
-			} else {
-				n.Bridge = s
-			}
-		}
-		n.Labels = v.labels(rn.labels, rn.path+".labels")
-		podVeths := vethClaims{}
-		where := "on " + nodeLabel(n.Name, rn.path)
-		for _, rp := range rn.pods {
-			p := Pod{Node: n.Name}
-			if !rp.ok {
-				n.Pods = append(n.Pods, p)
-				continue
-			}
-			if rp.deployment != "" {
-				p.Name, p.Deployment = rp.generated, rp.deployment
-				claimName(rp.at, rp.path+".name", p.Name, "pod")
-				v.claimVeth(podVeths, rp.at, rp.path+".name", "pod", p.Name, where)
-				tmpl := v.templates[rp.deployment]
-				p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
-				v.countContainers(rp.at, rp.path+".template.containers", len(p.Containers))
-				n.Pods = append(n.Pods, p)
-				continue
-			}
-			tmpl := v.buildTemplate(rp.rawPodTemplate)
-			p.Labels, p.RestartPolicy, p.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
-			v.countContainers(rp.at, rp.path+".containers", len(p.Containers))
-			if rp.name == nil {
-				if !v.misspelled(rp.at, "name") {
-					v.addf(rp.at, rp.path+".name", "every pod needs a name")
-				}
-			} else if name, good := v.name(rp.name, rp.path+".name", "pod"); good {
-				p.Name = name
-				claimName(rp.name, rp.path+".name", name, "pod")
-				v.claimVeth(podVeths, rp.name, rp.path+".name", "pod", name, where)
-			}
-			n.Pods = append(n.Pods, p)
-		}
-	}
-
-	// Second pass: automatic node subnets and node IPs, in file order, never
-	// reusing what any node, earlier or later, asked for explicitly.
-	if ok.cluster && ok.mask {
-		explicit := make([]netip.Prefix, 0, len(subnets))
-		for _, s := range subnets {
-			explicit = append(explicit, s.p)
-		}
-		alloc := newSubnetAllocator(nw.ClusterCIDR, nw.NodeMaskSize, explicit)
-		var short []int // nodes left without a subnet
-		for i, rn := range raw.nodes {
-			if !rn.ok || rn.podCIDR != nil {
-				continue // explicit, or explicit but invalid (already reported)
-			}
-			if p, good := alloc.next(); good {
-				t.Nodes[i].PodSubnet = p
-			} else {
-				short = append(short, i)
-			}
-		}
-		if len(short) > 0 {
-			rn := raw.nodes[short[0]]
-			v.addf(rn.at, rn.path, "no free /%d subnet left in the cluster CIDR %s for %s%s (use a larger network.clusterCIDR or a larger network.nodeCIDRMaskSize)",
-				nw.NodeMaskSize, nw.ClusterCIDR, nodeLabel(t.Nodes[short[0]].Name, rn.path), andMore(len(short)-1))
-		}
-	}
-	if ok.underlay {
-		// .1 stays free for a future underlay gateway.
-		next := nw.Underlay.Addr().Next().Next()
-		last := broadcast(nw.Underlay)
-		var short []int
-		for i, rn := range raw.nodes {
-			if !rn.ok || rn.ip != nil {
-				continue
-			}
-			for next != last {
-				if _, used := nodeIPs[next]; !used {
-					break
-				}
-				next = next.Next()
-			}
-			if next == last {
-				short = append(short, i)
-				continue
-			}
-			t.Nodes[i].IP = next
-			nodeIPs[next] = located{rn.path, t.Nodes[i].Name}
-			next = next.Next()
-		}
-		if len(short) > 0 {
-			rn := raw.nodes[short[0]]
-			v.addf(rn.at, rn.path, "no free address left in the underlay %s for %s%s (use a larger network.underlay)",
-				nw.Underlay, nodeLabel(t.Nodes[short[0]].Name, rn.path), andMore(len(short)-1))
-		}
-	}
-
-	// Third pass: gateways and pod IPs inside each node's subnet.
-	podIPs := map[netip.Addr]located{}
-	for i, rn := range raw.nodes {
-		if !rn.ok {
-			continue
-		}
-		n := &t.Nodes[i]
-		if !n.PodSubnet.IsValid() {
-			// The subnet is unknown (already reported): only check that
-			// explicit pod IPs are addresses at all.
-			for _, rp := range rn.pods {
-				if rp.ok {
-					v.addr(rp.ip, rp.path+".ip")
-				}
-			}
-			continue
-		}
-		subnet := n.PodSubnet
-		n.Gateway = subnet.Addr().Next()
-		bcast := broadcast(subnet)
-		capacity := (1 << (32 - subnet.Bits())) - 3 // network, gateway, broadcast
-		fits := len(rn.pods) <= capacity
-		if !fits {
-			at := rn.podsAt
-			if at == nil {
-				at = rn.at // the pods all came from deployments
-			}
-			v.addf(at, rn.path+".pods", "%d pods do not fit %s's pod subnet %s, which holds %d",
-				len(rn.pods), nodeLabel(n.Name, rn.path), subnet, capacity)
-		} else if ports, why := bridgePorts(t); len(rn.pods) > ports {
-			at := rn.podsAt
-			if at == nil {
-				at = rn.at
-			}
-			v.addf(at, rn.path+".pods", "%d pods do not fit %s's bridge %s: a Linux bridge takes at most %d ports%s",
-				len(rn.pods), nodeLabel(n.Name, rn.path), n.Bridge, MaxBridgePorts, why)
-		}
-		local := map[netip.Addr]bool{}
-		for j, rp := range rn.pods {
-			if !rp.ok {
-				continue
-			}
-			ip, good := v.addr(rp.ip, rp.path+".ip")
-			if !good {
-				continue
-			}
-			path := rp.path + ".ip"
-			switch {
-			case !subnet.Contains(ip):
-				v.addf(rp.ip, path, "%s is outside %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			case ip == subnet.Addr():
-				v.addf(rp.ip, path, "%s is the network address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			case ip == n.Gateway:
-				v.addf(rp.ip, path, "%s is the gateway (bridge) address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			case ip == bcast:
-				v.addf(rp.ip, path, "%s is the broadcast address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-			default:
-				if prev, dup := podIPs[ip]; dup {
-					v.addf(rp.ip, path, "%s is already the IP of %s", ip, prev.owner("pod"))
-					continue
-				}
-				podIPs[ip] = located{path, n.Pods[j].Name}
-				local[ip] = true
-				n.Pods[j].IP = ip
-			}
-		}
-		if !fits {
-			continue
-		}
-		next := n.Gateway.Next()
-		for j, rp := range rn.pods {
-			if !rp.ok || rp.ip != nil {
-				continue
-			}
-			for local[next] {
-				next = next.Next()
-			}
-			n.Pods[j].IP = next
-			local[next] = true
-			next = next.Next()
-		}
-	}
 }
 
 // bridgePorts is how many pod veths a node's bridge takes.

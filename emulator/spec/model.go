@@ -30,45 +30,51 @@ const (
 )
 
 // Topology is a validated lab description with every address filled in.
+//
+// Lab records store it as JSON, so every field of it and of what it holds
+// has an explicit JSON name: lowerCamelCase, and its Go name but for case,
+// which keeps records written before the names were explicit readable
+// (encoding/json matches names regardless of case). Renaming one changes
+// the record format: testdata/json/every-field.golden shows it.
 type Topology struct {
 	// File is the path the topology was loaded from ("" when parsed from memory).
-	File    string
-	Name    string
-	Network Network
-	Nodes   []Node
+	File    string  `json:"file"`
+	Name    string  `json:"name"`
+	Network Network `json:"network"`
+	Nodes   []Node  `json:"nodes"`
 	// Links override the backend for particular node pairs; every other
 	// pair uses Network.Backend.
-	Links []Link
+	Links []Link `json:"links"`
 	// Deployments are already expanded into pods on their nodes; this keeps
 	// what they asked for.
-	Deployments []Deployment
+	Deployments []Deployment `json:"deployments"`
 }
 
 // Deployment is a set of identical pods spread over nodes.
 type Deployment struct {
-	Name         string
-	Replicas     int
-	Labels       map[string]string
-	NodeSelector map[string]string
-	Pods         []string // the pods it made, in replica order
+	Name         string            `json:"name"`
+	Replicas     int               `json:"replicas"`
+	Labels       map[string]string `json:"labels"`
+	NodeSelector map[string]string `json:"nodeSelector"`
+	Pods         []string          `json:"pods"` // the pods it made, in replica order
 }
 
 // Link sets the backend between two nodes.
 type Link struct {
-	Nodes   [2]string
-	Backend Backend
+	Nodes   [2]string `json:"nodes"`
+	Backend Backend   `json:"backend"`
 }
 
 // Network holds the lab-wide address plan.
 type Network struct {
-	Underlay     netip.Prefix // the "physical" L2 network between nodes
-	ClusterCIDR  netip.Prefix // all pod subnets are carved out of this
-	ServiceCIDR  netip.Prefix // reserved for services; must not overlap the others
-	NodeMaskSize int          // prefix length of each node's pod subnet
-	Backend      Backend
-	VXLAN        VXLANOptions
-	IPIP         IPIPOptions
-	MTU          int // underlay MTU; pod MTU follows the backends in use
+	Underlay     netip.Prefix `json:"underlay"`     // the "physical" L2 network between nodes
+	ClusterCIDR  netip.Prefix `json:"clusterCIDR"`  // all pod subnets are carved out of this
+	ServiceCIDR  netip.Prefix `json:"serviceCIDR"`  // reserved for services; must not overlap the others
+	NodeMaskSize int          `json:"nodeMaskSize"` // prefix length of each node's pod subnet
+	Backend      Backend      `json:"backend"`
+	VXLAN        VXLANOptions `json:"vxlan"`
+	IPIP         IPIPOptions  `json:"ipip"`
+	MTU          int          `json:"mtu"` // underlay MTU; pod MTU follows the backends in use
 }
 
 // VXLANMode says how VXLAN carries pod traffic.
@@ -93,12 +99,12 @@ const (
 
 // VXLANOptions configure the vxlan backend. The defaults are flannel's.
 type VXLANOptions struct {
-	Mode     VXLANMode
-	Device   string // flannel.1 (routed) or vxlan0 (bridged)
-	VNI      int    // 1
-	Port     int    // 8472, flannel's; Calico and the IANA use 4789
-	Flooding string // bridged only: multicast or unicast
-	Group    netip.Addr
+	Mode     VXLANMode  `json:"mode"`
+	Device   string     `json:"device"`   // flannel.1 (routed) or vxlan0 (bridged)
+	VNI      int        `json:"vni"`      // 1
+	Port     int        `json:"port"`     // 8472, flannel's; Calico and the IANA use 4789
+	Flooding string     `json:"flooding"` // bridged only: multicast or unicast
+	Group    netip.Addr `json:"group"`
 }
 
 // IPIP datapaths.
@@ -110,8 +116,8 @@ const (
 
 // IPIPOptions configure the ipip backend. The defaults are Calico's.
 type IPIPOptions struct {
-	Device   string // tunl0
-	Datapath string
+	Device   string `json:"device"` // tunl0
+	Datapath string `json:"datapath"`
 }
 
 // Encapsulation overhead of each backend, in bytes.
@@ -127,25 +133,25 @@ func (b Backend) Overhead() int {
 
 // Node is one emulated machine.
 type Node struct {
-	Name      string
-	IP        netip.Addr   // address on the underlay
-	PodSubnet netip.Prefix // this node's share of the cluster CIDR
-	Gateway   netip.Addr   // the bridge's address, the pods' default gateway
-	Bridge    string       // name of the pod bridge inside the node
-	Labels    map[string]string
-	Pods      []Pod
+	Name      string            `json:"name"`
+	IP        netip.Addr        `json:"ip"`        // address on the underlay
+	PodSubnet netip.Prefix      `json:"podSubnet"` // this node's share of the cluster CIDR
+	Gateway   netip.Addr        `json:"gateway"`   // the bridge's address, the pods' default gateway
+	Bridge    string            `json:"bridge"`    // name of the pod bridge inside the node
+	Labels    map[string]string `json:"labels"`
+	Pods      []Pod             `json:"pods"`
 }
 
 // Pod is a network namespace attached to its node's bridge, with the
 // containers that run in it.
 type Pod struct {
-	Name          string
-	Node          string
-	IP            netip.Addr
-	Labels        map[string]string
-	Deployment    string // the deployment that made it, if any
-	RestartPolicy RestartPolicy
-	Containers    []Container
+	Name          string            `json:"name"`
+	Node          string            `json:"node"`
+	IP            netip.Addr        `json:"ip"`
+	Labels        map[string]string `json:"labels"`
+	Deployment    string            `json:"deployment"` // the deployment that made it, if any
+	RestartPolicy RestartPolicy     `json:"restartPolicy"`
+	Containers    []Container       `json:"containers"`
 }
 
 // RestartPolicy says whether an exited container starts again.
@@ -166,35 +172,38 @@ const (
 
 // Container is a process (tree) in its pod's namespaces.
 type Container struct {
-	Name          string
-	Builtin       string
-	Command       []string
-	Args          []string
-	Env           []EnvVar
-	WorkingDir    string
-	Ports         []Port
-	RootFS        string
-	RestartPolicy RestartPolicy // "" means the pod's
-	Resources     Resources
+	Name          string        `json:"name"`
+	Builtin       string        `json:"builtin"`
+	Command       []string      `json:"command"`
+	Args          []string      `json:"args"`
+	Env           []EnvVar      `json:"env"`
+	WorkingDir    string        `json:"workingDir"`
+	Ports         []Port        `json:"ports"`
+	RootFS        string        `json:"rootfs"`
+	RestartPolicy RestartPolicy `json:"restartPolicy"` // "" means the pod's
+	Resources     Resources     `json:"resources"`
 }
 
 // EnvVar is one environment variable.
 type EnvVar struct {
-	Name, Value string
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Port is a port a container serves.
 type Port struct {
-	Name          string
-	ContainerPort int
-	Protocol      string // TCP or UDP
+	Name          string `json:"name"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"` // TCP or UDP
 }
 
 // Resources are Kubernetes requests and limits: millicores and bytes, 0
 // when unset.
 type Resources struct {
-	CPURequestMilli, CPULimitMilli int64
-	MemoryRequest, MemoryLimit     int64
+	CPURequestMilli int64 `json:"cpuRequestMilli"`
+	CPULimitMilli   int64 `json:"cpuLimitMilli"`
+	MemoryRequest   int64 `json:"memoryRequest"`
+	MemoryLimit     int64 `json:"memoryLimit"`
 }
 
 // LinkBackend returns the backend between two nodes. It looks through the

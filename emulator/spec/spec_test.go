@@ -8,6 +8,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/labctl/labctl/emulator/yamldoc"
 )
 
 func addr(s string) netip.Addr     { return netip.MustParseAddr(s) }
@@ -283,24 +287,6 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	}
 }
 
-func TestProblemError(t *testing.T) {
-	tests := []struct {
-		p    Problem
-		want string
-	}{
-		{Problem{File: "a.yaml", Line: 3, Col: 5, Path: "nodes[0].ip", Msg: "bad"}, "a.yaml:3:5: nodes[0].ip: bad"},
-		{Problem{File: "a.yaml", Msg: "the file is empty"}, "a.yaml: the file is empty"},
-		{Problem{Line: 1, Col: 1, Path: "name", Msg: "bad"}, "1:1: name: bad"},
-		{Problem{Path: "name", Msg: "bad"}, "name: bad"},
-		{Problem{Msg: "bad"}, "bad"},
-	}
-	for _, tt := range tests {
-		if got := tt.p.Error(); got != tt.want {
-			t.Errorf("%#v.Error() = %q, want %q", tt.p, got, tt.want)
-		}
-	}
-}
-
 func TestParseWithoutFileName(t *testing.T) {
 	_, err := Parse("", []byte("nodes: [{name: a}]\n"))
 	if err == nil || err.Error() != "1:1: name: the lab needs a name: add `name:`" {
@@ -342,20 +328,63 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
-func TestClosest(t *testing.T) {
-	known := []string{"bridge", "ip", "name", "podCIDR", "pods"}
-	for in, want := range map[string]string{
-		"nmae": "name", "Name": "name", "ipp": "ip", "IP": "ip", "pod": "pods", "podcidr": "podCIDR",
-		"brdge": "bridge", "image": "", "x": "", "kernel": "", "": "",
-	} {
-		if got := closest(in, known); got != want {
-			t.Errorf("closest(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // textbookContainers are the sidecars every pod of two-node.yaml runs.
 var textbookContainers = []Container{
 	{Name: "curl-client", Builtin: BuiltinClient},
 	{Name: "web-server", Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 80, Protocol: "TCP"}}},
+}
+
+// TestDecodeInline decodes a topology written inside another document, as
+// a scenario will hold one: its problems point into the outer file, under
+// the outer path, and problems of the outer document are not its own.
+func TestDecodeInline(t *testing.T) {
+	decode := func(src string) (*Topology, error) {
+		d := yamldoc.NewDecoder("scenario.yaml")
+		root, ok := d.Document([]byte(src), yamldoc.Format{Noun: "a scenario"})
+		if !ok {
+			return nil, d.Err()
+		}
+		var topo *Topology
+		d.Mapping(root, "", yamldoc.Keys{
+			"title":    func(*yaml.Node) {},
+			"topology": func(v *yaml.Node) { topo = Decode(d.Within("topology"), v) },
+		})
+		return topo, d.Err()
+	}
+	const inline = "topology:\n  name: inline\n  nodes:\n    - name: n1\n      ip: %s\n    - {name: n2}\n"
+	tests := []struct {
+		name, src, want string
+		ok              bool
+	}{
+		{"valid", "title: x\n" + fmt.Sprintf(inline, "172.18.0.9"), "", true},
+		{"outer problem only", "titel: x\n" + fmt.Sprintf(inline, "172.18.0.9"),
+			`scenario.yaml:1:1: titel: unknown key "titel" (did you mean "title"?)`, true},
+		{"inner problem", "title: x\n" + fmt.Sprintf(inline, "172.18.0.300"),
+			`scenario.yaml:6:7: topology.nodes[0].ip: "172.18.0.300" is not an IPv4 address`, false},
+		{"inner typo", "title: x\ntopology:\n  nodes: [{name: n1, pods: [{nmae: p}]}]\n  name: inline\n",
+			`scenario.yaml:3:30: topology.nodes[0].pods[0].nmae: unknown key "nmae" (did you mean "name"?)`, false},
+		{"not a mapping", "topology: [a]\n", "scenario.yaml:1:1: topology: must be a mapping, not a list", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topo, err := decode(tt.src)
+			if got := fmt.Sprint(err); tt.want != "" && got != tt.want || tt.want == "" && err != nil {
+				t.Errorf("problems:\n%v\nwant\n%s", err, tt.want)
+			}
+			if (topo != nil) != tt.ok {
+				t.Fatalf("Decode = %v, want a topology: %v", topo, tt.ok)
+			}
+			if topo == nil {
+				return
+			}
+			// The same topology as a file of its own: the same model.
+			alone, err := Parse("scenario.yaml", []byte("name: inline\nnodes:\n  - name: n1\n    ip: 172.18.0.9\n  - {name: n2}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(topo, alone) {
+				t.Errorf("inline topology\n%s\ndiffers from the same topology alone\n%s", dump(topo), dump(alone))
+			}
+		})
+	}
 }

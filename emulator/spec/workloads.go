@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/labctl/labctl/emulator/quantity"
+	"github.com/labctl/labctl/emulator/yamldoc"
 )
 
 // containerNameRE is a DNS label, as Kubernetes requires of container names.
@@ -25,32 +26,14 @@ var envNameRE = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
 // goes to the i-th eligible node, round robin in file order; a node is
 // eligible when its labels include every nodeSelector pair. Pods are named
 // <deployment>-<i>.
+//
+// It runs in two steps per deployment: buildDeployment checks what the
+// deployment says on its own (name, replicas, labels, template); then the
+// eligible nodes and the lab's namespace cap decide where its pods go.
 func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]podTemplate {
 	templates := map[string]podTemplate{}
-	type nodeInfo struct {
-		index  int
-		labels map[string]string
-	}
-	var nodes []nodeInfo
-	for i, rn := range raw.nodes {
-		if !rn.ok || rn.name == nil || rn.name.Kind != yaml.ScalarNode {
-			continue
-		}
-		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
-	}
-	// Every pod is a namespace: count what the file lists before the
-	// deployments add theirs, and add none that would pass MaxNamespaces.
-	namespaces := 1 + len(raw.nodes)
-	pods := 0
-	for _, rn := range raw.nodes {
-		pods += len(rn.pods)
-	}
-	namespaces += pods
-	full := namespaces > MaxNamespaces
-	if full {
-		v.addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
-			namespaces, len(raw.nodes), pods, MaxNamespaces)
-	}
+	nodes := labelledNodes(raw)
+	namespaces, full := v.countNamespaces(raw)
 	// Deployments with the same selector share one list of eligible nodes.
 	eligibleFor := map[string][]nodeInfo{}
 	seen := map[string]string{}
@@ -58,57 +41,11 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		if !rd.ok {
 			continue
 		}
-		d := Deployment{}
-		if rd.name == nil {
-			v.addf(rd.at, rd.path+".name", "every deployment needs a name")
-			continue
-		}
-		name, good := v.name(rd.name, rd.path+".name", "deployment")
+		d, tmpl, good := v.buildDeployment(rd, seen)
 		if !good {
 			continue
 		}
-		if prev, dup := seen[name]; dup {
-			v.addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
-			continue
-		}
-		seen[name] = rd.path
-		d.Name = name
-		d.Replicas = 1
-		if rd.replicas != nil {
-			n, good := v.integer(rd.replicas, rd.path+".replicas")
-			switch {
-			case !good:
-				continue
-			case n < 0 || n > MaxReplicas:
-				v.addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
-				continue
-			}
-			d.Replicas = n
-		}
-		if d.Replicas > 0 {
-			last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
-			if len(last) > MaxNameLen {
-				v.addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
-					name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
-				continue
-			}
-		}
-		d.Labels = v.labels(rd.labels, rd.path+".labels")
-		d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
-		if rd.template == nil {
-			v.addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
-			continue
-		}
-		tmpl := v.buildTemplate(rd.tmpl)
-		// The template's labels are what services will select; the
-		// deployment's own labels default to them, as kubectl create does.
-		if tmpl.labels == nil {
-			tmpl.labels = d.Labels
-		}
-		if d.Labels == nil {
-			d.Labels = tmpl.labels
-		}
-		templates[name] = tmpl
+		templates[d.Name] = tmpl
 		key := selectorKey(d.NodeSelector)
 		eligible, cached := eligibleFor[key]
 		if !cached {
@@ -127,7 +64,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			if at == nil {
 				at = rd.at
 			}
-			v.addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
+			v.Addf(at, rd.path+".nodeSelector", "no node has the labels %s", formatLabels(d.NodeSelector))
 			continue
 		}
 		if !full && namespaces+d.Replicas > MaxNamespaces {
@@ -135,7 +72,7 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 			if at == nil {
 				at = rd.name
 			}
-			v.addf(at, rd.path+".replicas", "%d replicas would make the lab %d namespaces; one host holds at most %d (each costs the kernel about 0.4 MB)",
+			v.Addf(at, rd.path+".replicas", "%d replicas would make the lab %d namespaces; one host holds at most %d (each costs the kernel about 0.4 MB)",
 				d.Replicas, namespaces+d.Replicas, MaxNamespaces)
 			full = true
 		}
@@ -145,15 +82,110 @@ func (v *validator) expandDeployments(t *Topology, raw *rawTopology) map[string]
 		namespaces += d.Replicas
 		for i := 0; i < d.Replicas; i++ {
 			n := eligible[i%len(eligible)]
-			pod := fmt.Sprintf("%s-%d", name, i)
+			pod := fmt.Sprintf("%s-%d", d.Name, i)
 			d.Pods = append(d.Pods, pod)
 			raw.nodes[n.index].pods = append(raw.nodes[n.index].pods, rawPod{
-				at: rd.name, ok: true, path: rd.path, generated: pod, deployment: name,
+				at: rd.name, ok: true, path: rd.path, generated: pod, deployment: d.Name,
 			})
 		}
 		t.Deployments = append(t.Deployments, d)
 	}
 	return templates
+}
+
+// nodeInfo is a node a deployment may place pods on.
+type nodeInfo struct {
+	index  int
+	labels map[string]string
+}
+
+// labelledNodes lists the nodes with a name, and their labels, before the
+// nodes are checked: deployments add their pods to the nodes' own.
+func labelledNodes(raw *rawTopology) []nodeInfo {
+	var nodes []nodeInfo
+	for i, rn := range raw.nodes {
+		if !rn.ok || rn.name == nil || rn.name.Kind != yaml.ScalarNode {
+			continue
+		}
+		nodes = append(nodes, nodeInfo{i, quietLabels(rn.labels)})
+	}
+	return nodes
+}
+
+// countNamespaces counts the namespaces the file lists, before the
+// deployments add theirs, and reports a lab already past MaxNamespaces
+// (full): every pod is a namespace, and no deployment may add one then.
+func (v *validator) countNamespaces(raw *rawTopology) (namespaces int, full bool) {
+	namespaces = 1 + len(raw.nodes)
+	pods := 0
+	for _, rn := range raw.nodes {
+		pods += len(rn.pods)
+	}
+	namespaces += pods
+	full = namespaces > MaxNamespaces
+	if full {
+		v.Addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
+			namespaces, len(raw.nodes), pods, MaxNamespaces)
+	}
+	return namespaces, full
+}
+
+// buildDeployment checks what a deployment says on its own: a name unique
+// among deployments (seen) that leaves room for replica suffixes, the
+// replica count, labels, node selector and pod template. It reports
+// whether the deployment can be placed.
+func (v *validator) buildDeployment(rd rawDeployment, seen map[string]string) (Deployment, podTemplate, bool) {
+	d := Deployment{}
+	if rd.name == nil {
+		v.Addf(rd.at, rd.path+".name", "every deployment needs a name")
+		return d, podTemplate{}, false
+	}
+	name, good := v.name(rd.name, rd.path+".name", "deployment")
+	if !good {
+		return d, podTemplate{}, false
+	}
+	if prev, dup := seen[name]; dup {
+		v.Addf(rd.name, rd.path+".name", "deployment name %q is already used at %s", name, prev)
+		return d, podTemplate{}, false
+	}
+	seen[name] = rd.path
+	d.Name = name
+	d.Replicas = 1
+	if rd.replicas != nil {
+		n, good := v.integer(rd.replicas, rd.path+".replicas")
+		switch {
+		case !good:
+			return d, podTemplate{}, false
+		case n < 0 || n > MaxReplicas:
+			v.Addf(rd.replicas, rd.path+".replicas", "%d replicas is out of range (0 to %d)", n, MaxReplicas)
+			return d, podTemplate{}, false
+		}
+		d.Replicas = n
+	}
+	if d.Replicas > 0 {
+		last := fmt.Sprintf("%s-%d", name, d.Replicas-1)
+		if len(last) > MaxNameLen {
+			v.Addf(rd.name, rd.path+".name", "deployment name %q makes pod names up to %q, %d bytes; a pod name is its hostname, a DNS label of at most %d bytes (shorten the deployment name to %d)",
+				name, last, len(last), MaxNameLen, MaxNameLen-len(last)+len(name))
+			return d, podTemplate{}, false
+		}
+	}
+	d.Labels = v.labels(rd.labels, rd.path+".labels")
+	d.NodeSelector = v.labels(rd.nodeSelector, rd.path+".nodeSelector")
+	if rd.template == nil {
+		v.Addf(rd.at, rd.path+".template", "a deployment needs a pod template (template: {containers: [...]})")
+		return d, podTemplate{}, false
+	}
+	tmpl := v.buildTemplate(rd.tmpl)
+	// The template's labels are what services will select; the
+	// deployment's own labels default to them, as kubectl create does.
+	if tmpl.labels == nil {
+		tmpl.labels = d.Labels
+	}
+	if d.Labels == nil {
+		d.Labels = tmpl.labels
+	}
+	return d, tmpl, true
 }
 
 func matches(labels, selector map[string]string) bool {
@@ -206,11 +238,11 @@ func quietLabels(n *yaml.Node) map[string]string {
 
 // labels checks a Kubernetes label map.
 func (v *validator) labels(n *yaml.Node, path string) map[string]string {
-	if n == nil || isNull(n) || v.alias(n, path) {
+	if n == nil || yamldoc.IsNull(n) || v.Aliased(n, path) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		v.addf(n, path, "must be a mapping of label names to values, like {app: web}")
+		v.Addf(n, path, "must be a mapping of label names to values, like {app: web}")
 		return nil
 	}
 	m := map[string]string{}
@@ -220,21 +252,21 @@ func (v *validator) labels(n *yaml.Node, path string) map[string]string {
 		name := k.Value
 		if prefix, rest, ok := strings.Cut(k.Value, "/"); ok {
 			if prefix == "" || len(prefix) > 253 {
-				v.addf(k, kp, "label %q has an empty or too long prefix", k.Value)
+				v.Addf(k, kp, "label %q has an empty or too long prefix", k.Value)
 				continue
 			}
 			name = rest
 		}
 		if name == "" || !labelRE().MatchString(name) {
-			v.addf(k, kp, "label name %q must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Value)
+			v.Addf(k, kp, "label name %q must be 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Value)
 			continue
 		}
-		s, good := v.scalar(val, kp)
+		s, good := v.String(val, kp)
 		if !good {
 			continue
 		}
 		if !labelRE().MatchString(s) {
-			v.addf(val, kp, "label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", s)
+			v.Addf(val, kp, "label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", s)
 			continue
 		}
 		m[k.Value] = s
@@ -251,7 +283,7 @@ type podTemplate struct {
 }
 
 func (v *validator) restartPolicy(n *yaml.Node, path string) RestartPolicy {
-	s, good := v.scalar(n, path)
+	s, good := v.String(n, path)
 	if !good {
 		return ""
 	}
@@ -259,7 +291,7 @@ func (v *validator) restartPolicy(n *yaml.Node, path string) RestartPolicy {
 	case RestartAlways, RestartOnFailure, RestartNever:
 		return p
 	}
-	v.addf(n, path, "unknown restart policy %q (use %s, %s or %s)", s, RestartAlways, RestartOnFailure, RestartNever)
+	v.Addf(n, path, "unknown restart policy %q (use %s, %s or %s)", s, RestartAlways, RestartOnFailure, RestartNever)
 	return ""
 }
 
@@ -280,7 +312,7 @@ func (v *validator) buildTemplate(t rawPodTemplate) podTemplate {
 			continue
 		}
 		if prev, dup := names[c.Name]; dup {
-			v.addf(rc.name, rc.path+".name", "container name %q is already used at %s", c.Name, prev)
+			v.Addf(rc.name, rc.path+".name", "container name %q is already used at %s", c.Name, prev)
 			continue
 		}
 		names[c.Name] = rc.path
@@ -301,7 +333,7 @@ func (v *validator) checkPodContainers(t rawPodTemplate, cs []Container) {
 		limited = limited && c.Resources.CPULimitMilli > 0
 	}
 	if limited && sum > MaxCPUMilli {
-		v.addf(t.containersAt, t.path+".containers", "the containers' cpu limits add up to %s CPUs, the pod's CFS quota, which the kernel caps at %s",
+		v.Addf(t.containersAt, t.path+".containers", "the containers' cpu limits add up to %s CPUs, the pod's CFS quota, which the kernel caps at %s",
 			quantity.FormatCPU(sum), maxCPU())
 	}
 	ports := map[int]string{}
@@ -312,7 +344,7 @@ func (v *validator) checkPodContainers(t rawPodTemplate, cs []Container) {
 		port := builtinPort(c)
 		if prev, taken := ports[port]; taken {
 			rc := t.containerOf(c.Name)
-			v.addf(rc.at, rc.path, "builtin %s listens on port %d, as container %q does: the second server would fail to start (address in use); give one of them ports: [{containerPort: N}]",
+			v.Addf(rc.at, rc.path, "builtin %s listens on port %d, as container %q does: the second server would fail to start (address in use); give one of them ports: [{containerPort: N}]",
 				c.Builtin, port, prev)
 			continue
 		}
@@ -347,30 +379,74 @@ func (t rawPodTemplate) containerOf(name string) rawContainer {
 	return rawContainer{at: t.containersAt, path: t.path + ".containers"}
 }
 
+// buildContainer checks one container: its name, what it runs (builtin or
+// command and args), its environment, paths, restart policy, ports and
+// resources, each on its own, and then what they take together in the one
+// string labctl hands the container's init. It reports whether the
+// container is good.
 func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 	c := Container{}
-	ok := true
-	if rc.name == nil {
-		v.addf(rc.at, rc.path+".name", "every container needs a name")
-		ok = false
-	} else if s, good := v.scalar(rc.name, rc.path+".name"); good {
-		if !containerNameRE().MatchString(s) {
-			v.addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
-			ok = false
-		} else if cgroupFiles[s] {
-			v.addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
-			ok = false
-		}
-		c.Name = s
-	} else {
+	var ok bool
+	c.Name, ok = v.containerName(rc)
+	ok = v.containerProgram(rc, &c) && ok
+	if rc.env != nil && !yamldoc.IsNull(rc.env) {
+		c.Env = v.containerEnv(rc.env, rc.path+".env")
+	}
+	var good bool
+	if c.WorkingDir, good = v.absPath(rc.workingDir, rc.path+".workingDir", "", "the working directory"); !good {
 		ok = false
 	}
-	if s, good := v.scalar(rc.builtin, rc.path+".builtin"); good {
+	if c.RootFS, good = v.absPath(rc.rootfs, rc.path+".rootfs", " to a root file system directory", "the root file system path"); !good {
+		ok = false
+	}
+	if rc.restartPolicy != nil {
+		c.RestartPolicy = v.restartPolicy(rc.restartPolicy, rc.path+".restartPolicy")
+	}
+	if rc.ports != nil && !yamldoc.IsNull(rc.ports) {
+		c.Ports = v.containerPorts(rc.ports, rc.path+".ports")
+	}
+	if rc.resources != nil && !yamldoc.IsNull(rc.resources) {
+		c.Resources = v.resources(rc.resources, rc.path+".resources")
+	}
+	if size := encodedSize(c); size > containerBudget {
+		v.Addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
+			size, MaxArgLen, containerBudget)
+		ok = false
+	}
+	return c, ok
+}
+
+// containerName checks a container's name: a DNS label, as Kubernetes
+// requires, that can be a cgroup directory.
+func (v *validator) containerName(rc rawContainer) (string, bool) {
+	if rc.name == nil {
+		v.Addf(rc.at, rc.path+".name", "every container needs a name")
+		return "", false
+	}
+	s, good := v.String(rc.name, rc.path+".name")
+	switch {
+	case !good:
+		return "", false
+	case !containerNameRE().MatchString(s):
+		v.Addf(rc.name, rc.path+".name", "container name %q must be a DNS label: 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
+		return s, false
+	case cgroupFiles[s]:
+		v.Addf(rc.name, rc.path+".name", "container name %q is taken: %s", s, cgroupFileWhy)
+		return s, false
+	}
+	return s, true
+}
+
+// containerProgram checks what a container runs: a builtin, or a command
+// (with args) whose program is named; never both.
+func (v *validator) containerProgram(rc rawContainer, c *Container) bool {
+	ok := true
+	if s, good := v.String(rc.builtin, rc.path+".builtin"); good {
 		switch s {
 		case BuiltinWebServer, BuiltinEchoServer, BuiltinClient:
 			c.Builtin = s
 		default:
-			v.addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+			v.Addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
 			ok = false
 		}
 	}
@@ -382,157 +458,153 @@ func (v *validator) buildContainer(rc rawContainer) (Container, bool) {
 		if at == nil {
 			at = rc.args
 		}
-		v.addf(at, rc.path+".command", "a builtin container runs inside labctl and takes no command or args")
+		v.Addf(at, rc.path+".command", "a builtin container runs inside labctl and takes no command or args")
 		ok = false
 	case c.Builtin == "" && rc.builtin == nil && len(c.Command) == 0 && rc.command == nil:
-		v.addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+		v.Addf(rc.at, rc.path+".command", "a container needs a command (or builtin: %s, %s or %s)", BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
 		ok = false
 	case len(c.Command) > 0 && c.Command[0] == "":
-		v.addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
+		v.Addf(rc.command, rc.path+".command[0]", "the program to run must not be empty")
 		ok = false
 	}
-	if rc.env != nil && !isNull(rc.env) {
-		v.list(rc.env, rc.path+".env", func(i int, item *yaml.Node, path string) {
-			var e EnvVar
-			var name, value *yaml.Node
-			v.fields(item, path, false, map[string]func(*yaml.Node){
-				"name":  func(n *yaml.Node) { name = n },
-				"value": func(n *yaml.Node) { value = n },
-			}, nil)
-			if s, good := v.scalar(name, path+".name"); good && envNameRE().MatchString(s) {
-				e.Name = s
-			} else if name == nil || good {
-				v.addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
-				return
-			}
-			if value != nil {
-				var good bool
-				if e.Value, good = v.scalar(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
-					return
-				}
-			}
-			c.Env = append(c.Env, e)
+	return ok
+}
+
+// containerEnv reads environment variables; one the kernel cannot pass is
+// reported and left out.
+func (v *validator) containerEnv(n *yaml.Node, path string) []EnvVar {
+	var env []EnvVar
+	v.List(n, path, func(i int, item *yaml.Node, path string) {
+		var e EnvVar
+		var name, value *yaml.Node
+		v.Mapping(item, path, yamldoc.Keys{
+			"name":  func(n *yaml.Node) { name = n },
+			"value": func(n *yaml.Node) { value = n },
 		})
-	}
-	if s, good := v.scalar(rc.workingDir, rc.path+".workingDir"); good {
-		if !filepath.IsAbs(s) {
-			v.addf(rc.workingDir, rc.path+".workingDir", "%q must be an absolute path", s)
-			ok = false
-		} else if !v.pathString(rc.workingDir, rc.path+".workingDir", "the working directory", s) {
-			ok = false
+		if s, good := v.String(name, path+".name"); good && envNameRE().MatchString(s) {
+			e.Name = s
+		} else if name == nil || good {
+			v.Addf(item, path+".name", "an environment variable needs a name of letters, digits and '_'")
+			return
 		}
-		c.WorkingDir = s
-	}
-	if s, good := v.scalar(rc.rootfs, rc.path+".rootfs"); good {
-		if !filepath.IsAbs(s) {
-			v.addf(rc.rootfs, rc.path+".rootfs", "%q must be an absolute path to a root file system directory", s)
-			ok = false
-		} else if !v.pathString(rc.rootfs, rc.path+".rootfs", "the root file system path", s) {
-			ok = false
+		if value != nil {
+			var good bool
+			if e.Value, good = v.String(value, path+".value"); good && !v.execString(value, path+".value", "the value of "+e.Name, e.Value) {
+				return
+			}
 		}
-		c.RootFS = s
+		env = append(env, e)
+	})
+	return env
+}
+
+// absPath checks an absolute path the kernel takes; what names it in
+// messages. A path that is omitted, or not a single value (reported as
+// such), does not make the container bad.
+func (v *validator) absPath(n *yaml.Node, path, absolute, what string) (string, bool) {
+	s, good := v.String(n, path)
+	if !good {
+		return "", true
 	}
-	if rc.restartPolicy != nil {
-		c.RestartPolicy = v.restartPolicy(rc.restartPolicy, rc.path+".restartPolicy")
+	if !filepath.IsAbs(s) {
+		v.Addf(n, path, "%q must be an absolute path%s", s, absolute)
+		return s, false
 	}
-	if rc.ports != nil && !isNull(rc.ports) {
-		v.list(rc.ports, rc.path+".ports", func(i int, item *yaml.Node, path string) {
-			var p Port
-			var name, port, proto *yaml.Node
-			v.fields(item, path, false, map[string]func(*yaml.Node){
-				"name":          func(n *yaml.Node) { name = n },
-				"containerPort": func(n *yaml.Node) { port = n },
-				"protocol":      func(n *yaml.Node) { proto = n },
-			}, nil)
-			p.Name, _ = v.scalar(name, path+".name")
-			if port == nil {
-				v.addf(item, path+".containerPort", "a port needs containerPort")
-				return
-			}
-			n, good := v.integer(port, path+".containerPort")
-			if !good {
-				return
-			}
-			if n < 1 || n > 65535 {
-				v.addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
-				return
-			}
-			p.ContainerPort = n
-			p.Protocol = "TCP"
-			if s, good := v.scalar(proto, path+".protocol"); good {
-				if s != "TCP" && s != "UDP" {
-					v.addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
-					return
-				}
-				p.Protocol = s
-			}
-			c.Ports = append(c.Ports, p)
+	return s, v.pathString(n, path, what, s)
+}
+
+// containerPorts reads the ports a container serves; a bad one is reported
+// and left out.
+func (v *validator) containerPorts(n *yaml.Node, path string) []Port {
+	var ports []Port
+	v.List(n, path, func(i int, item *yaml.Node, path string) {
+		var p Port
+		var name, port, proto *yaml.Node
+		v.Mapping(item, path, yamldoc.Keys{
+			"name":          func(n *yaml.Node) { name = n },
+			"containerPort": func(n *yaml.Node) { port = n },
+			"protocol":      func(n *yaml.Node) { proto = n },
 		})
-	}
-	if rc.resources != nil && !isNull(rc.resources) {
-		c.Resources = v.resources(rc.resources, rc.path+".resources")
-	}
-	if size := encodedSize(c); size > containerBudget {
-		v.addf(rc.at, rc.path, "the container's command, args, env, workingDir and rootfs take %d bytes; labctl hands them to the container in one environment string, and the kernel takes at most %d bytes per string (%d are left for them)",
-			size, MaxArgLen, containerBudget)
-		ok = false
-	}
-	return c, ok
+		p.Name, _ = v.String(name, path+".name")
+		if port == nil {
+			v.Addf(item, path+".containerPort", "a port needs containerPort")
+			return
+		}
+		n, good := v.integer(port, path+".containerPort")
+		if !good {
+			return
+		}
+		if n < 1 || n > 65535 {
+			v.Addf(port, path+".containerPort", "port %d is out of range (1 to 65535)", n)
+			return
+		}
+		p.ContainerPort = n
+		p.Protocol = "TCP"
+		if s, good := v.String(proto, path+".protocol"); good {
+			if s != "TCP" && s != "UDP" {
+				v.Addf(proto, path+".protocol", "protocol %q must be TCP or UDP", s)
+				return
+			}
+			p.Protocol = s
+		}
+		ports = append(ports, p)
+	})
+	return ports
 }
 
 // resources reads requests and limits of cpu and memory.
 func (v *validator) resources(n *yaml.Node, path string) Resources {
 	var r Resources
 	var req, lim *yaml.Node
-	v.fields(n, path, true, map[string]func(*yaml.Node){
+	v.Mapping(n, path, yamldoc.Keys{
 		"requests": func(x *yaml.Node) { req = x },
 		"limits":   func(x *yaml.Node) { lim = x },
-	}, nil)
+	}, yamldoc.OrEmpty())
 	read := func(n *yaml.Node, path, what string, cpu, mem *int64) {
 		if n == nil {
 			return
 		}
-		v.fields(n, path, true, map[string]func(*yaml.Node){
+		v.Mapping(n, path, yamldoc.Keys{
 			"cpu": func(x *yaml.Node) {
-				if s, good := v.scalar(x, path+".cpu"); good {
+				if s, good := v.String(x, path+".cpu"); good {
 					q, err := quantity.ParseCPU(s)
 					switch {
 					case err != nil:
-						v.addf(x, path+".cpu", "%v", err)
+						v.Addf(x, path+".cpu", "%v", err)
 					case q > MaxCPUMilli && what == "limit":
-						v.addf(x, path+".cpu", "a cpu limit of %s is more than the kernel's CFS quota can hold: at most %s", s, maxCPU())
+						v.Addf(x, path+".cpu", "a cpu limit of %s is more than the kernel's CFS quota can hold: at most %s", s, maxCPU())
 					case q > MaxCPUMilli:
 						// Kubernetes keeps requests within limits; no limit
 						// can pass the CFS bound, so no request can either.
-						v.addf(x, path+".cpu", "a cpu request of %s is more than any cpu limit can be: the kernel's CFS quota holds at most %s", s, maxCPU())
+						v.Addf(x, path+".cpu", "a cpu request of %s is more than any cpu limit can be: the kernel's CFS quota holds at most %s", s, maxCPU())
 					default:
 						*cpu = q
 					}
 				}
 			},
 			"memory": func(x *yaml.Node) {
-				if s, good := v.scalar(x, path+".memory"); good {
+				if s, good := v.String(x, path+".memory"); good {
 					q, err := quantity.ParseMemory(s)
 					switch {
 					case err != nil:
-						v.addf(x, path+".memory", "%v", err)
+						v.Addf(x, path+".memory", "%v", err)
 					case what == "limit" && q < MinMemoryLimit:
-						v.addf(x, path+".memory", "a memory limit of %s is too small for a container to start: at least %s (labctl's container init and builtins need about 3.5 MiB)",
+						v.Addf(x, path+".memory", "a memory limit of %s is too small for a container to start: at least %s (labctl's container init and builtins need about 3.5 MiB)",
 							s, quantity.FormatMemory(MinMemoryLimit))
 					default:
 						*mem = q
 					}
 				}
 			},
-		}, nil)
+		}, yamldoc.OrEmpty())
 	}
 	read(req, path+".requests", "request", &r.CPURequestMilli, &r.MemoryRequest)
 	read(lim, path+".limits", "limit", &r.CPULimitMilli, &r.MemoryLimit)
 	if r.CPULimitMilli > 0 && r.CPURequestMilli > r.CPULimitMilli {
-		v.addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
+		v.Addf(req, path+".requests.cpu", "the cpu request %s exceeds the limit %s", quantity.FormatCPU(r.CPURequestMilli), quantity.FormatCPU(r.CPULimitMilli))
 	}
 	if r.MemoryLimit > 0 && r.MemoryRequest > r.MemoryLimit {
-		v.addf(req, path+".requests.memory", "the memory request %s exceeds the limit %s", quantity.FormatMemory(r.MemoryRequest), quantity.FormatMemory(r.MemoryLimit))
+		v.Addf(req, path+".requests.memory", "the memory request %s exceeds the limit %s", quantity.FormatMemory(r.MemoryRequest), quantity.FormatMemory(r.MemoryLimit))
 	}
 	return r
 }
@@ -540,16 +612,16 @@ func (v *validator) resources(n *yaml.Node, path string) Resources {
 // stringList reads a list of strings. A single string is refused rather
 // than split, as Kubernetes does: "sh -c 'x y'" has no one right split.
 func (v *validator) stringList(n *yaml.Node, path string) []string {
-	if n == nil || isNull(n) || v.alias(n, path) {
+	if n == nil || yamldoc.IsNull(n) || v.Aliased(n, path) {
 		return nil
 	}
 	if n.Kind == yaml.ScalarNode {
-		v.addf(n, path, "must be a list of strings, like [sh, -c, \"echo hi\"]")
+		v.Addf(n, path, "must be a list of strings, like [sh, -c, \"echo hi\"]")
 		return nil
 	}
 	var out []string
-	v.list(n, path, func(i int, item *yaml.Node, p string) {
-		if s, good := v.scalar(item, p); good && v.execString(item, p, fmt.Sprintf("%q", abbrev(s)), s) {
+	v.List(n, path, func(i int, item *yaml.Node, p string) {
+		if s, good := v.String(item, p); good && v.execString(item, p, fmt.Sprintf("%q", abbrev(s)), s) {
 			out = append(out, s)
 		}
 	})

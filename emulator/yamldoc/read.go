@@ -1,4 +1,4 @@
-package spec
+package yamldoc
 
 import (
 	"errors"
@@ -8,50 +8,46 @@ import (
 	"syscall"
 )
 
-// MaxFileSize caps what Load reads. The largest lab one host can hold
-// (MaxNodes nodes, MaxNamespaces namespaces, their containers) written out
-// in full is well under 2 MiB; 4 MiB leaves room for comments and long
-// commands while a stray /dev/zero or a 200 MB log file is refused before
-// it is read, let alone parsed.
-const MaxFileSize = 4 << 20
-
-// readFile reads a topology file: one open, an fstat of what was opened,
-// then at most MaxFileSize+1 bytes, so what is checked is what is read.
-// What cannot be a topology (a FIFO, a device, a directory, a socket, a
-// file too large) is a problem of the file, reported like any other.
-func readFile(path string) ([]byte, error) {
+// ReadFile reads a document file: one open, an fstat of what was opened,
+// then at most the format's MaxSize+1 bytes, so what is checked is what is read. What
+// cannot be a document (a FIFO, a device, a directory, a socket, a file too
+// large) is an *InvalidError naming the file, like any other problem of
+// the document; a file that cannot be read at all (missing, not permitted)
+// is the operating system's error, which callers wrap with their own.
+func ReadFile(path string, f Format) ([]byte, error) {
 	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
 	// writer forever. It changes nothing for regular files.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	file, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		// A socket cannot be opened at all (ENXIO); say what it is.
 		// Nothing is read after this look, so it races with nothing.
 		if errors.Is(err, syscall.ENXIO) {
 			if st, serr := os.Stat(path); serr == nil && st.Mode()&os.ModeSocket != 0 {
-				return nil, fileProblem(path, "is a socket, not a regular file")
+				return nil, fileError(path, "is a socket, not a regular file")
 			}
 		}
-		return nil, fmt.Errorf("read topology: %w: %w", ErrUnreadable, err)
+		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
+	defer file.Close()
+	st, err := file.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w: %w", ErrUnreadable, err)
+		return nil, err
 	}
 	if kind := notRegular(st.Mode()); kind != "" {
-		return nil, fileProblem(path, "is "+kind+", not a regular file")
+		return nil, fileError(path, "is "+kind+", not a regular file")
 	}
-	if st.Size() > MaxFileSize {
-		return nil, fileProblem(path, fmt.Sprintf("is %s; a topology may be at most %s", sizeString(st.Size()), sizeString(MaxFileSize)))
+	limit := f.maxSize()
+	if st.Size() > limit {
+		return nil, fileError(path, fmt.Sprintf("is %s; %s may be at most %s", sizeString(st.Size()), f.Noun, sizeString(limit)))
 	}
 	// The size can change between fstat and read (a file still being
 	// written, or /proc files that report 0): the limit is what counts.
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(file, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w: %w", ErrUnreadable, err)
+		return nil, err
 	}
-	if len(data) > MaxFileSize {
-		return nil, fileProblem(path, fmt.Sprintf("is larger than %s, the most a topology may be", sizeString(MaxFileSize)))
+	if int64(len(data)) > limit {
+		return nil, fileError(path, fmt.Sprintf("is larger than %s, the most %s may be", sizeString(limit), f.Noun))
 	}
 	return data, nil
 }
@@ -75,8 +71,8 @@ func notRegular(m os.FileMode) string {
 	return "a special file (" + m.Type().String() + ")"
 }
 
-// fileProblem is a problem of the file as a whole: no position in it.
-func fileProblem(path, msg string) error {
+// fileError is a problem of the file as a whole: no position in it.
+func fileError(path, msg string) error {
 	return &InvalidError{Problems: []Problem{{File: path, Msg: msg}}}
 }
 

@@ -1,4 +1,4 @@
-package spec
+package yamldoc
 
 import (
 	"bytes"
@@ -7,12 +7,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
 
-var yamlLineRE = lazyRegexp(`^line (\d+): (.*)$`)
+// yamlLineRE is compiled on first use, not at program start: every labctl
+// process, down to each pod's supervisor, would otherwise pay for it.
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): (.*)$`) })
 
 // parserErrors are the messages of the YAML parser proper, as opposed to its
 // scanner. go-yaml reports them with a 0-based line and scanner errors with
@@ -50,12 +53,12 @@ var readerErrors = map[string]bool{
 	"invalid Unicode character":          true,
 }
 
-// yamlProblem turns a YAML syntax error into a problem located as precisely
+// syntaxProblem turns a YAML syntax error into a problem located as precisely
 // as go-yaml allows. go-yaml reports the line where the construct holding
 // the mistake starts (for some errors off by one), which can be far above
 // the mistake, so the line is refined by finding the first line whose
 // inclusion makes the document fail the same way.
-func yamlProblem(file string, data []byte, err error) Problem {
+func syntaxProblem(file string, data []byte, err error) Problem {
 	line, msg := splitYAMLError(err)
 	p := Problem{File: file, Msg: "invalid YAML: " + msg}
 	switch {
