@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labctl/labctl/emulator/conntrack"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
@@ -620,6 +621,24 @@ func TestNftSeesServicesAndCounters(t *testing.T) {
 		if !strings.Contains(listing, line) {
 			t.Errorf("nft does not show %q for %s", line, c.Chain)
 		}
+	}
+	// conntrack on node1 shows the DNAT: asked for the cluster IP,
+	// answered by an endpoint.
+	flows, err := conntrack.List(l.ns("node1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	natted := 0
+	for _, f := range flows {
+		if f.Original.Dst == svc1.ClusterIP && f.Original.Src == podIPs["c"] {
+			if f.Reply.Src != podIPs["a"] && f.Reply.Src != podIPs["b"] || f.Reply.SrcPort != 8080 || !f.DestinationNAT() {
+				t.Errorf("conntrack entry %s does not show a DNAT to an endpoint", f)
+			}
+			natted++
+		}
+	}
+	if natted != 20 {
+		t.Errorf("conntrack on node1 has %d flows from c to the cluster IP, want 20", natted)
 	}
 	// The same listing, counters zeroed, is what the script says.
 	rs, err := Rules(labNode(1), []Service{svc1})
