@@ -63,7 +63,7 @@ func labNode(n int) Node {
 	}
 }
 
-func newTestLab(t *testing.T) *testLab {
+func newTestLab(t testing.TB) *testLab {
 	t.Helper()
 	needNft(t)
 	hostUnchanged(t)
@@ -114,7 +114,7 @@ func newTestLab(t *testing.T) *testLab {
 func (l *testLab) ns(role string) string { return kernel.NamespacePath(l.names[role]) }
 
 // program builds and programs the services into both nodes.
-func (l *testLab) program(t *testing.T, services []Service, tweak ...func(*Node)) {
+func (l *testLab) program(t testing.TB, services []Service, tweak ...func(*Node)) {
 	t.Helper()
 	for n := 1; n <= 2; n++ {
 		node := labNode(n)
@@ -133,7 +133,7 @@ func (l *testLab) program(t *testing.T, services []Service, tweak ...func(*Node)
 
 // sysctl writes a value under /proc/sys inside namespace ns: the network
 // sysctls there belong to the namespace of the writer.
-func sysctl(t *testing.T, ns, key, value string) {
+func sysctl(t testing.TB, ns, key, value string) {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "exec", ns, "sh", "-c", "echo "+value+" > /proc/sys/"+key).CombinedOutput()
 	if err != nil {
@@ -143,7 +143,7 @@ func sysctl(t *testing.T, ns, key, value string) {
 
 // hostUnchanged fails the test if the host's own nftables ruleset differs
 // at its end from its start. It only ever reads the host's ruleset.
-func hostUnchanged(t *testing.T) {
+func hostUnchanged(t testing.TB) {
 	t.Helper()
 	before := hostRuleset()
 	t.Cleanup(func() {
@@ -155,7 +155,7 @@ func hostUnchanged(t *testing.T) {
 
 // serve answers every connection to port in pod's namespace, TCP and UDP,
 // with "<pod> <address the client came from>", until the test ends.
-func (l *testLab) serve(t *testing.T, pod string, port int) {
+func (l *testLab) serve(t testing.TB, pod string, port int) {
 	t.Helper()
 	ln, err := probe.ListenTCP(l.ns(pod), fmt.Sprintf(":%d", port))
 	if err != nil {

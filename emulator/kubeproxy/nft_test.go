@@ -27,7 +27,7 @@ func hostRuleset() string {
 }
 
 // needNft skips without nft (apt: nftables), or fails with LABCTL_REQUIRE_ROOT=1.
-func needNft(t *testing.T) {
+func needNft(t testing.TB) {
 	t.Helper()
 	nstest.NeedRoot(t)
 	if _, err := exec.LookPath("nft"); err != nil {
