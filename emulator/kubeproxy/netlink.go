@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -119,41 +120,45 @@ func (a *assembler) assemble(t *Table) error {
 	a.conn.AddTable(a.table)
 	a.conn.DelTable(a.table)
 	a.conn.AddTable(a.table)
-
-	a.chains = map[string]*nftables.Chain{}
-	for _, ch := range t.Chains {
-		nc := &nftables.Chain{Name: ch.Name, Table: a.table}
-		if h := ch.Hook; h != nil {
-			hooks := map[string]*nftables.ChainHook{
-				"prerouting": nftables.ChainHookPrerouting, "input": nftables.ChainHookInput,
-				"forward": nftables.ChainHookForward, "output": nftables.ChainHookOutput,
-				"postrouting": nftables.ChainHookPostrouting,
-			}
-			nc.Hooknum = hooks[h.Hook]
-			nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(h.Priority))
-			nc.Type = nftables.ChainType(h.Type)
-		}
-		a.chains[ch.Name] = a.conn.AddChain(nc)
-	}
 	for _, s := range t.Sets {
 		if err := a.addSet(s); err != nil {
 			return fmt.Errorf("set %q: %w", s.Name, err)
 		}
 	}
+	// The rules of a chain with an anonymous map go in as soon as every
+	// chain they name exists, before everything else: each time the
+	// kernel binds an anonymous set to its rule it walks the whole
+	// transaction so far, so the shorter the batch before, the cheaper.
+	// Creation order, hence the listing, stays as the ruleset has it.
+	waiting := map[string][]*Chain{}
+	missing := map[*Chain]int{}
 	for _, ch := range t.Chains {
-		for _, r := range ch.Rules {
-			var exprs []expr.Any
-			for _, st := range r.Stmts {
-				exprs = append(exprs, st.exprs(a)...)
+		if !hasAnonymousMap(ch) {
+			continue
+		}
+		for _, ref := range chainRefs(ch) {
+			waiting[ref] = append(waiting[ref], ch)
+			missing[ch]++
+		}
+	}
+	a.chains = map[string]*nftables.Chain{}
+	emitted := map[*Chain]bool{}
+	for _, ch := range t.Chains {
+		a.chains[ch.Name] = a.conn.AddChain(a.chain(ch))
+		for _, w := range waiting[ch.Name] {
+			if missing[w]--; missing[w] == 0 {
+				if err := a.rules(w); err != nil {
+					return err
+				}
+				emitted[w] = true
 			}
-			if a.err != nil {
-				return fmt.Errorf("chain %q: %w", ch.Name, a.err)
+		}
+	}
+	for _, ch := range t.Chains {
+		if !emitted[ch] {
+			if err := a.rules(ch); err != nil {
+				return err
 			}
-			rule := &nftables.Rule{Table: a.table, Chain: a.chains[ch.Name], Exprs: exprs}
-			if r.Comment != "" {
-				rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
-			}
-			a.conn.AddRule(rule)
 		}
 	}
 	for _, s := range t.Sets {
@@ -162,6 +167,71 @@ func (a *assembler) assemble(t *Table) error {
 		}
 	}
 	return nil
+}
+
+var hooks = map[string]*nftables.ChainHook{
+	"prerouting": nftables.ChainHookPrerouting, "input": nftables.ChainHookInput,
+	"forward": nftables.ChainHookForward, "output": nftables.ChainHookOutput,
+	"postrouting": nftables.ChainHookPostrouting,
+}
+
+func (a *assembler) chain(ch *Chain) *nftables.Chain {
+	nc := &nftables.Chain{Name: ch.Name, Table: a.table}
+	if h := ch.Hook; h != nil {
+		nc.Hooknum = hooks[h.Hook]
+		nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(h.Priority))
+		nc.Type = nftables.ChainType(h.Type)
+	}
+	return nc
+}
+
+// rules queues the rules of ch, in order.
+func (a *assembler) rules(ch *Chain) error {
+	for _, r := range ch.Rules {
+		var exprs []expr.Any
+		for _, st := range r.Stmts {
+			exprs = append(exprs, st.exprs(a)...)
+		}
+		if a.err != nil {
+			return fmt.Errorf("chain %q: %w", ch.Name, a.err)
+		}
+		rule := &nftables.Rule{Table: a.table, Chain: a.chains[ch.Name], Exprs: exprs}
+		if r.Comment != "" {
+			rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+		}
+		a.conn.AddRule(rule)
+	}
+	return nil
+}
+
+func hasAnonymousMap(ch *Chain) bool {
+	for _, r := range ch.Rules {
+		for _, st := range r.Stmts {
+			if _, ok := st.(numgenVmap); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// chainRefs is the chain itself and every chain its rules send packets to.
+func chainRefs(ch *Chain) []string {
+	refs := []string{ch.Name}
+	for _, r := range ch.Rules {
+		for _, st := range r.Stmts {
+			switch st := st.(type) {
+			case decide:
+				if st.v.chain != "" {
+					refs = append(refs, st.v.chain)
+				}
+			case numgenVmap:
+				refs = append(refs, st.chains...)
+			}
+		}
+	}
+	slices.Sort(refs)
+	return slices.Compact(refs)
 }
 
 var setTypes = map[keyType]nftables.SetDatatype{

@@ -360,12 +360,13 @@ func (d decide) text() string { return d.v.String() }
 
 func (d decide) exprs(*assembler) []expr.Any { return []expr.Any{d.v.expr()} }
 
+var verdictKinds = map[verdictKind]expr.VerdictKind{
+	accept: expr.VerdictAccept, drop: expr.VerdictDrop, ret: expr.VerdictReturn,
+	jump: expr.VerdictJump, goTo: expr.VerdictGoto,
+}
+
 func (v verdict) expr() *expr.Verdict {
-	kinds := map[verdictKind]expr.VerdictKind{
-		accept: expr.VerdictAccept, drop: expr.VerdictDrop, ret: expr.VerdictReturn,
-		jump: expr.VerdictJump, goTo: expr.VerdictGoto,
-	}
-	return &expr.Verdict{Kind: kinds[v.kind], Chain: v.chain}
+	return &expr.Verdict{Kind: verdictKinds[v.kind], Chain: v.chain}
 }
 
 // Shorthands for the verdicts rules end with.
