@@ -51,12 +51,16 @@
 //   - re-programming replaces the tables in one transaction instead of
 //     patching them, so counters and affinity sets start from zero.
 //
-// Programming needs the node namespace set up as a node is: ip_forward,
-// bridge ports with hairpin on (an endpoint reaching itself through its
-// service leaves and comes back by the same bridge port), bridge
-// netfilter on (net.bridge.bridge-nf-call-iptables: a reply between two
-// pods on one bridge is bridged, and only then passes the conntrack that
-// undoes the DNAT), and a route covering the service CIDR (a default
-// route), or a packet to a cluster IP that is not DNATed fails routing
-// before the filter chains can reject it.
+// Programming needs the node namespace set up as a node is: ip_forward;
+// bridge netfilter on (net.bridge.bridge-nf-call-iptables, per namespace):
+// a client pod and an endpoint on one bridge talk across it, and only
+// with bridge netfilter does the endpoint's bridged reply pass the
+// conntrack that turns its source back into the service address; bridge
+// ports in hairpin mode: with bridge netfilter on, an endpoint reaching
+// itself through its service is DNATed while its frame is bridged, and
+// the bridge must send the frame back out of the port it came in by
+// (without bridge netfilter it would be routed and need no hairpin, but
+// then the same-node replies above fail); and a route covering the
+// service CIDR (a default route), or a packet to a cluster IP that is
+// not DNATed fails routing before the filter chains can reject it.
 package kubeproxy

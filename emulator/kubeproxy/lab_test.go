@@ -382,6 +382,24 @@ func TestHairpin(t *testing.T) {
 	if failed == 0 || failed == 24 {
 		t.Errorf("with hairpin off, %d of 24 connections failed; want those that picked a itself (about half)", failed)
 	}
+
+	// Why hairpin matters: with bridge netfilter on, the DNAT happens
+	// while the frame is being bridged, and the bridge then sends it to
+	// the port of the new destination: the one it came in by. Without
+	// bridge netfilter the frame goes up to node1's IP stack, is DNATed
+	// and routed out of the bridge device, and needs no hairpin.
+	sysctl(t, l.names["node1"], "net/bridge/bridge-nf-call-iptables", "0")
+	counts = map[string]int{}
+	for i := 0; i < 40; i++ {
+		a, err := l.askTCP("a", "10.96.0.2:80", 2*time.Second)
+		if err != nil {
+			t.Fatalf("hairpin off and bridge netfilter off, attempt %d: %v", i+1, err)
+		}
+		counts[a.pod]++
+	}
+	if counts["a"] == 0 {
+		t.Errorf("with hairpin and bridge netfilter off, a never reached itself: %v", counts)
+	}
 }
 
 // TestSameNodeNeedsBridgeNetfilter shows why br_netfilter is on in node
