@@ -49,7 +49,11 @@
 //   - objects come in a fixed order (services sorted by namespace and
 //     name, endpoints by address), where kube-proxy's follows a Go map;
 //   - re-programming replaces the tables in one transaction instead of
-//     patching them, so counters and affinity sets start from zero.
+//     patching them, so counters and affinity sets start from zero;
+//   - over netlink, numgen's number is turned big-endian before its map
+//     lookup and the map's keys are big-endian, since google/nftables marks
+//     every anonymous set's key so: `nft list ruleset` prints the rule the
+//     same, `nft --debug=netlink` shows one byteorder expression more.
 //
 // Programming needs the node namespace set up as a node is: ip_forward;
 // bridge netfilter on (net.bridge.bridge-nf-call-iptables, per namespace):
