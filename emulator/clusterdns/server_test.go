@@ -12,7 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -36,11 +36,11 @@ func startServer(t *testing.T) (string, *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := probe.ListenUDP(kernel.NamespacePath(ns), ":53")
+	pc, err := probe.ListenUDP(netns.Path(ns), ":53")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := probe.ListenTCP(kernel.NamespacePath(ns), ":53")
+	ln, err := probe.ListenTCP(netns.Path(ns), ":53")
 	if err != nil {
 		pc.Close()
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func exchange(t *testing.T, ns, network, name string, qtype uint16) *dns.Msg {
 	var co *dns.Conn
 	switch network {
 	case "udp":
-		c, err := probe.DialUDP(kernel.NamespacePath(ns), addr)
+		c, err := probe.DialUDP(netns.Path(ns), addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func exchange(t *testing.T, ns, network, name string, qtype uint16) *dns.Msg {
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		c, err := probe.DialTCP(ctx, kernel.NamespacePath(ns), addr)
+		c, err := probe.DialTCP(ctx, netns.Path(ns), addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestServeStopsOnFailure(t *testing.T) {
 	}
 	nstest.NeedRoot(t)
 	ns := nstest.AddNamespace(t, nstest.Unique(nsPrefix)+"-fail")
-	ln, err := probe.ListenTCP(kernel.NamespacePath(ns), "127.0.0.1:0")
+	ln, err := probe.ListenTCP(netns.Path(ns), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

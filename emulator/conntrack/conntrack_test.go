@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -74,7 +74,7 @@ func run(t *testing.T, stdin, name string, args ...string) string {
 // test ends.
 func serve(t *testing.T, s string) {
 	t.Helper()
-	ln, err := probe.ListenTCP(kernel.NamespacePath(s), ":8080")
+	ln, err := probe.ListenTCP(netns.Path(s), ":8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func connect(t *testing.T, c string) netip.AddrPort {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := probe.DialTCP(ctx, kernel.NamespacePath(c), "10.1.0.254:80")
+	conn, err := probe.DialTCP(ctx, netns.Path(c), "10.1.0.254:80")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestListShowsNAT(t *testing.T) {
 	c, r, s := natLab(t)
 	serve(t, s)
 	local := connect(t, c)
-	flows, err := List(kernel.NamespacePath(r))
+	flows, err := List(netns.Path(r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestListShowsNAT(t *testing.T) {
 	}
 	// A namespace tracks connections only once a rule needs conntrack:
 	// the client has none, so its table stays empty.
-	if flows, err := List(kernel.NamespacePath(c)); err != nil || len(flows) != 0 {
+	if flows, err := List(netns.Path(c)); err != nil || len(flows) != 0 {
 		t.Errorf("the client's table: %v, %v; want empty", flows, err)
 	}
 	if _, err := List("/nonexistent/netns"); err == nil {
@@ -155,16 +155,16 @@ func TestStringMatchesConntrackTool(t *testing.T) {
 	c, r, s := natLab(t)
 	serve(t, s)
 	connect(t, c)
-	if u, err := probe.DialUDP(kernel.NamespacePath(c), "10.2.0.1:9"); err == nil {
+	if u, err := probe.DialUDP(netns.Path(c), "10.2.0.1:9"); err == nil {
 		_, _ = u.Write([]byte("x"))
 		u.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := probe.Ping(ctx, kernel.NamespacePath(c), netip.MustParseAddr("10.1.0.254"), probe.PingOptions{Count: 1}); err != nil {
+	if _, err := probe.Ping(ctx, netns.Path(c), netip.MustParseAddr("10.1.0.254"), probe.PingOptions{Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	flows, err := List(kernel.NamespacePath(r))
+	flows, err := List(netns.Path(r))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -48,7 +48,7 @@ func BenchmarkProgram1000Services(b *testing.B) {
 	}
 	b.Run("Program", func(b *testing.B) {
 		for b.Loop() {
-			if err := Program(kernel.NamespacePath(ns), rs); err != nil {
+			if err := Program(netns.Path(ns), rs); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -75,7 +75,7 @@ func BenchmarkProgram10Nodes(b *testing.B) {
 				node.Name = fmt.Sprintf("node%d", i+1)
 				rs, err := Rules(node, services)
 				if err == nil {
-					err = Program(kernel.NamespacePath(ns), rs)
+					err = Program(netns.Path(ns), rs)
 				}
 				errs[i] = err
 			})

@@ -9,7 +9,7 @@ import (
 )
 
 // Rules for one node and one service, rendered as the script a dry run
-// prints; Program(kernel.NamespacePath("node1"), rs) would send the same
+// prints; Program(netns.Path("node1"), rs) would send the same
 // ruleset to the node's namespace in one netlink batch.
 func ExampleRules() {
 	node := kubeproxy.Node{

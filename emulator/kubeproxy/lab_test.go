@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/labctl/labctl/emulator/conntrack"
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
 )
@@ -111,7 +111,7 @@ func newTestLab(t testing.TB) *testLab {
 }
 
 // ns is the path of a role's namespace.
-func (l *testLab) ns(role string) string { return kernel.NamespacePath(l.names[role]) }
+func (l *testLab) ns(role string) string { return netns.Path(l.names[role]) }
 
 // program builds and programs the services into both nodes.
 func (l *testLab) program(t testing.TB, services []Service, tweak ...func(*Node)) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -72,7 +72,7 @@ func TestNetlinkAndScriptAgree(t *testing.T) {
 			}
 			base := nstest.Unique(nsPrefix)
 			viaNetlink, viaScript := nstest.AddNamespace(t, base+"-nl"), nstest.AddNamespace(t, base+"-nft")
-			if err := Program(kernel.NamespacePath(viaNetlink), rs); err != nil {
+			if err := Program(netns.Path(viaNetlink), rs); err != nil {
 				t.Fatal(err)
 			}
 			nft(t, viaScript, rs.Script(), "-f", "-")
@@ -86,7 +86,7 @@ func TestNetlinkAndScriptAgree(t *testing.T) {
 			}
 			// Idempotent: programming again gives the same ruleset, and so
 			// does loading the script again.
-			if err := Program(kernel.NamespacePath(viaNetlink), rs); err != nil {
+			if err := Program(netns.Path(viaNetlink), rs); err != nil {
 				t.Fatal(err)
 			}
 			nft(t, viaScript, rs.Script(), "-f", "-")
