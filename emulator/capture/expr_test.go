@@ -515,4 +515,3 @@ func TestExprLongJumps(t *testing.T) {
 		t.Errorf("empty filter: %v", all)
 	}
 }
-
