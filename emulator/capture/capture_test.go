@@ -544,3 +544,26 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("long name: %v", err)
 	}
 }
+
+// The plain socket, kept to measure the ring against, reads the same
+// packets the same way.
+func TestCapturePlainSocket(t *testing.T) {
+	l := newLab(t)
+	a, b := l.ns("a"), l.ns("b")
+	l.veth(a, "eth0", "10.124.9.1/24", b, "eth0", "10.124.9.2/24")
+	plain := open(t, b, "eth0", Options{PlainSocket: true, Label: "b", Expr: MustParseExpr("icmp")})
+	ring := open(t, b, "eth0", Options{Label: "b", Expr: MustParseExpr("icmp")})
+	sendEcho(t, a, "10.124.9.2", 9, 1)
+	for _, c := range []*Capture{plain, ring} {
+		req := expect(t, c, "echo request", isEcho(ICMPEchoRequest, 9))
+		reply := expect(t, c, "echo reply", isEcho(ICMPEchoReply, 9))
+		eq(t, "request", req.String(), "b:eth0 In IP 10.124.9.1 > 10.124.9.2: ICMP echo request, id 9, seq 1, length 64")
+		eq(t, "reply", reply.String(), "b:eth0 Out IP 10.124.9.2 > 10.124.9.1: ICMP echo reply, id 9, seq 1, length 64")
+		eq(t, "where", c.Where(), "b:eth0")
+		eq(t, "link", c.LinkType(), layers.LinkTypeEthernet)
+		st, err := c.Stats()
+		if err != nil || st.Received != 2 || st.Dropped != 0 {
+			t.Errorf("stats %+v, %v", st, err)
+		}
+	}
+}

@@ -9,16 +9,16 @@ import (
 )
 
 // String renders the packet on one line the way `tcpdump -i any -n` does,
-// which is what students compare it with:
+// which is what students compare it with, after where it was seen:
 //
-//	eth0 Out IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 1, seq 1, length 64
+//	node1:eth0 Out IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 1, seq 1, length 64
 //
 // Tunnelled packets show the outer headers, then the inner packet after a
 // colon; tcpdump starts a new line for VXLAN's inner frame, this stays on one.
 func (p Packet) String() string {
 	var b strings.Builder
 	if p.Interface != "" {
-		b.WriteString(p.Interface)
+		b.WriteString(p.Where())
 		b.WriteByte(' ')
 		b.WriteString(p.Type.String())
 		b.WriteByte(' ')
@@ -32,6 +32,15 @@ func (p Packet) String() string {
 	}
 	p.Headers.format(&b)
 	return b.String()
+}
+
+// Where names the place the packet was seen: "node1:eth0", or just the
+// interface when the capture has no label.
+func (p Packet) Where() string {
+	if p.Label == "" {
+		return p.Interface
+	}
+	return p.Label + ":" + p.Interface
 }
 
 // String renders this level and the ones inside it, without interface and

@@ -15,6 +15,9 @@ import (
 type Packet struct {
 	Time      time.Time
 	Namespace string // namespace path the capture was opened in
+	// Label names where the packet was seen, such as the node or pod
+	// whose namespace it is (Options.Label); "" when not given.
+	Label     string
 	Interface string // interface the packet crossed, such as "eth0"
 	Ifindex   int
 	Type      PacketType
