@@ -302,7 +302,7 @@ func TestCaptureIPIP(t *testing.T) {
 
 	p := expect(t, tunnel, "ipip packet", func(p Packet) bool { return p.IPv4 != nil && p.IPv4.Protocol == layers.IPProtocolIPv4 })
 	eq(t, "line", p.String(),
-		"eth0 In IP 10.124.3.1 > 10.124.3.2: IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 7, seq 1, length 64 (ipip-proto-4)")
+		"eth0 In IP 10.124.3.1 > 10.124.3.2: IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 7, seq 1, length 64")
 	eq(t, "outer length", p.IPv4.Length, 20+84)
 	eq(t, "inner", p.Inner.IPv4.Src, netip.MustParseAddr("192.168.1.10"))
 	eq(t, "inner dst", p.Inner.IPv4.Dst, netip.MustParseAddr("192.168.2.20"))

@@ -134,12 +134,10 @@ func (h *Headers) formatIP(b *strings.Builder, family string, src, dst netip.Add
 	case h.ICMPv6 != nil:
 		fmt.Fprintf(b, "%s %s > %s: ICMP6, %s, length %d", family, src, dst, icmp6Text(h.ICMPv6), h.ICMPv6.Length)
 	case h.Inner != nil:
-		// IP in IP, as tcpdump prints it.
+		// IP in IP, as tcpdump 4.99 prints it (older ones added
+		// "(ipip-proto-4)").
 		fmt.Fprintf(b, "%s %s > %s: ", family, src, dst)
 		h.Inner.format(b)
-		if proto == layers.IPProtocolIPv4 {
-			b.WriteString(" (ipip-proto-4)")
-		}
 	default:
 		fmt.Fprintf(b, "%s %s > %s: ip-proto-%d %d", family, src, dst, uint8(proto), payload)
 	}

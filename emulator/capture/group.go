@@ -127,7 +127,7 @@ type batch struct {
 // heldPerCapture bounds the bytes of one capture's packets the merger
 // holds while it waits for the other captures (a Packet's own size and its
 // decoding are counted as packetOverhead). Within it, a capture can run
-// 50 ms ahead of the others at over 1 Gbit/s of small packets before order
+// 100 ms ahead of the others at over 600 Mbit/s of small packets before order
 // gives way to progress (see GroupStats.Late).
 const (
 	heldPerCapture = 8 << 20

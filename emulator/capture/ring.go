@@ -48,7 +48,7 @@ const ringHold = 2 * ringTimeout * time.Millisecond
 // busy with other work. A Group measures this staleness as it reads and
 // waits as long before it trusts that nothing earlier can come.
 const (
-	baseStaleness = 50 * time.Millisecond
+	baseStaleness = 100 * time.Millisecond
 	maxStaleness  = time.Second
 )
 
