@@ -84,7 +84,7 @@ func (h *Headers) formatARP(b *strings.Builder) {
 	default:
 		fmt.Fprintf(b, "ARP, op %d", a.Op)
 	}
-	fmt.Fprintf(b, ", length %d", 8+2*len(a.SenderMAC)+2*a.SenderIP.BitLen()/8)
+	fmt.Fprintf(b, ", length %d", a.Length)
 }
 
 func (h *Headers) formatIPv4(b *strings.Builder) {
@@ -112,7 +112,12 @@ func (h *Headers) formatIP(b *strings.Builder, family string, src, dst netip.Add
 	switch {
 	case h.TCP != nil:
 		t := h.TCP
+		// Sequence numbers are absolute, as with tcpdump -S: a line knows
+		// nothing of the connection's first one.
 		fmt.Fprintf(b, "%s %s.%d > %s.%d: Flags [%s], seq %d", family, src, t.SrcPort, dst, t.DstPort, t.Flags, t.Seq)
+		if t.PayloadLen > 0 {
+			fmt.Fprintf(b, ":%d", t.Seq+uint32(t.PayloadLen))
+		}
 		if t.Flags&TCPAck != 0 {
 			fmt.Fprintf(b, ", ack %d", t.Ack)
 		}

@@ -114,6 +114,9 @@ type ARP struct {
 	SenderIP  netip.Addr
 	TargetMAC net.HardwareAddr
 	TargetIP  netip.Addr
+	// Length is what follows the link-layer header: 28 bytes, more when
+	// a NIC padded the frame to Ethernet's minimum.
+	Length int
 }
 
 // ARP operations.
@@ -439,6 +442,7 @@ func flatten(pkt gopacket.Packet) Headers {
 				SenderIP:  addr(l.SourceProtAddress),
 				TargetMAC: l.DstHwAddress,
 				TargetIP:  addr(l.DstProtAddress),
+				Length:    len(l.Contents) + len(l.Payload),
 			}
 		case *layers.IPv4:
 			if l.SrcIP == nil {
