@@ -42,12 +42,15 @@ func mainErr() int {
 		tput    = flag.Duration("throughput", 5*time.Second, "length of each pod-to-pod TCP stream; 0 skips the throughput table")
 		noUp    = flag.Bool("no-updown", false, "skip the up/down table")
 		ctrs    = flag.Int("containers", 100, "built-in web-server containers to start, one per pod; 0 skips the container table")
+		capt    = flag.Duration("capture", 3*time.Second, "traffic per capture measurement; 0 skips the capture table")
+		onlyCap = flag.Bool("only-capture", false, "run only the capture table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
-			"the start and memory of built-in web-server containers, and pod-to-pod\n"+
-			"throughput per backend, with the targets of issues 2, 3 and 4. Needs root.\n\n")
+			"the start and memory of built-in web-server containers, pod-to-pod\n"+
+			"throughput per backend, with the targets of issues 2, 3 and 4, and packet\n"+
+			"capture under load (issue 13; -only-capture runs that alone). Needs root.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -59,6 +62,12 @@ func mainErr() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "labbench:", err)
 		return 2
+	}
+	if *onlyCap {
+		*noUp, *ctrs, *tput = true, 0, 0
+		if *capt <= 0 {
+			*capt = 3 * time.Second
+		}
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "labbench: needs root (it creates network namespaces): run it with sudo")
@@ -119,6 +128,10 @@ func mainErr() int {
 		}
 		if err == nil && *tput > 0 {
 			reportThroughput(os.Stdout, b.throughput(ctx, *tput), *tput)
+			err = ctx.Err()
+		}
+		if err == nil && *capt > 0 {
+			reportCapture(os.Stdout, b.capture(ctx, *capt), *capt)
 			err = ctx.Err()
 		}
 		if err != nil {

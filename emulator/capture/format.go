@@ -138,6 +138,8 @@ func (h *Headers) formatIP(b *strings.Builder, family string, src, dst netip.Add
 		fmt.Fprintf(b, "%s %s > %s: ICMP %s, length %d", family, src, dst, icmpText(h.ICMP), h.ICMP.Length)
 	case h.ICMPv6 != nil:
 		fmt.Fprintf(b, "%s %s > %s: ICMP6, %s, length %d", family, src, dst, icmp6Text(h.ICMPv6), h.ICMPv6.Length)
+	case h.IGMP != nil:
+		fmt.Fprintf(b, "%s %s > %s: %s", family, src, dst, igmpText(h.IGMP))
 	case h.Inner != nil:
 		// IP in IP, as tcpdump 4.99 prints it (older ones added
 		// "(ipip-proto-4)").
@@ -214,6 +216,38 @@ func icmpText(m *ICMP) string {
 		return "time stamp reply"
 	}
 	return fmt.Sprintf("type-#%d", m.Type)
+}
+
+// igmpText follows tcpdump's wording for the messages labs show.
+func igmpText(m *IGMP) string {
+	switch m.Type {
+	case 0x11:
+		var s string
+		switch {
+		case m.Length >= 12:
+			s = "igmp query v3"
+		case m.MaxResp == 0:
+			s = "igmp query v1"
+		default:
+			s = "igmp query v2"
+			if m.MaxResp != 100 {
+				s += fmt.Sprintf(" [max resp time %d]", m.MaxResp)
+			}
+		}
+		if !m.Group.IsUnspecified() {
+			s += fmt.Sprintf(" [gaddr %s]", m.Group)
+		}
+		return s
+	case 0x12:
+		return fmt.Sprintf("igmp v1 report %s", m.Group)
+	case 0x16:
+		return fmt.Sprintf("igmp v2 report %s", m.Group)
+	case 0x17:
+		return fmt.Sprintf("igmp leave %s", m.Group)
+	case 0x22:
+		return fmt.Sprintf("igmp v3 report, %d group record(s)", m.Records)
+	}
+	return fmt.Sprintf("igmp-%d", m.Type)
 }
 
 func icmp6Text(m *ICMP) string {

@@ -147,6 +147,15 @@ func TestDecodeGolden(t *testing.T) {
 			ipv4("192.168.1.10", "192.168.2.20", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 0x1f, 3), payload(56)}},
 		{"ipip on a userspace tunl0 (bare ip)", "node1:tunl0", PacketOutgoing, layers.LinkTypeRaw, []gopacket.SerializableLayer{
 			ipv4("192.168.1.10", "192.168.2.20", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 0x1f, 3), payload(56)}},
+		{"igmp v3 report from a bridge", "pod2:eth0", PacketMulticast, 0, []gopacket.SerializableLayer{
+			ethernet(macA, net.HardwareAddr{1, 0, 0x5e, 0, 0, 0x16}, layers.EthernetTypeIPv4),
+			ipv4("192.168.2.1", "224.0.0.22", layers.IPProtocolIGMP), gopacket.Payload{0x22, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0, 224, 0, 0, 251}}},
+		{"igmp v2 query", "node1:br0", PacketOutgoing, 0, []gopacket.SerializableLayer{
+			ethernet(macA, net.HardwareAddr{1, 0, 0x5e, 0, 0, 1}, layers.EthernetTypeIPv4),
+			ipv4("192.168.1.1", "224.0.0.1", layers.IPProtocolIGMP), gopacket.Payload{0x11, 100, 0, 0, 0, 0, 0, 0}}},
+		{"igmp leave", "pod1a:eth0", PacketOutgoing, 0, []gopacket.SerializableLayer{
+			ethernet(macA, net.HardwareAddr{1, 0, 0x5e, 0, 0, 2}, layers.EthernetTypeIPv4),
+			ipv4("192.168.1.10", "224.0.0.2", layers.IPProtocolIGMP), gopacket.Payload{0x17, 0, 0, 0, 224, 1, 1, 1}}},
 		{"need to frag for a tunnel", "pod1a:eth0", PacketHost, 0, []gopacket.SerializableLayer{
 			ethernet(macD, macC, layers.EthernetTypeIPv4), ipv4("192.168.1.1", "192.168.1.10", layers.IPProtocolICMPv4),
 			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(ICMPUnreachable, 4), Seq: 1450},

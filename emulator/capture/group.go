@@ -433,9 +433,10 @@ func (g *Group) read(i int) {
 func (g *Group) staleness() time.Duration { return time.Duration(g.stale.Load()) }
 
 // noteStale takes in how old a block's oldest packet was when its reader
-// got it: no packet still to come is likely to be older than that.
+// got it: a packet still to come may be about as old, and a quarter more
+// leaves room for the next, worse one.
 func (g *Group) noteStale(d time.Duration) {
-	d = min(d+5*time.Millisecond, maxStaleness)
+	d = min(d+d/4+5*time.Millisecond, maxStaleness)
 	for {
 		cur := g.stale.Load()
 		if int64(d) <= cur || g.stale.CompareAndSwap(cur, int64(d)) {
@@ -445,10 +446,10 @@ func (g *Group) noteStale(d time.Duration) {
 }
 
 // decayStale lets the wait shrink again when the machine calms down, by
-// half in about a third of a second.
+// half in about three seconds: load comes in waves.
 func (g *Group) decayStale() {
 	cur := g.stale.Load()
-	g.stale.CompareAndSwap(cur, max(int64(baseStaleness), cur-cur/128))
+	g.stale.CompareAndSwap(cur, max(int64(baseStaleness), cur-cur/1024))
 }
 
 // merge releases packets in timestamp order: a packet goes once no capture
