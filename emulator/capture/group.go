@@ -88,16 +88,15 @@ const (
 // underlay and arrives, one after the other, whatever the interfaces.
 //
 // Every capture has its own ring in the kernel and its own reader, which
-// decodes its packets; a merger holds a few blocks per capture and lets a
-// packet go once no capture can still hand over an earlier one. When the
-// consumer stops reading, the readers stop too and the rings fill; when a
-// ring is full the kernel drops its packets and counts them (Stats). Memory
-// in this process stays bounded either way.
+// decodes its packets; a merger holds them and lets a packet go once no
+// capture can still hand over an earlier one. When the consumer stops
+// reading, the readers stop too and the rings fill; when a ring is full the
+// kernel drops its packets and counts them (Stats). Memory in this process
+// stays bounded either way.
 type Group struct {
 	caps    []*Capture
 	out     chan []Packet
 	in      chan batch
-	budgets []*budget // per capture: what the merger holds of it
 
 	stopOnce  sync.Once
 	stopping  chan struct{} // Stop: deliver what was captured, then end
@@ -124,25 +123,17 @@ type batch struct {
 	end  bool
 }
 
-// heldPerCapture bounds the bytes of one capture's packets the merger
-// holds while it waits for the other captures (a Packet's own size and its
-// decoding are counted as packetOverhead). Within it, a capture can run
-// 100 ms ahead of the others at over 600 Mbit/s of small packets before order
-// gives way to progress (see GroupStats.Late).
+// heldPerCapture bounds what the merger holds while it waits for every
+// capture to catch up: this much per capture, at least heldMin in all,
+// counting each packet's bytes and packetOverhead for the Packet and its
+// decoding. Past it the merger lets its oldest packets go without waiting:
+// order gives way (GroupStats.Late) so that the rings never fill because of
+// it. At 100 ms of waiting that happens above about a gigabit per second.
 const (
-	heldPerCapture = 8 << 20
+	heldPerCapture = 16 << 20
+	heldMin        = 64 << 20
 	packetOverhead = 512
 )
-
-// budget is one capture's share of the merger.
-type budget struct {
-	mu      sync.Mutex
-	held    int
-	waiting bool          // the reader waits for room
-	freed   chan struct{} // a wake-up for the reader, when it waits
-}
-
-func newBudget() *budget { return &budget{freed: make(chan struct{}, 1)} }
 
 func size(pkts []Packet) int {
 	n := 0
@@ -150,43 +141,6 @@ func size(pkts []Packet) int {
 		n += len(p.Data) + packetOverhead
 	}
 	return n
-}
-
-// take waits until the merger has room for n more bytes of this capture
-// (always for the first batch), false when the group closes first.
-func (b *budget) take(n int, closing <-chan struct{}) bool {
-	for {
-		b.mu.Lock()
-		if b.held == 0 || b.held+n <= heldPerCapture {
-			b.held += n
-			b.waiting = false
-			b.mu.Unlock()
-			return true
-		}
-		b.waiting = true
-		b.mu.Unlock()
-		select {
-		case <-b.freed:
-		case <-closing:
-			return false
-		}
-	}
-}
-
-func (b *budget) give(n int) {
-	b.mu.Lock()
-	b.held -= n
-	b.mu.Unlock()
-	select {
-	case b.freed <- struct{}{}:
-	default:
-	}
-}
-
-func (b *budget) blocked() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.waiting
 }
 
 // maxBatch bounds a delivered batch.
@@ -252,7 +206,6 @@ func Start(targets []Target, opts Options) (*Group, error) {
 			return nil, fmt.Errorf("capture on %s: %w", t, err)
 		}
 		g.caps = append(g.caps, c)
-		g.budgets = append(g.budgets, newBudget())
 	}
 	g.final = make([]Stats, len(g.caps))
 	g.stale.Store(int64(baseStaleness))
@@ -358,8 +311,7 @@ func (g *Group) Stats() GroupStats {
 }
 
 // read is capture i's reader: it takes the capture's packets block by
-// block, sorts each block by time and hands it to the merger, waiting when
-// the merger holds its share of this capture.
+// block, sorts each block by time and hands it to the merger.
 func (g *Group) read(i int) {
 	defer g.readers.Done()
 	c := g.caps[i]
@@ -408,11 +360,6 @@ func (g *Group) read(i int) {
 		}
 		slices.SortStableFunc(pkts, func(a, b Packet) int { return a.Time.Compare(b.Time) })
 		g.noteStale(time.Since(pkts[0].Time))
-		if !g.budgets[i].take(size(pkts), g.closing) {
-			done()
-			c.readMu.Unlock()
-			return
-		}
 		select {
 		case g.in <- batch{src: i, pkts: pkts}:
 		case <-g.closing:
@@ -464,6 +411,7 @@ func (g *Group) merge() {
 	n := len(g.caps)
 	queues := make([][]Packet, n) // per capture, sorted by time
 	ended := make([]bool, n)
+	held, limit := 0, max(heldMin, n*heldPerCapture)
 	live := n
 	tick := time.NewTicker(ringTimeout * time.Millisecond)
 	defer tick.Stop()
@@ -471,12 +419,10 @@ func (g *Group) merge() {
 	for {
 		now, stale := time.Now(), g.staleness()
 		// bound: nothing earlier can come from a capture's kernel side.
-		// A capture whose reader waits for room is left out: it cannot
-		// hand over anything before the merger takes from its queue.
 		var bound time.Time
 		bounded := false
 		for i := range queues {
-			if ended[i] || g.budgets[i].blocked() {
+			if ended[i] {
 				continue
 			}
 			low := now.Add(-ringHold - stale) // a plain socket cannot be looked into
@@ -501,23 +447,25 @@ func (g *Group) merge() {
 					second = i
 				}
 			}
-			if first < 0 || (bounded && queues[first][0].Time.After(bound)) {
+			// Over the memory bound, the oldest go without waiting.
+			forced := held > limit
+			if first < 0 || (bounded && !forced && queues[first][0].Time.After(bound)) {
 				break
 			}
-			limit, limited := bound, bounded
+			upTo, upToSet := bound, bounded && !forced
 			if second >= 0 {
-				if h := queues[second][0].Time; !limited || h.Before(limit) {
-					limit, limited = h, true
+				if h := queues[second][0].Time; !upToSet || h.Before(upTo) {
+					upTo, upToSet = h, true
 				}
 			}
 			q := queues[first]
 			k := 1
-			for k < len(q) && (!limited || !q[k].Time.After(limit)) {
+			for k < len(q) && (!upToSet || !q[k].Time.After(upTo)) {
 				k++
 			}
 			out = append(out, q[:k]...)
 			queues[first] = q[k:]
-			g.budgets[first].give(size(q[:k]))
+			held -= size(q[:k])
 		}
 		if len(out) > 0 {
 			late := 0
@@ -554,6 +502,7 @@ func (g *Group) merge() {
 				live--
 			} else {
 				queues[b.src] = mergeSorted(queues[b.src], b.pkts)
+				held += size(b.pkts)
 			}
 		case <-tick.C:
 			g.decayStale()
