@@ -94,9 +94,9 @@ const (
 // kernel drops its packets and counts them (Stats). Memory in this process
 // stays bounded either way.
 type Group struct {
-	caps    []*Capture
-	out     chan []Packet
-	in      chan batch
+	caps []*Capture
+	out  chan []Packet
+	in   chan batch
 
 	stopOnce  sync.Once
 	stopping  chan struct{} // Stop: deliver what was captured, then end
