@@ -322,9 +322,7 @@ func (g *Group) read(i int) {
 	go func() {
 		select {
 		case <-g.stopping:
-			g.mu.Lock()
-			wait := time.Until(g.stopAt.Add(ringHold + g.staleness()))
-			g.mu.Unlock()
+			wait := time.Until(g.stoppedAt().Add(ringHold + g.staleness()))
 			select {
 			case <-time.After(wait):
 			case <-g.closing:
@@ -359,6 +357,13 @@ func (g *Group) read(i int) {
 			break
 		}
 		slices.SortStableFunc(pkts, func(a, b Packet) int { return a.Time.Compare(b.Time) })
+		if !wait && pkts[0].Time.After(g.stoppedAt()) {
+			// Traffic goes on after Stop: the rings never run dry, and
+			// what they hold now came after it.
+			done()
+			c.readMu.Unlock()
+			break
+		}
 		g.noteStale(time.Since(pkts[0].Time))
 		select {
 		case g.in <- batch{src: i, pkts: pkts}:
@@ -378,6 +383,12 @@ func (g *Group) read(i int) {
 }
 
 func (g *Group) staleness() time.Duration { return time.Duration(g.stale.Load()) }
+
+func (g *Group) stoppedAt() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stopAt
+}
 
 // noteStale takes in how old a block's oldest packet was when its reader
 // got it: a packet still to come may be about as old, and a quarter more

@@ -225,3 +225,4 @@ func TestGroupClose(t *testing.T) {
 		t.Errorf("second close: %v", err)
 	}
 }
+
