@@ -225,4 +225,3 @@ func TestGroupClose(t *testing.T) {
 		t.Errorf("second close: %v", err)
 	}
 }
-
