@@ -213,6 +213,31 @@ func TestCaptureCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("targets", func(t *testing.T) {
+		for _, tt := range []struct {
+			args []string
+			code int
+			want string
+		}{
+			{[]string{"node9"}, 4, `lab "` + name + `" has no node or pod "node9" (it has: underlay, node1, pod1a, pod1b, node2, pod2)`},
+			{[]string{"node1:eth9"}, 4, `node1 has no interface "eth9" (it has: br0, eth0, flannel.1, lo, veth-pod1a, veth-pod1b)`},
+			{[]string{"node1:a/b"}, 2, `target "node1:a/b": not an interface name`},
+			{[]string{"*:nothing0"}, 4, `no interface of lab "` + name + `" matches *:nothing0`},
+			{nil, 2, "capture needs a lab and at least one target"},
+		} {
+			out, code := c.run(append([]string{"capture", name}, tt.args...)...)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Errorf("capture %s: exit %d:\n%s\nwant exit %d and %q", strings.Join(tt.args, " "), code, out, tt.code, tt.want)
+			}
+		}
+		// "*:eth0" is every eth0 the lab has: the nodes' and the pods'.
+		r := startCapture(t, c, name, "*:eth0", "--duration", "100ms")
+		r.wait(10 * time.Second)
+		if !strings.Contains(r.errText(), "listening on node1:eth0 (Ethernet), pod1a:eth0 (Ethernet), pod1b:eth0 (Ethernet), node2:eth0 (Ethernet), pod2:eth0 (Ethernet),") {
+			t.Errorf("*:eth0:\n%s", r.errText())
+		}
+	})
+
 	t.Run("duration", func(t *testing.T) {
 		start := time.Now()
 		r := startCapture(t, c, name, "pod1b", "--duration", "1s")

@@ -352,6 +352,7 @@ func resolveCapture(m lab.Manager, name string, args []string) (captureLab, erro
 				names = append(names, ifi.Name)
 			}
 			if !slices.Contains(names, iface) {
+				slices.Sort(names)
 				return out, fmt.Errorf("%s has no interface %q (it has: %s): %w", who, iface, strings.Join(names, ", "), lab.ErrNotFound)
 			}
 		}
