@@ -44,14 +44,16 @@ func mainErr() int {
 		ctrs     = flag.Int("containers", 100, "built-in web-server containers to start, one per pod; 0 skips the container table")
 		onlyPlan = flag.Bool("plan-only", false, "measure only validating and planning 100, 1000 and 4000 nodes (needs no root)")
 		noPlan   = flag.Bool("no-plan", false, "skip the plan table")
+		capt     = flag.Duration("capture", 3*time.Second, "traffic per capture measurement; 0 skips the capture table")
+		onlyCap  = flag.Bool("only-capture", false, "run only the capture table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
 			"the start and memory of built-in web-server containers, pod-to-pod\n"+
-			"throughput per backend, and the time and memory of validating and planning\n"+
-			"large labs, with the targets of issues 2, 3, 4 and 8. Needs root, except\n"+
-			"for -plan-only.\n\n")
+			"throughput per backend, packet capture under load (-only-capture runs that\n"+
+			"alone), and the time and memory of validating and planning large labs, with\n"+
+			"the targets of issues 2, 3, 4, 8 and 13. Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -63,6 +65,12 @@ func mainErr() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "labbench:", err)
 		return 2
+	}
+	if *onlyCap {
+		*noUp, *ctrs, *tput, *noPlan = true, 0, 0, true
+		if *capt <= 0 {
+			*capt = 3 * time.Second
+		}
 	}
 	if !*noPlan || *onlyPlan {
 		reportPlan(os.Stdout, planBench())
@@ -129,6 +137,10 @@ func mainErr() int {
 		}
 		if err == nil && *tput > 0 {
 			reportThroughput(os.Stdout, b.throughput(ctx, *tput), *tput)
+			err = ctx.Err()
+		}
+		if err == nil && *capt > 0 {
+			reportCapture(os.Stdout, b.capture(ctx, *capt), *capt)
 			err = ctx.Err()
 		}
 		if err != nil {

@@ -125,7 +125,9 @@ func TestDecode(t *testing.T) {
 			Operation: layers.ARPRequest, SourceHwAddress: macA, SourceProtAddress: []byte{10, 124, 0, 1},
 			DstHwAddress: make([]byte, 6), DstProtAddress: []byte{10, 124, 0, 2},
 		}),
-		want: "ARP, Request who-has 10.124.0.2 tell 10.124.0.1, length 28",
+		// gopacket pads the frame to Ethernet's 60-byte minimum, as a NIC
+		// does, and the length tells what follows the Ethernet header.
+		want: "ARP, Request who-has 10.124.0.2 tell 10.124.0.1, length 46",
 		check: func(t *testing.T, p Packet) {
 			eq(t, "op", p.ARP.Op, ARPRequest)
 			eq(t, "sender", p.ARP.SenderIP, netip.MustParseAddr("10.124.0.1"))
@@ -139,7 +141,7 @@ func TestDecode(t *testing.T) {
 			Operation: layers.ARPReply, SourceHwAddress: macB, SourceProtAddress: []byte{10, 124, 0, 2},
 			DstHwAddress: macA, DstProtAddress: []byte{10, 124, 0, 1},
 		}),
-		want: "ARP, Reply 10.124.0.2 is-at 02:00:00:00:00:0b, length 28",
+		want: "ARP, Reply 10.124.0.2 is-at 02:00:00:00:00:0b, length 46",
 		check: func(t *testing.T, p Packet) {
 			eq(t, "sender mac", p.ARP.SenderMAC.String(), macB.String())
 		},
@@ -166,7 +168,7 @@ func TestDecode(t *testing.T) {
 		data: serialize(t, ethernet(macA, macB, layers.EthernetTypeIPv4),
 			ipv4("10.124.0.1", "10.124.0.2", layers.IPProtocolTCP),
 			&layers.TCP{SrcPort: 40000, DstPort: 80, PSH: true, ACK: true, Seq: 2001, Ack: 1001, Window: 502}, payload(18)),
-		want: "IP 10.124.0.1.40000 > 10.124.0.2.80: Flags [P.], seq 2001, ack 1001, win 502, length 18",
+		want: "IP 10.124.0.1.40000 > 10.124.0.2.80: Flags [P.], seq 2001:2019, ack 1001, win 502, length 18",
 	}, {
 		name: "vxlan on the linux port",
 		data: vxlanFrame(t, 8472, 1),
@@ -213,7 +215,7 @@ func TestDecode(t *testing.T) {
 		data: serialize(t, ethernet(macA, macB, layers.EthernetTypeIPv4),
 			ipv4("10.124.3.1", "10.124.3.2", layers.IPProtocolIPv4),
 			ipv4("192.168.1.10", "192.168.2.20", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 1, 1), payload(56)),
-		want: "IP 10.124.3.1 > 10.124.3.2: " + innerEcho + " (ipip-proto-4)",
+		want: "IP 10.124.3.1 > 10.124.3.2: " + innerEcho,
 		check: func(t *testing.T, p Packet) {
 			eq(t, "outer proto", p.IPv4.Protocol, layers.IPProtocolIPv4)
 			eq(t, "outer length", p.IPv4.Length, 104)
@@ -229,8 +231,7 @@ func TestDecode(t *testing.T) {
 			&layers.VXLAN{ValidIDFlag: true, VNI: 5}, ethernet(macC, macD, layers.EthernetTypeIPv4),
 			ipv4("10.124.3.1", "10.124.3.2", layers.IPProtocolIPv4),
 			ipv4("192.168.1.10", "192.168.2.20", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 1, 1), payload(56)),
-		want: "IP 10.30.45.100.41234 > 10.30.45.200.8472: VXLAN, flags [I] (0x08), vni 5: IP 10.124.3.1 > 10.124.3.2: " +
-			innerEcho + " (ipip-proto-4)",
+		want: "IP 10.30.45.100.41234 > 10.30.45.200.8472: VXLAN, flags [I] (0x08), vni 5: IP 10.124.3.1 > 10.124.3.2: " + innerEcho,
 		check: func(t *testing.T, p Packet) {
 			eq(t, "innermost", p.Innermost().IPv4.Dst, netip.MustParseAddr("192.168.2.20"))
 		},
@@ -247,7 +248,7 @@ func TestDecode(t *testing.T) {
 		data: serialize(t, ipv4("10.124.3.1", "10.124.3.2", layers.IPProtocolIPv4),
 			ipv4("192.168.1.10", "192.168.2.20", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 1, 1), payload(56)),
 		link: layers.LinkTypeRaw,
-		want: "IP 10.124.3.1 > 10.124.3.2: " + innerEcho + " (ipip-proto-4)",
+		want: "IP 10.124.3.1 > 10.124.3.2: " + innerEcho,
 	}, {
 		name: "port unreachable",
 		data: serialize(t, ethernet(macB, macA, layers.EthernetTypeIPv4),

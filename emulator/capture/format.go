@@ -9,16 +9,16 @@ import (
 )
 
 // String renders the packet on one line the way `tcpdump -i any -n` does,
-// which is what students compare it with:
+// which is what students compare it with, after where it was seen:
 //
-//	eth0 Out IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 1, seq 1, length 64
+//	node1:eth0 Out IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 1, seq 1, length 64
 //
 // Tunnelled packets show the outer headers, then the inner packet after a
 // colon; tcpdump starts a new line for VXLAN's inner frame, this stays on one.
 func (p Packet) String() string {
 	var b strings.Builder
 	if p.Interface != "" {
-		b.WriteString(p.Interface)
+		b.WriteString(p.Where())
 		b.WriteByte(' ')
 		b.WriteString(p.Type.String())
 		b.WriteByte(' ')
@@ -32,6 +32,15 @@ func (p Packet) String() string {
 	}
 	p.Headers.format(&b)
 	return b.String()
+}
+
+// Where names the place the packet was seen: "node1:eth0", or just the
+// interface when the capture has no label.
+func (p Packet) Where() string {
+	if p.Label == "" {
+		return p.Interface
+	}
+	return p.Label + ":" + p.Interface
 }
 
 // String renders this level and the ones inside it, without interface and
@@ -75,7 +84,7 @@ func (h *Headers) formatARP(b *strings.Builder) {
 	default:
 		fmt.Fprintf(b, "ARP, op %d", a.Op)
 	}
-	fmt.Fprintf(b, ", length %d", 8+2*len(a.SenderMAC)+2*a.SenderIP.BitLen()/8)
+	fmt.Fprintf(b, ", length %d", a.Length)
 }
 
 func (h *Headers) formatIPv4(b *strings.Builder) {
@@ -103,7 +112,12 @@ func (h *Headers) formatIP(b *strings.Builder, family string, src, dst netip.Add
 	switch {
 	case h.TCP != nil:
 		t := h.TCP
+		// Sequence numbers are absolute, as with tcpdump -S: a line knows
+		// nothing of the connection's first one.
 		fmt.Fprintf(b, "%s %s.%d > %s.%d: Flags [%s], seq %d", family, src, t.SrcPort, dst, t.DstPort, t.Flags, t.Seq)
+		if t.PayloadLen > 0 {
+			fmt.Fprintf(b, ":%d", t.Seq+uint32(t.PayloadLen))
+		}
 		if t.Flags&TCPAck != 0 {
 			fmt.Fprintf(b, ", ack %d", t.Ack)
 		}
@@ -124,13 +138,13 @@ func (h *Headers) formatIP(b *strings.Builder, family string, src, dst netip.Add
 		fmt.Fprintf(b, "%s %s > %s: ICMP %s, length %d", family, src, dst, icmpText(h.ICMP), h.ICMP.Length)
 	case h.ICMPv6 != nil:
 		fmt.Fprintf(b, "%s %s > %s: ICMP6, %s, length %d", family, src, dst, icmp6Text(h.ICMPv6), h.ICMPv6.Length)
+	case h.IGMP != nil:
+		fmt.Fprintf(b, "%s %s > %s: %s", family, src, dst, igmpText(h.IGMP))
 	case h.Inner != nil:
-		// IP in IP, as tcpdump prints it.
+		// IP in IP, as tcpdump 4.99 prints it (older ones added
+		// "(ipip-proto-4)").
 		fmt.Fprintf(b, "%s %s > %s: ", family, src, dst)
 		h.Inner.format(b)
-		if proto == layers.IPProtocolIPv4 {
-			b.WriteString(" (ipip-proto-4)")
-		}
 	default:
 		fmt.Fprintf(b, "%s %s > %s: ip-proto-%d %d", family, src, dst, uint8(proto), payload)
 	}
@@ -202,6 +216,38 @@ func icmpText(m *ICMP) string {
 		return "time stamp reply"
 	}
 	return fmt.Sprintf("type-#%d", m.Type)
+}
+
+// igmpText follows tcpdump's wording for the messages labs show.
+func igmpText(m *IGMP) string {
+	switch m.Type {
+	case 0x11:
+		var s string
+		switch {
+		case m.Length >= 12:
+			s = "igmp query v3"
+		case m.MaxResp == 0:
+			s = "igmp query v1"
+		default:
+			s = "igmp query v2"
+			if m.MaxResp != 100 {
+				s += fmt.Sprintf(" [max resp time %d]", m.MaxResp)
+			}
+		}
+		if !m.Group.IsUnspecified() {
+			s += fmt.Sprintf(" [gaddr %s]", m.Group)
+		}
+		return s
+	case 0x12:
+		return fmt.Sprintf("igmp v1 report %s", m.Group)
+	case 0x16:
+		return fmt.Sprintf("igmp v2 report %s", m.Group)
+	case 0x17:
+		return fmt.Sprintf("igmp leave %s", m.Group)
+	case 0x22:
+		return fmt.Sprintf("igmp v3 report, %d group record(s)", m.Records)
+	}
+	return fmt.Sprintf("igmp-%d", m.Type)
 }
 
 func icmp6Text(m *ICMP) string {

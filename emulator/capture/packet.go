@@ -15,6 +15,9 @@ import (
 type Packet struct {
 	Time      time.Time
 	Namespace string // namespace path the capture was opened in
+	// Label names where the packet was seen, such as the node or pod
+	// whose namespace it is (Options.Label); "" when not given.
+	Label     string
 	Interface string // interface the packet crossed, such as "eth0"
 	Ifindex   int
 	Type      PacketType
@@ -81,6 +84,7 @@ type Headers struct {
 	ICMPv6 *ICMP
 	TCP    *TCP
 	UDP    *UDP
+	IGMP   *IGMP
 	VXLAN  *VXLAN
 	Inner  *Headers
 	// Err says why decoding stopped early, such as a truncated header.
@@ -111,6 +115,9 @@ type ARP struct {
 	SenderIP  netip.Addr
 	TargetMAC net.HardwareAddr
 	TargetIP  netip.Addr
+	// Length is what follows the link-layer header: 28 bytes, more when
+	// a NIC padded the frame to Ethernet's minimum.
+	Length int
 }
 
 // ARP operations.
@@ -218,6 +225,16 @@ func (f TCPFlags) String() string {
 type UDP struct {
 	SrcPort, DstPort uint16
 	Length           uint16 // header plus payload
+}
+
+// IGMP is an IGMP message: bridges and hosts send them as they join
+// multicast groups, so they show up in every lab capture.
+type IGMP struct {
+	Type    uint8 // 0x11 query, 0x12/0x16 v1/v2 report, 0x17 leave, 0x22 v3 report
+	MaxResp uint8
+	Group   netip.Addr
+	Records int // group records of a v3 report
+	Length  int // the whole message, as the IP header tells it
 }
 
 // VXLAN is a VXLAN header: the inner Ethernet frame is in Headers.Inner.
@@ -436,6 +453,7 @@ func flatten(pkt gopacket.Packet) Headers {
 				SenderIP:  addr(l.SourceProtAddress),
 				TargetMAC: l.DstHwAddress,
 				TargetIP:  addr(l.DstProtAddress),
+				Length:    len(l.Contents) + len(l.Payload),
 			}
 		case *layers.IPv4:
 			if l.SrcIP == nil {
@@ -456,6 +474,9 @@ func flatten(pkt gopacket.Packet) Headers {
 			}
 			ipPayload = int(l.Length) - int(l.IHL)*4
 			first := l.FragOffset == 0
+			if first && l.Protocol == layers.IPProtocolIGMP {
+				h.IGMP = igmp(l.Payload, ipPayload)
+			}
 			if first && (l.Protocol == layers.IPProtocolIPv4 || l.Protocol == layers.IPProtocolIPv6) {
 				inner = true
 			}
@@ -540,6 +561,20 @@ func lengthOr(fromIP, captured int) int {
 		return fromIP
 	}
 	return captured
+}
+
+// igmp reads the fixed part of an IGMP message; gopacket's decoders give
+// no one type for all versions.
+func igmp(b []byte, length int) *IGMP {
+	if len(b) < 8 {
+		return nil
+	}
+	m := &IGMP{Type: b[0], MaxResp: b[1], Group: netip.AddrFrom4([4]byte(b[4:8])), Length: length}
+	if m.Type == 0x22 {
+		m.Group = netip.Addr{}
+		m.Records = int(b[6])<<8 | int(b[7])
+	}
+	return m
 }
 
 // quoted reads the IPv4 header (and ports) an ICMP error carries.

@@ -5,7 +5,9 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -15,22 +17,32 @@ import (
 // PcapngWriter records packets as a pcapng file, the format Wireshark opens
 // with interface names, per-interface link types and packet directions.
 // Packets from several interfaces and namespaces can go into one file: each
-// (namespace, interface) pair becomes one pcapng interface, named after the
-// interface and described by its namespace. It is safe for concurrent use.
+// (namespace, interface) pair becomes one pcapng interface, named where it
+// was seen ("node1:eth0", or "eth0" without a label) and described by its
+// namespace. It is safe for concurrent use.
 type PcapngWriter struct {
+	// FakeEthernet writes bare-IP interfaces (TUN devices, IPIP tunnels)
+	// as Ethernet, each packet behind a made-up Ethernet header with zero
+	// MAC addresses, and says so in the interface's description: tcpdump
+	// reads no file whose interfaces differ in link type, and labs mix
+	// veth with a userspace tunl0. Set it before the first packet.
+	FakeEthernet bool
+
 	mu     sync.Mutex
 	w      io.Writer
-	ng     *pcapgo.NgWriter // created with the first packet's interface
+	ng     *pcapgo.NgWriter // created with the first interface
 	ifaces map[ifaceKey]int // -> pcapng interface id
 	err    error            // first write error; the file is unusable after it
 }
 
 type ifaceKey struct {
-	ns       string
-	ifindex  int
-	name     string
-	linkType layers.LinkType
+	ns, label, name string
+	link            layers.LinkType // as captured
 }
+
+// FakeEthernetNote is what the description of an interface written with a
+// made-up Ethernet header says.
+const FakeEthernetNote = "bare IP device: labctl put an Ethernet header with zero MAC addresses in front of each packet so that the file has one link type"
 
 // NewPcapngWriter starts a recording to w. Call Flush before closing w.
 func NewPcapngWriter(w io.Writer) *PcapngWriter {
@@ -55,12 +67,20 @@ func (pw *PcapngWriter) WritePacket(p Packet) error {
 	if pw.err != nil {
 		return pw.err
 	}
-	id, err := pw.iface(p)
+	link := p.LinkType
+	if link == 0 {
+		link = layers.LinkTypeEthernet // LinkTypeNull would tell Wireshark "BSD loopback"
+	}
+	id, err := pw.iface(ifaceKey{ns: p.Namespace, label: p.Label, name: p.Interface, link: link}, "", 0)
 	if err == nil {
+		data, length := p.Data, max(p.Length, len(p.Data))
+		if link == layers.LinkTypeRaw && pw.FakeEthernet {
+			data, length = fakeEthernet(data), length+14
+		}
 		ci := gopacket.CaptureInfo{
 			Timestamp:      p.Time,
-			CaptureLength:  len(p.Data),
-			Length:         max(p.Length, len(p.Data)),
+			CaptureLength:  len(data),
+			Length:         length,
 			InterfaceIndex: id,
 		}
 		flags := &pcapgo.NgEpbFlags{Direction: pcapgo.NgEpbFlagDirectionInbound}
@@ -76,7 +96,7 @@ func (pw *PcapngWriter) WritePacket(p Packet) error {
 		case PacketOtherHost:
 			flags.Reception = pcapgo.NgEpbFlagReceptionTypePromiscuous
 		}
-		err = pw.ng.WritePacketWithOptions(ci, p.Data, pcapgo.NgPacketOptions{Flags: flags})
+		err = pw.ng.WritePacketWithOptions(ci, data, pcapgo.NgPacketOptions{Flags: flags})
 	}
 	if err != nil {
 		pw.err = fmt.Errorf("write pcapng: %w", err)
@@ -84,28 +104,103 @@ func (pw *PcapngWriter) WritePacket(p Packet) error {
 	return pw.err
 }
 
-// iface returns the pcapng interface id for the packet's interface,
-// describing the interface first if it is new.
-func (pw *PcapngWriter) iface(p Packet) (int, error) {
-	link := p.LinkType
-	if link == 0 {
-		link = layers.LinkTypeEthernet // LinkTypeNull would tell Wireshark "BSD loopback"
+// fakeEthernet puts a zero-address Ethernet header in front of a bare IP
+// packet, with the EtherType its version says.
+func fakeEthernet(ip []byte) []byte {
+	out := make([]byte, 14, 14+len(ip))
+	out[12], out[13] = 0x08, 0x00
+	if len(ip) > 0 && ip[0]>>4 == 6 {
+		out[12], out[13] = 0x86, 0xdd
 	}
-	key := ifaceKey{ns: p.Namespace, ifindex: p.Ifindex, name: p.Interface, linkType: link}
+	return append(out, ip...)
+}
+
+// Declare describes a capture's interface now, before its first packet, so
+// that the file lists every interface captured on, in this order, with the
+// filter used, even those that saw nothing. A capture on every device of a
+// namespace gets its interfaces as their packets come.
+func (pw *PcapngWriter) Declare(c *Capture) error {
+	if c.device == "" {
+		return nil
+	}
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.err != nil {
+		return pw.err
+	}
+	filter := ""
+	if c.opts.Expr != nil {
+		filter = c.opts.Expr.String()
+	}
+	if _, err := pw.iface(c.key(), filter, c.opts.Snaplen); err != nil {
+		pw.err = fmt.Errorf("write pcapng: %w", err)
+	}
+	return pw.err
+}
+
+func (c *Capture) key() ifaceKey {
+	link := c.link
+	if link == 0 {
+		link = layers.LinkTypeEthernet
+	}
+	return ifaceKey{ns: c.ns, label: c.opts.Label, name: c.device, link: link}
+}
+
+// WriteStats records a capture's counts (packets received, dropped by the
+// kernel) for its interface, as Wireshark's capture file properties and
+// capinfos show them. Write them once capturing has ended.
+func (pw *PcapngWriter) WriteStats(c *Capture, st Stats, start, end time.Time) error {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.err != nil {
+		return pw.err
+	}
+	id, ok := pw.ifaces[c.key()]
+	if !ok || c.device == "" {
+		return nil // never described: no packet came, or per-packet interfaces
+	}
+	err := pw.ng.WriteInterfaceStats(id, pcapgo.NgInterfaceStatistics{
+		LastUpdate:      end,
+		StartTime:       start,
+		EndTime:         end,
+		PacketsReceived: st.Received,
+		PacketsDropped:  st.Dropped,
+	})
+	if err != nil {
+		pw.err = fmt.Errorf("write pcapng: %w", err)
+	}
+	return pw.err
+}
+
+// iface returns the pcapng interface id for an interface, describing it
+// first if it is new.
+func (pw *PcapngWriter) iface(key ifaceKey, filter string, snaplen int) (int, error) {
 	if id, ok := pw.ifaces[key]; ok {
 		return id, nil
 	}
 	intf := pcapgo.NgInterface{
-		Name:                p.Interface,
-		LinkType:            link,
+		Name:                key.name,
+		LinkType:            key.link,
 		OS:                  runtime.GOOS,
+		Filter:              filter,
+		SnapLength:          uint32(snaplen),
 		TimestampResolution: 9,
 	}
 	if intf.Name == "" {
 		intf.Name = "unknown"
 	}
-	if p.Namespace != "" {
-		intf.Description = fmt.Sprintf("%s in network namespace %s", intf.Name, filepath.Base(p.Namespace))
+	if key.label != "" {
+		intf.Name = key.label + ":" + intf.Name
+	}
+	if key.ns != "" {
+		intf.Description = fmt.Sprintf("%s in network namespace %s", key.name, filepath.Base(key.ns))
+		if key.label != "" {
+			intf.Description += " (" + key.label + ")"
+		}
+	}
+	if key.link == layers.LinkTypeRaw && pw.FakeEthernet {
+		intf.LinkType = layers.LinkTypeEthernet
+		intf.Description = strings.TrimPrefix(intf.Description+"; "+FakeEthernetNote, "; ")
 	}
 	var id int
 	var err error

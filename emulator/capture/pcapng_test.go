@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,4 +144,104 @@ func TestPcapngWriteError(t *testing.T) {
 	if err := pw.WritePacket(p); err == nil {
 		t.Error("a write after a failure succeeded")
 	}
+}
+
+// toolPackets is a lab's worth of packets from three namespaces: VXLAN on
+// a node's cable, the decapsulated echo in the pod, and IPIP on a bare-IP
+// tunl0 (a TUN device, as the userspace IPIP datapath makes).
+func toolPackets(t *testing.T) []Packet {
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	mk := func(label, ns, ifname string, typ PacketType, link layers.LinkType, data []byte, at time.Duration) Packet {
+		p := Decode(data, link)
+		p.Label, p.Namespace, p.Interface, p.Type, p.Time = label, ns, ifname, typ, t0.Add(at)
+		return p
+	}
+	podEcho := serialize(t, ethernet(macC, macD, layers.EthernetTypeIPv4),
+		ipv4("192.168.1.10", "192.168.2.20", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 1, 1), payload(56))
+	ipip := serialize(t, ipv4("10.30.45.100", "10.30.45.200", layers.IPProtocolIPv4),
+		ipv4("192.168.1.10", "192.168.3.30", layers.IPProtocolICMPv4), echo(ICMPEchoRequest, 2, 1), payload(56))
+	return []Packet{
+		mk("node1", "/run/netns/lab-node1", "eth0", PacketOutgoing, layers.LinkTypeEthernet, vxlanFrame(t, 4789, 1), 0),
+		mk("pod2", "/run/netns/lab-pod2", "eth0", PacketHost, layers.LinkTypeEthernet, podEcho, time.Millisecond),
+		mk("node1", "/run/netns/lab-node1", "tunl0", PacketOutgoing, layers.LinkTypeRaw, ipip, 2*time.Millisecond),
+	}
+}
+
+func writeFile(t *testing.T, fake bool, packets []Packet) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "lab.pcapng")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := NewPcapngWriter(f)
+	pw.FakeEthernet = fake
+	for _, p := range packets {
+		if err := pw.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The tools people open recordings with read ours: tshark with the
+// interface names and the packets inside the tunnels, capinfos, and
+// tcpdump, which needs one link type for the whole file.
+func TestPcapngReadByTools(t *testing.T) {
+	tshark := needTool(t, "tshark", "tshark")
+	tcpdump := needTool(t, "tcpdump", "tcpdump")
+	capinfos := needTool(t, "capinfos", "wireshark-common")
+	path := writeFile(t, true, toolPackets(t))
+
+	out := runTool(t, tshark, "-r", path, "-T", "fields", "-E", "separator=|",
+		"-e", "frame.interface_name", "-e", "frame.interface_description", "-e", "frame.p2p_dir", "-e", "ip.src", "-e", "ip.dst", "-e", "icmp.type")
+	want := strings.Join([]string{
+		"node1:eth0|eth0 in network namespace lab-node1 (node1)|0|10.30.45.100,192.168.1.10|10.30.45.200,192.168.2.20|8",
+		"pod2:eth0|eth0 in network namespace lab-pod2 (pod2)|1|192.168.1.10|192.168.2.20|8",
+		"node1:tunl0|tunl0 in network namespace lab-node1 (node1); " + FakeEthernetNote + "|0|10.30.45.100,192.168.1.10|10.30.45.200,192.168.3.30|8",
+	}, "\n")
+	if strings.TrimSpace(out) != want {
+		t.Errorf("tshark read:\n%s\nwant:\n%s", out, want)
+	}
+
+	out = runTool(t, tcpdump, "-r", path, "-n", "-tt")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 3 || !strings.Contains(out, "VXLAN, flags [I] (0x08), vni 1") ||
+		!strings.Contains(out, "IP 192.168.1.10 > 192.168.2.20: ICMP echo request, id 1, seq 1, length 64") ||
+		!strings.Contains(out, "IP 10.30.45.100 > 10.30.45.200: IP 192.168.1.10 > 192.168.3.30: ICMP echo request, id 2, seq 1, length 64") {
+		t.Errorf("tcpdump read:\n%s", out)
+	}
+
+	out = runTool(t, capinfos, "-M", path)
+	for _, w := range []string{"Number of packets:   3", "Number of interfaces in file: 3", "File encapsulation:  ether"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("capinfos does not say %q:\n%s", w, out)
+		}
+	}
+
+	// Without the made-up header the file has two link types, which
+	// Wireshark reads and tcpdump refuses: the reason for FakeEthernet.
+	mixed := writeFile(t, false, toolPackets(t))
+	runTool(t, tshark, "-r", mixed)
+	if out, err := exec.Command(tcpdump, "-r", mixed, "-n").CombinedOutput(); err == nil || !strings.Contains(string(out), "different from the type of the first interface") {
+		t.Errorf("tcpdump read a file with two link types (%v):\n%s", err, out)
+	}
+}
+
+func runTool(t *testing.T, tool string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(tool, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", filepath.Base(tool), strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
 }
