@@ -40,6 +40,30 @@ func TestCalicoKernelObjects(t *testing.T) {
 	}
 }
 
+// A Calico lab with a mode per node pair, as Calico's CrossSubnet modes
+// mix them: each pair carries its traffic as its mode does, and each node
+// has both tunnel devices' objects where it has peers of both.
+func TestCalicoMixedModes(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	name := uniqueName("tcm")
+	path := writeTopology(t, `name: `+name+`
+network: {cni: calico, backend: vxlan, nodeCIDRMaskSize: 26}
+nodes:
+  - {name: n1, pods: [{name: p1}]}
+  - {name: n2, pods: [{name: p2}]}
+  - {name: n3, pods: [{name: p3}]}
+  - {name: n4, pods: [{name: p4}]}
+links:
+  - {nodes: [n1, n2], backend: ipip}
+  - {nodes: [n1, n3], backend: host-gw}
+`)
+	topo := upLab(t, newBackendManager(t), path)
+	checkCalicoObjects(t, topo)
+	checkNetworkModel(t, topo)
+	checkEncapsulation(t, topo)
+}
+
 // handleIn opens a netlink handle in a lab namespace for the test.
 func handleIn(t *testing.T, labName, object string) *netlink.Handle {
 	t.Helper()
@@ -154,30 +178,37 @@ func checkCalicoObjects(t *testing.T, topo *spec.Topology) {
 	for i, n := range topo.Nodes {
 		nh := handleIn(t, topo.Name, n.Name)
 		ns := plan.NamespaceName(topo.Name, n.Name)
-		tunnel := ""
+		tunnels := map[string]bool{}
 		wantRoutes := []string{
 			"default via " + gw.String() + " dev eth0",
 			fmt.Sprintf("%s dev eth0 proto kernel scope link src %s", nw.Underlay, n.IP),
 		}
-		proto := "bird"
+		// BIRD installs the blackhole where it routes to some peer, Felix
+		// where it programs every route (VXLAN alone).
+		bird := len(topo.Nodes) == 1 && nw.Backend != spec.BackendVXLAN
 		for j, peer := range topo.Nodes {
 			if j == i {
 				continue
 			}
 			switch topo.LinkBackend(n.Name, peer.Name) {
 			case spec.BackendHostGW:
+				bird = true
 				wantRoutes = append(wantRoutes, fmt.Sprintf("%s via %s dev eth0 proto bird", peer.PodSubnet, peer.IP))
 			case spec.BackendIPIP:
-				tunnel = nw.IPIP.Device
-				wantRoutes = append(wantRoutes, fmt.Sprintf("%s via %s dev %s proto bird onlink", peer.PodSubnet, peer.IP, tunnel))
+				bird, tunnels[nw.IPIP.Device] = true, true
+				wantRoutes = append(wantRoutes, fmt.Sprintf("%s via %s dev %s proto bird onlink", peer.PodSubnet, peer.IP, nw.IPIP.Device))
 			case spec.BackendVXLAN:
-				tunnel, proto = nw.VXLAN.Device, "80"
-				wantRoutes = append(wantRoutes, fmt.Sprintf("%s via %s dev %s onlink mtu %d", peer.PodSubnet, peer.PodSubnet.Addr(), tunnel, nw.MTU-50))
+				tunnels[nw.VXLAN.Device] = true
+				wantRoutes = append(wantRoutes, fmt.Sprintf("%s via %s dev %s onlink mtu %d", peer.PodSubnet, peer.PodSubnet.Addr(), nw.VXLAN.Device, nw.MTU-50))
 			}
+		}
+		proto := "80"
+		if bird {
+			proto = "bird"
 		}
 		wantRoutes = append(wantRoutes, fmt.Sprintf("blackhole %s proto %s", n.PodSubnet, proto))
 		wantAddrs := []string{"lo 127.0.0.1/8", "eth0 " + netip.PrefixFrom(n.IP, nw.Underlay.Bits()).String()}
-		if tunnel != "" {
+		for tunnel := range tunnels {
 			wantAddrs = append(wantAddrs, tunnel+" "+netip.PrefixFrom(n.PodSubnet.Addr(), 32).String())
 		}
 		for _, pod := range n.Pods {
@@ -214,7 +245,7 @@ func checkCalicoObjects(t *testing.T, topo *spec.Topology) {
 		if fwd, err := readSysctlIn(ns, "net/ipv4/ip_forward"); err != nil || fwd != "1" {
 			t.Errorf("%s ip_forward = %q (%v), want 1", ns, fwd, err)
 		}
-		if tunnel == nw.VXLAN.Device {
+		if tunnels[nw.VXLAN.Device] {
 			checkCalicoVTEP(t, topo, nh, n)
 		}
 	}
@@ -437,6 +468,7 @@ nodes:
 		t.Fatalf("repair: %v", err)
 	}
 	gatewayMAC("after a repair rebuilt p1")
+	checkBridgeObjects(t, topo)
 
 	doc = strings.Replace(doc, "{name: p2}]", "{name: p2}, {name: p4}]", 1)
 	path = writeTopology(t, doc)

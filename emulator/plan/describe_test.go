@@ -163,6 +163,10 @@ func TestDescribeMessagesAreShell(t *testing.T) {
 		AddVeth{Namespace: "a-b", Name: "veth-x", Master: "br0", PeerNamespace: "c", PeerName: "eth0", MTU: 1500},
 		AddIPIPTunnel{Namespace: "n", Name: "tunl0", MTU: 1480},
 		SetSysctl{Namespace: "n", Settings: noIPv6},
+		Across{From: "p", Namespace: "n", Ops: []Op{SetHairpin{Namespace: "n", Device: "veth-p"},
+			SetSysctl{Namespace: "n", Settings: calicoHostSysctls("cali0123456789a")}}},
+		AddBlackhole{Namespace: "n", Dst: netip.MustParsePrefix("10.0.0.0/26"), Protocol: ProtoBIRD},
+		SetLinkMAC{Namespace: "n", Device: "br0", MAC: CalicoHostMAC},
 	} {
 		script.WriteString(op.Describe().String() + "\n")
 	}
