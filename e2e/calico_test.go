@@ -539,18 +539,13 @@ func linkLocal(mac net.HardwareAddr) string {
 	return netip.PrefixFrom(ip, 64).String()
 }
 
-// The tutorial's host-gw addressing: each node's bridge at .10, pods from
-// .11 on, and the network model holds.
+// The tutorial's host-gw addressing (topologies/tutorial-host-gw.yaml):
+// each node's bridge at .10, pods from .11 on, and the network model
+// holds.
 func TestTutorialGateway(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
-	name := uniqueName("ttg")
-	path := writeTopology(t, `name: `+name+`
-network: {underlay: 10.128.0.0/24, clusterCIDR: 192.168.0.0/16}
-nodes:
-  - {name: node01, ip: 10.128.0.2, podCIDR: 192.168.1.0/24, gateway: 192.168.1.10, pods: [{name: redapp1}, {name: blueapp1}]}
-  - {name: node02, ip: 10.128.0.3, podCIDR: 192.168.2.0/24, gateway: 192.168.2.10, pods: [{name: redapp2}, {name: blueapp2}]}
-`)
+	path, name := copyTopology(t, "tutorial-host-gw.yaml", "ttg")
 	topo := upLab(t, newManager(t), path)
 	for _, pod := range topo.Pods() {
 		if pod.IP.As4()[3] != 11 && pod.IP.As4()[3] != 12 {

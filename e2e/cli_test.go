@@ -196,7 +196,7 @@ func TestDryRunScriptBuildsSameLab(t *testing.T) {
 		t.Fatal("the dry-run test needs iproute2 (apt-get install iproute2)")
 	}
 	bin := buildLabctl(t)
-	files := []string{"two-node.yaml", "three-node.yaml", "two-node-vxlan.yaml", "three-node-vxlan-l2.yaml", "calico-vxlan.yaml", "calico-no-encap.yaml"}
+	files := []string{"two-node.yaml", "three-node.yaml", "two-node-vxlan.yaml", "three-node-vxlan-l2.yaml", "calico-vxlan.yaml", "calico-no-encap.yaml", "tutorial-host-gw.yaml"}
 	// The script builds IPIP with the kernel's ipip device; where the
 	// kernel has none (labctl serves tunl0 from userspace there) the
 	// script cannot run, and that part is a listed skip (.ci/skips).

@@ -27,7 +27,7 @@ func compileFile(t *testing.T, path string) *Plan {
 // files; it also lists every operation of the plan in order.
 func TestScriptGolden(t *testing.T) {
 	for _, name := range []string{"two-node", "three-node", "two-node-vxlan", "two-node-ipip", "three-node-vxlan-l2", "three-node-mixed",
-		"calico-ipip", "calico-vxlan", "calico-no-encap"} {
+		"calico-ipip", "calico-vxlan", "calico-no-encap", "tutorial-host-gw"} {
 		t.Run(name, func(t *testing.T) {
 			p := compileFile(t, filepath.Join("..", "..", "topologies", name+".yaml"))
 			var buf bytes.Buffer
