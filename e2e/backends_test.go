@@ -32,6 +32,9 @@ var backendLabs = []struct {
 	{"two-node-ipip.yaml", 1480},
 	{"three-node-vxlan-l2.yaml", 1450},
 	{"three-node-mixed.yaml", 1450},
+	{"calico-ipip.yaml", 1480},
+	{"calico-vxlan.yaml", 1450},
+	{"calico-no-encap.yaml", 1500},
 }
 
 // newBackendManager is newManager with the labctl binary to run helper

@@ -196,12 +196,12 @@ func TestDryRunScriptBuildsSameLab(t *testing.T) {
 		t.Fatal("the dry-run test needs iproute2 (apt-get install iproute2)")
 	}
 	bin := buildLabctl(t)
-	files := []string{"two-node.yaml", "three-node.yaml", "two-node-vxlan.yaml", "three-node-vxlan-l2.yaml"}
+	files := []string{"two-node.yaml", "three-node.yaml", "two-node-vxlan.yaml", "three-node-vxlan-l2.yaml", "calico-vxlan.yaml", "calico-no-encap.yaml", "tutorial-host-gw.yaml"}
 	// The script builds IPIP with the kernel's ipip device; where the
 	// kernel has none (labctl serves tunl0 from userspace there) the
 	// script cannot run, and that part is a listed skip (.ci/skips).
 	if lab.KernelHasModule("ipip") {
-		files = append(files, "two-node-ipip.yaml", "three-node-mixed.yaml")
+		files = append(files, "two-node-ipip.yaml", "three-node-mixed.yaml", "calico-ipip.yaml")
 	} else {
 		t.Run("ipip", func(t *testing.T) { t.Skip("the kernel has no ipip module: the script's ipip device cannot be made") })
 	}
@@ -228,6 +228,12 @@ func TestDryRunScriptBuildsSameLab(t *testing.T) {
 			t.Fatalf("bash dry-run script: %v\n%s", err, out)
 		}
 		checkNetworkModel(t, topo)
+		// The objects are the same too, down to ports and MACs.
+		if topo.Calico() {
+			checkCalicoObjects(t, topo)
+		} else {
+			checkBridgeObjects(t, topo)
+		}
 	}
 }
 

@@ -421,6 +421,20 @@ func TestRoutesFollowKernel(t *testing.T) {
 	}
 }
 
+// Calico's routes as BIRD installs them, proto bird and onlink via the
+// peer node, with a blackhole block beside them (Calico's own block):
+// the datapath follows the route and ignores the blackhole, as it does
+// the protocol.
+func TestCalicoRoutes(t *testing.T) {
+	l := newLab(t, labOptions{noRoutes: true})
+	l.startBoth(Config{})
+	n1 := l.names["node1"]
+	nstest.IP(l.t, "-n", n1, "route", "add", "blackhole", "10.78.3.0/26", "proto", "bird")
+	nstest.IP(l.t, "-n", n1, "route", "add", "10.78.2.0/24", "via", "10.77.0.2", "dev", "tunl0", "proto", "bird", "onlink")
+	waitRoutes(t, l.dp1, "10.78.2.0/24 via 10.77.0.2")
+	mustPing(t, l.pod1, pod2IP)
+}
+
 func TestSingleQueueDevice(t *testing.T) {
 	l := newLab(t, labOptions{singleQueue: true})
 	l.startBoth(Config{Queues: 4})

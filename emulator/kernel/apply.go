@@ -366,6 +366,9 @@ func (a *applier) runOp(c *rtnl, here string, op plan.Op) error {
 	if where := op.Where(); where != here {
 		return fmt.Errorf("%s: planned from namespace %q, performed from %q", op.Describe(), where, here)
 	}
+	if across, ok := op.(plan.Across); ok {
+		return a.across(here, across)
+	}
 	if err := a.perform(c, here, op); err != nil {
 		return fmt.Errorf("%s: %w", op.Describe(), err)
 	}
@@ -404,7 +407,7 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 	case plan.AddVeth:
 		// Performed from the peer's namespace; the first end is made
 		// straight into its own.
-		end := vethEnd{name: o.Name, nsFD: -1, up: true}
+		end := vethEnd{name: o.Name, nsFD: -1, up: true, mac: o.MAC}
 		peer := vethPeer{name: o.PeerName, nsFD: -1}
 		var err error
 		if o.Master != "" {
@@ -421,7 +424,13 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 	case plan.AddAddress:
 		return c.addAddress(o.Device, o.Address)
 	case plan.AddRoute:
-		return c.addRoute(o.Dst, o.Via, o.Device, o.OnLink)
+		return c.addRouteSpec(o.Device, routeSpec{dst: o.Dst, via: o.Via, onlink: o.OnLink, proto: o.Protocol, mtu: o.MTU})
+	case plan.AddBlackhole:
+		return c.addRouteSpec("", routeSpec{dst: o.Dst, proto: o.Protocol, blackhole: true})
+	case plan.SetLinkMAC:
+		return c.setMAC(o.Device, o.MAC)
+	case plan.SetHairpin:
+		return c.setHairpin(o.Device)
 	case plan.AddVXLAN:
 		link, err := c.linkIndex(o.Underlay)
 		if err != nil {
@@ -452,6 +461,31 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}
 	return fmt.Errorf("unknown operation %T", op)
+}
+
+// across performs o's operations in their namespace, from the current
+// locked thread, which it then takes back to here: a pod's unit reaching
+// the node end of its veth (sysctls are the thread's namespace's, so a
+// socket opened elsewhere would not do).
+func (a *applier) across(here string, o plan.Across) error {
+	if err := a.enter(o.Namespace); err != nil {
+		return err
+	}
+	c, err := openRTNL()
+	if err == nil {
+		for _, op := range o.Ops {
+			if err = a.runOp(c, o.Namespace, op); err != nil {
+				break
+			}
+		}
+		c.Close()
+	} else {
+		err = fmt.Errorf("namespace %q: %w", o.Namespace, err)
+	}
+	if berr := a.enter(here); berr != nil {
+		return errors.Join(err, fmt.Errorf("return to namespace %q: %w", here, berr))
+	}
+	return err
 }
 
 func (a *applier) closeFDs() {

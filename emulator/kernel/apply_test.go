@@ -131,3 +131,81 @@ func TestApplyFailures(t *testing.T) {
 		})
 	}
 }
+
+// An Across operation of a unit is performed in its own namespace (a
+// sysctl there), and the unit's later operations again in the unit's:
+// the thread went there and came back. A failure inside is worded as the
+// inner operation's description, and an inner operation planned from
+// elsewhere is refused.
+func TestAcross(t *testing.T) {
+	nstest.NeedRoot(t)
+	owner := netns.Ownership{Dir: t.TempDir(), Tag: netns.StateTag(t.TempDir())}
+	node, pod := nstest.Unique(prefix), nstest.Unique(prefix)
+	build := func(across plan.Op) *plan.Plan {
+		p := onePlan("lab", node)
+		p.Namespaces = append(p.Namespaces, plan.Namespace{Name: pod, Role: plan.RolePod, Object: "p"})
+		p.Stages = append(p.Stages, plan.Stage{Name: "pods", Units: []plan.Unit{{Namespace: pod, Ops: []plan.Op{
+			plan.AddNamespace{Name: pod},
+			across,
+			plan.SetSysctl{Namespace: pod, Settings: []plan.Sysctl{{Key: "net.ipv4.ip_default_ttl", Value: "33"}}},
+		}}}})
+		return p
+	}
+	ok := plan.Across{From: pod, Namespace: node, Ops: []plan.Op{
+		plan.SetSysctl{Namespace: node, Settings: []plan.Sysctl{{Key: "net.ipv4.ip_default_ttl", Value: "77"}}},
+	}}
+	if _, err := kernel.Apply(context.Background(), build(ok), kernel.Options{Owner: owner, LabID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		recs, _ := owner.List()
+		kernel.DeleteNamespaces(owner, recs)
+	})
+	for ns, want := range map[string]string{node: "77", pod: "33"} {
+		var got []byte
+		err := netns.Do(netns.Path(ns), func() (err error) {
+			got, err = os.ReadFile("/proc/sys/net/ipv4/ip_default_ttl")
+			return err
+		})
+		if err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s: ip_default_ttl = %q, %v; want %s", ns, got, err, want)
+		}
+	}
+
+	for _, tt := range []struct {
+		name string
+		ops  func(node, pod string) []plan.Op
+		want func(node, pod string) string
+	}{
+		{"refused inside",
+			func(node, _ string) []plan.Op {
+				return []plan.Op{plan.AddRoute{Namespace: node, Dst: netip.MustParsePrefix("10.9.0.0/24"), Device: "nope"}}
+			},
+			func(node, _ string) string {
+				return `ip -n "` + node + `" route add 10.9.0.0/24 dev "nope": find device "nope"`
+			}},
+		{"inner op planned elsewhere",
+			func(_, pod string) []plan.Op { return []plan.Op{plan.SetLinkUp{Namespace: pod, Device: "lo"}} },
+			func(node, pod string) string {
+				return `planned from namespace "` + pod + `", performed from "` + node + `"`
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			owner := netns.Ownership{Dir: t.TempDir(), Tag: netns.StateTag(t.TempDir())}
+			node, pod := nstest.Unique(prefix), nstest.Unique(prefix)
+			p := onePlan("lab2", node)
+			p.Namespaces = append(p.Namespaces, plan.Namespace{Name: pod, Role: plan.RolePod, Object: "p"})
+			p.Stages = append(p.Stages, plan.Stage{Name: "pods", Units: []plan.Unit{{Namespace: pod, Ops: []plan.Op{
+				plan.AddNamespace{Name: pod}, plan.Across{From: pod, Namespace: node, Ops: tt.ops(node, pod)}}}}})
+			_, err := kernel.Apply(context.Background(), p, kernel.Options{Owner: owner, LabID: "y"})
+			if want := tt.want(node, pod); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Apply = %v, want an error containing %q", err, want)
+			}
+			for _, ns := range []string{node, pod} {
+				if _, err := os.Lstat(netns.Path(ns)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("namespace %q left behind: %v", ns, err)
+				}
+			}
+		})
+	}
+}

@@ -127,6 +127,7 @@ type vethEnd struct {
 	nsFD   int
 	master int
 	up     bool
+	mac    []byte // nil: the kernel's random one
 }
 
 // vethPeer is the other end: a name and a namespace, nothing more. The
@@ -151,6 +152,9 @@ func vethMsg(a vethEnd, b vethPeer, mtu int) *nl.NetlinkRequest {
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(a.name)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	if a.mac != nil {
+		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, a.mac))
+	}
 	if a.master > 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(a.master))))
 	}
@@ -199,40 +203,72 @@ func addressMsg(index int, p netip.Prefix) *nl.NetlinkRequest {
 // addRoute adds a unicast route in the main table; an invalid dst means the
 // default route, an invalid via a device route (scope link).
 func (c *rtnl) addRoute(dst netip.Prefix, via netip.Addr, dev string, onlink bool) error {
-	oif := 0
+	return c.addRouteSpec(dev, routeSpec{dst: dst, via: via, onlink: onlink})
+}
+
+// routeSpec is a route of the main table; an invalid dst is the default
+// route, an invalid via a device route (scope link). A blackhole has no
+// gateway and no device.
+type routeSpec struct {
+	dst       netip.Prefix
+	via       netip.Addr
+	oif       int // output device; 0: none
+	onlink    bool
+	proto     uint8 // RTPROT_*; 0: boot, as ip route add
+	mtu       int   // mtu metric; 0: none
+	blackhole bool
+}
+
+// addRouteSpec adds r through dev (by name, "" for none).
+func (c *rtnl) addRouteSpec(dev string, r routeSpec) error {
 	if dev != "" {
 		idx, err := c.linkIndex(dev)
 		if err != nil {
 			return err
 		}
-		oif = idx
+		r.oif = idx
 	}
-	return c.exec(routeMsg(dst, via, oif, onlink))
+	return c.exec(routeSpecMsg(r))
 }
 
-// routeMsg builds the route; oif 0 means no output device.
+// routeMsg builds a plain route; oif 0 means no output device.
 func routeMsg(dst netip.Prefix, via netip.Addr, oif int, onlink bool) *nl.NetlinkRequest {
+	return routeSpecMsg(routeSpec{dst: dst, via: via, oif: oif, onlink: onlink})
+}
+
+func routeSpecMsg(r routeSpec) *nl.NetlinkRequest {
 	req := request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
 	msg := nl.NewRtMsg() // main table, boot protocol, universe scope, unicast
 	msg.Family = unix.AF_INET
-	if dst.IsValid() {
-		msg.Dst_len = uint8(dst.Bits())
+	if r.dst.IsValid() {
+		msg.Dst_len = uint8(r.dst.Bits())
 	}
-	if !via.IsValid() {
+	if !r.via.IsValid() && !r.blackhole {
 		msg.Scope = unix.RT_SCOPE_LINK
 	}
-	if onlink {
+	if r.blackhole {
+		msg.Type = unix.RTN_BLACKHOLE
+	}
+	if r.proto != 0 {
+		msg.Protocol = r.proto
+	}
+	if r.onlink {
 		msg.Flags |= unix.RTNH_F_ONLINK
 	}
 	req.AddData(msg)
-	if dst.IsValid() {
-		req.AddData(nl.NewRtAttr(unix.RTA_DST, dst.Addr().AsSlice()))
+	if r.dst.IsValid() {
+		req.AddData(nl.NewRtAttr(unix.RTA_DST, r.dst.Addr().AsSlice()))
 	}
-	if via.IsValid() {
-		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, via.AsSlice()))
+	if r.via.IsValid() {
+		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, r.via.AsSlice()))
 	}
-	if oif > 0 {
-		req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(oif))))
+	if r.oif > 0 {
+		req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(r.oif))))
+	}
+	if r.mtu > 0 {
+		metrics := nl.NewRtAttr(unix.RTA_METRICS, nil)
+		metrics.AddRtAttr(unix.RTAX_MTU, nl.Uint32Attr(uint32(r.mtu)))
+		req.AddData(metrics)
 	}
 	return req
 }
@@ -350,6 +386,40 @@ func ipipMsg(name string, local netip.Addr) *nl.NetlinkRequest {
 		data.AddRtAttr(nl.IFLA_IPTUN_PMTUDISC, nl.Uint8Attr(1))
 	}
 	req.AddData(info)
+	return req
+}
+
+// setMAC sets a device's MAC; on a bridge it pins it (the kernel marks the
+// address as set and stops taking the lowest MAC of the ports).
+func (c *rtnl) setMAC(name string, mac []byte) error { return c.exec(macMsg(name, mac)) }
+
+func macMsg(name string, mac []byte) *nl.NetlinkRequest {
+	req := request(unix.RTM_NEWLINK, 0)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, mac))
+	return req
+}
+
+// setHairpin turns hairpin mode on for a bridge port, as `bridge link set
+// dev NAME hairpin on` does: the bridge's own setlink, which finds the port
+// by index only.
+func (c *rtnl) setHairpin(port string) error {
+	idx, err := c.linkIndex(port)
+	if err != nil {
+		return err
+	}
+	return c.exec(hairpinMsg(idx))
+}
+
+func hairpinMsg(index int) *nl.NetlinkRequest {
+	req := request(unix.RTM_SETLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	protinfo := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+	protinfo.AddRtAttr(nl.IFLA_BRPORT_MODE, nl.Uint8Attr(1))
+	req.AddData(protinfo)
 	return req
 }
 

@@ -94,6 +94,9 @@ func TestMessagesKernelAccepts(t *testing.T) {
 	vtepMAC := net.HardwareAddr{0x0e, 0xfa, 192, 168, 64, 2}
 	peerMAC := net.HardwareAddr{0x0e, 0xfa, 192, 168, 64, 3}
 	zeroMAC := net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	calicoMAC := net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
+	pinnedMAC := net.HardwareAddr{0x0e, 0xfb, 10, 1, 0, 1}
+	lowMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 1} // below any MAC the kernel picks at random but one in 2^40
 	local := netip.MustParseAddr("192.168.64.2")
 	marker := netns.Marker{Lab: "rtnl", LabID: "0123456789abcdef", State: "feedfacecafebeef"}
 	var noIPIP error // why the kernel made no ipip device
@@ -174,6 +177,39 @@ func TestMessagesKernelAccepts(t *testing.T) {
 					t.Errorf("the namespace the request came from has %q", l.Attrs().Name)
 				}
 			}
+		}},
+		{"veth with a fixed MAC on the first end, no master (Calico's host end)", func() error {
+			return pod.c.addVeth(vethEnd{name: "cali0123456789a", nsFD: node.fd(), up: true, mac: calicoMAC},
+				vethPeer{name: "eth2", nsFD: -1}, 1480)
+		}, func(t *testing.T) {
+			host := node.link(t, "cali0123456789a")
+			want(t, "host end mac", host.Attrs().HardwareAddr.String(), calicoMAC.String())
+			want(t, "host end master", host.Attrs().MasterIndex, 0)
+			want(t, "host end up", isUp(host), true)
+			want(t, "pod end mac is the kernel's", pod.link(t, "eth2").Attrs().HardwareAddr.String() != calicoMAC.String(), true)
+		}},
+		{"hairpin on a bridge port", func() error { return node.c.setHairpin("veth-pod") }, func(t *testing.T) {
+			want(t, "veth-pod hairpin", hairpin(t, node, "veth-pod"), true)
+			want(t, "veth-y (untouched) hairpin", hairpin(t, node, "veth-y"), false)
+		}},
+		{"pinned bridge MAC: a port with a lower MAC does not change it", func() error {
+			// An unpinned bridge takes the lowest MAC of its ports; the
+			// same port under the pinned one changes nothing.
+			if err := node.c.addBridge("br-free", 1500); err != nil {
+				return err
+			}
+			if err := node.c.setMAC("br0", pinnedMAC); err != nil {
+				return err
+			}
+			if err := third.c.addVeth(vethEnd{name: "low-a", nsFD: node.fd(), master: node.index(t, "br-free"), up: true, mac: lowMAC},
+				vethPeer{name: "low-a-peer", nsFD: pod.fd()}, 1500); err != nil {
+				return err
+			}
+			return third.c.addVeth(vethEnd{name: "low-b", nsFD: node.fd(), master: node.index(t, "br0"), up: true, mac: lowMAC},
+				vethPeer{name: "low-b-peer", nsFD: pod.fd()}, 1500)
+		}, func(t *testing.T) {
+			want(t, "unpinned bridge's MAC (its port's)", node.link(t, "br-free").Attrs().HardwareAddr.String(), lowMAC.String())
+			want(t, "pinned bridge's MAC", node.link(t, "br0").Attrs().HardwareAddr.String(), pinnedMAC.String())
 		}},
 		{"set mtu and up", func() error { return pod.c.setMTUUp("eth0", 1300) }, func(t *testing.T) {
 			l := pod.link(t, "eth0")
@@ -267,6 +303,36 @@ func TestMessagesKernelAccepts(t *testing.T) {
 			want(t, "gateway", r.Gw.String(), "10.3.2.0")
 			want(t, "device", r.LinkIndex, node.index(t, "flannel.1"))
 			want(t, "onlink", r.Flags&unix.RTNH_F_ONLINK, unix.RTNH_F_ONLINK)
+		}},
+		{"route proto bird onlink via a node (Calico IPIP, as BIRD installs it)", func() error {
+			return node.c.addRouteSpec("veth-x", routeSpec{dst: netip.MustParsePrefix("10.5.0.0/26"), via: netip.MustParseAddr("192.168.64.3"),
+				onlink: true, proto: 12})
+		}, func(t *testing.T) {
+			r := node.route(t, netip.MustParsePrefix("10.5.0.0/26"))
+			want(t, "gateway", r.Gw.String(), "192.168.64.3")
+			want(t, "device", r.LinkIndex, node.index(t, "veth-x"))
+			want(t, "protocol", r.Protocol, netlink.RouteProtocol(12))
+			want(t, "onlink", r.Flags&unix.RTNH_F_ONLINK, unix.RTNH_F_ONLINK)
+			want(t, "scope", r.Scope, netlink.SCOPE_UNIVERSE)
+		}},
+		{"route with an mtu (Calico VXLAN, as Felix installs it)", func() error {
+			return node.c.addRouteSpec("flannel.1", routeSpec{dst: netip.MustParsePrefix("10.3.4.0/24"), via: netip.MustParseAddr("10.3.4.0"),
+				onlink: true, mtu: 1350})
+		}, func(t *testing.T) {
+			r := node.route(t, netip.MustParsePrefix("10.3.4.0/24"))
+			want(t, "mtu", r.MTU, 1350)
+			want(t, "protocol", r.Protocol, netlink.RouteProtocol(unix.RTPROT_BOOT))
+			want(t, "onlink", r.Flags&unix.RTNH_F_ONLINK, unix.RTNH_F_ONLINK)
+		}},
+		{"blackhole proto bird", func() error {
+			return node.c.addRouteSpec("", routeSpec{dst: netip.MustParsePrefix("10.3.0.0/26"), proto: 12, blackhole: true})
+		}, func(t *testing.T) {
+			r := node.route(t, netip.MustParsePrefix("10.3.0.0/26"))
+			want(t, "type", r.Type, unix.RTN_BLACKHOLE)
+			want(t, "protocol", r.Protocol, netlink.RouteProtocol(12))
+			want(t, "device", r.LinkIndex, 0)
+			want(t, "gateway", r.Gw == nil, true)
+			want(t, "scope", r.Scope, netlink.SCOPE_UNIVERSE)
 		}},
 		{"permanent neighbour", func() error {
 			return node.c.addNeighbor("flannel.1", netip.MustParseAddr("10.3.2.0"), peerMAC)
@@ -367,4 +433,14 @@ func fdbEntries(t *testing.T, n *testNS, dev string) []netlink.Neigh {
 		t.Fatal(err)
 	}
 	return entries
+}
+
+// hairpin reads a bridge port's hairpin flag.
+func hairpin(t *testing.T, n *testNS, port string) bool {
+	t.Helper()
+	pi, err := n.nh.LinkGetProtinfo(n.link(t, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pi.Hairpin
 }

@@ -24,11 +24,14 @@ const (
 	goldenBridge = 3 // ifindex of the bridge
 	goldenEth0   = 2 // ifindex of the underlay device
 	goldenVXLAN  = 5 // ifindex of a VXLAN device
+	goldenTunl0  = 6 // ifindex of tunl0
+	goldenPort   = 8 // ifindex of a bridge port
 )
 
 var (
 	goldenVTEPMAC = []byte{0x0e, 0xfa, 192, 168, 64, 2}
 	goldenPeerMAC = []byte{0x0e, 0xfa, 192, 168, 64, 3}
+	calicoHostMAC = []byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
 )
 
 // messages is every message rtnl sends, in each of its shapes.
@@ -44,6 +47,8 @@ var messages = []struct {
 		vethMsg(vethEnd{name: "veth-a", nsFD: -1, up: true}, vethPeer{name: "eth0", nsFD: goldenPodFD}, 1500)},
 	{"veth with both ends in other namespaces",
 		vethMsg(vethEnd{name: "veth-b", nsFD: goldenNodeFD, master: goldenBridge, up: true}, vethPeer{name: "veth-c", nsFD: goldenPodFD}, 9000)},
+	{"veth from a Calico pod: host end into the node with Calico's MAC, no master",
+		vethMsg(vethEnd{name: "calia87c8a6361", nsFD: goldenNodeFD, up: true, mac: calicoHostMAC}, vethPeer{name: "eth0", nsFD: -1}, 1480)},
 	{"address 10.244.1.2/24 (with broadcast)", addressMsg(goldenEth0, netip.MustParsePrefix("10.244.1.2/24"))},
 	{"address 10.244.1.0/32 (no broadcast)", addressMsg(goldenVXLAN, netip.MustParsePrefix("10.244.1.0/32"))},
 	{"address 10.0.0.0/31 (no broadcast)", addressMsg(goldenEth0, netip.MustParsePrefix("10.0.0.0/31"))},
@@ -53,6 +58,13 @@ var messages = []struct {
 	{"route 10.244.0.0/16 dev br0 (scope link)", routeMsg(netip.MustParsePrefix("10.244.0.0/16"), netip.Addr{}, goldenBridge, false)},
 	{"route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink",
 		routeMsg(netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("10.244.2.0"), goldenVXLAN, true)},
+	{"route 192.168.2.0/26 via 10.30.45.200 dev tunl0 proto bird onlink (Calico IPIP, BIRD)",
+		routeSpecMsg(routeSpec{dst: netip.MustParsePrefix("192.168.2.0/26"), via: netip.MustParseAddr("10.30.45.200"), oif: goldenTunl0, onlink: true, proto: 12})},
+	{"route 192.168.2.0/26 via 192.168.2.0 dev vxlan.calico onlink mtu 1450 (Calico VXLAN, Felix)",
+		routeSpecMsg(routeSpec{dst: netip.MustParsePrefix("192.168.2.0/26"), via: netip.MustParseAddr("192.168.2.0"), oif: goldenVXLAN, onlink: true, mtu: 1450})},
+	{"blackhole 192.168.1.0/26 proto bird", routeSpecMsg(routeSpec{dst: netip.MustParsePrefix("192.168.1.0/26"), proto: 12, blackhole: true})},
+	{"set br0 address 0e:fb:c0:a8:01:01 (pins a bridge's MAC)", macMsg("br0", []byte{0x0e, 0xfb, 192, 168, 1, 1})},
+	{"bridge link set dev veth-pod1 hairpin on", hairpinMsg(goldenPort)},
 	{"vxlan flannel.1 (VNI 1, port 8472, nolearning, fixed MAC)",
 		vxlanMsg(vxlanSpec{name: "flannel.1", vni: 1, port: 8472, local: netip.MustParseAddr("192.168.64.2"), link: goldenEth0,
 			mac: goldenVTEPMAC, mtu: 1450})},
@@ -133,8 +145,10 @@ var (
 		unix.IFLA_ADDRESS: {"IFLA_ADDRESS", asMAC}, unix.IFLA_IFNAME: {"IFLA_IFNAME", asString},
 		unix.IFLA_MTU: {"IFLA_MTU", asU32}, unix.IFLA_MASTER: {"IFLA_MASTER", asU32},
 		unix.IFLA_LINKINFO: {"IFLA_LINKINFO", asNest}, unix.IFLA_IFALIAS: {"IFLA_IFALIAS", asString},
-		unix.IFLA_NET_NS_FD: {"IFLA_NET_NS_FD", asU32},
+		unix.IFLA_NET_NS_FD: {"IFLA_NET_NS_FD", asU32}, unix.IFLA_PROTINFO: {"IFLA_PROTINFO", asNest},
 	}
+	brportAttrs   = map[uint16]attr{nl.IFLA_BRPORT_MODE: {"IFLA_BRPORT_MODE", asU8}}
+	metricsAttrs  = map[uint16]attr{unix.RTAX_MTU: {"RTAX_MTU", asU32}}
 	linkInfoAttrs = map[uint16]attr{nl.IFLA_INFO_KIND: {"IFLA_INFO_KIND", asString}, nl.IFLA_INFO_DATA: {"IFLA_INFO_DATA", asNest}}
 	infoData      = map[string]map[uint16]attr{
 		"veth": {nl.VETH_INFO_PEER: {"VETH_INFO_PEER", asNest}},
@@ -146,11 +160,11 @@ var (
 	addrAttrs = map[uint16]attr{unix.IFA_ADDRESS: {"IFA_ADDRESS", asIP}, unix.IFA_LOCAL: {"IFA_LOCAL", asIP},
 		unix.IFA_BROADCAST: {"IFA_BROADCAST", asIP}}
 	routeAttrs = map[uint16]attr{unix.RTA_DST: {"RTA_DST", asIP}, unix.RTA_GATEWAY: {"RTA_GATEWAY", asIP},
-		unix.RTA_OIF: {"RTA_OIF", asU32}}
+		unix.RTA_OIF: {"RTA_OIF", asU32}, unix.RTA_METRICS: {"RTA_METRICS", asNest}}
 	neighAttrs = map[uint16]attr{unix.NDA_DST: {"NDA_DST", asIP}, unix.NDA_LLADDR: {"NDA_LLADDR", asMAC}}
 )
 
-var msgTypes = map[uint16]string{unix.RTM_NEWLINK: "RTM_NEWLINK", unix.RTM_DELLINK: "RTM_DELLINK",
+var msgTypes = map[uint16]string{unix.RTM_NEWLINK: "RTM_NEWLINK", unix.RTM_DELLINK: "RTM_DELLINK", unix.RTM_SETLINK: "RTM_SETLINK",
 	unix.RTM_NEWADDR: "RTM_NEWADDR", unix.RTM_NEWROUTE: "RTM_NEWROUTE", unix.RTM_NEWNEIGH: "RTM_NEWNEIGH"}
 
 func flagNames(f uint16) string {
@@ -179,7 +193,7 @@ func decode(data []byte) string {
 	fmt.Fprintf(&b, "%s len=%d flags=%s\n", msgTypes[typ], le.Uint32(data), flagNames(flags))
 	body := data[unix.SizeofNlMsghdr:]
 	switch typ {
-	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK, unix.RTM_SETLINK:
 		decodeLink(&b, body, "  ")
 	case unix.RTM_NEWADDR:
 		fmt.Fprintf(&b, "  ifaddrmsg family=%d prefixlen=%d flags=%#x scope=%d index=%d\n",
@@ -214,9 +228,12 @@ func decodeAttrs(b *strings.Builder, data []byte, names map[uint16]attr, indent 
 			return
 		}
 		v := data[4:n]
-		a, ok := names[typ]
+		a, ok := names[typ&^unix.NLA_F_NESTED]
 		if !ok {
 			a = attr{fmt.Sprintf("type %d", typ), asHex}
+		}
+		if typ&unix.NLA_F_NESTED != 0 {
+			a.name += "|NLA_F_NESTED"
 		}
 		switch a.kind {
 		case asString:
@@ -238,7 +255,11 @@ func decodeAttrs(b *strings.Builder, data []byte, names map[uint16]attr, indent 
 			fmt.Fprintf(b, "%s%s %s\n", indent, a.name, net.HardwareAddr(v))
 		case asNest:
 			fmt.Fprintf(b, "%s%s\n", indent, a.name)
-			switch a.name {
+			switch strings.TrimSuffix(a.name, "|NLA_F_NESTED") {
+			case "IFLA_PROTINFO":
+				decodeAttrs(b, v, brportAttrs, indent+"  ")
+			case "RTA_METRICS":
+				decodeAttrs(b, v, metricsAttrs, indent+"  ")
 			case "IFLA_LINKINFO":
 				decodeAttrs(b, v, linkInfoAttrs, indent+"  ")
 			case "IFLA_INFO_DATA":

@@ -318,6 +318,9 @@ func EstimateCapacity(t *spec.Topology) Capacity {
 			c.Namespaces++
 			c.Links++
 			c.Routes++ // the pod's default route
+			if t.Calico() {
+				c.Routes += 2 // and its route to 169.254.1.1, the node's route to it
+			}
 			if len(p.Containers) > 0 {
 				c.Processes += 1 + len(p.Containers)
 			}

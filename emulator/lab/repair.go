@@ -101,7 +101,7 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 		var stale []string
 		for _, pod := range n.Pods {
 			if rebuild[plan.NamespaceName(name, pod.Name)] {
-				stale = append(stale, plan.VethName(pod.Name))
+				stale = append(stale, t.HostVeth(pod.Name))
 			}
 		}
 		if len(stale) > 0 {

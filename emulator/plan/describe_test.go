@@ -101,6 +101,41 @@ func TestDescribe(t *testing.T) {
 			"lab-node1",
 			"# labctl serves tunl0 from userspace (network.ipip.datapath: userspace): a TUN device whose packets\n# it wraps in IPIP (protocol 4) itself; the kernel's own device would be `ip link add tunl0 type ipip`.\nip -n lab-node1 tuntap add dev tunl0 mode tun multi_queue\nip -n lab-node1 link set tunl0 mtu 1480 up\n",
 			`ip -n "lab-node1" tuntap add dev "tunl0" mode tun multi_queue; ip -n "lab-node1" link set "tunl0" mtu 1480 up`},
+		{AddVeth{Namespace: "lab-node1", Name: "calia87c8a6361", PeerNamespace: "lab-pod1", PeerName: "eth0", MTU: 1480, MAC: CalicoHostMAC},
+			"lab-pod1",
+			"ip -n lab-node1 link add calia87c8a6361 address ee:ee:ee:ee:ee:ee mtu 1480 up type veth peer name eth0 mtu 1480 netns lab-pod1\n",
+			`ip -n "lab-node1" link add "calia87c8a6361" address ee:ee:ee:ee:ee:ee mtu 1480 up type veth peer name "eth0" mtu 1480 netns "lab-pod1"`},
+		{AddRoute{Namespace: "lab-node1", Dst: netip.MustParsePrefix("192.168.2.0/26"), Via: netip.MustParseAddr("10.30.45.200"), Device: "tunl0", OnLink: true, Protocol: ProtoBIRD},
+			"lab-node1",
+			"ip -n lab-node1 route add 192.168.2.0/26 via 10.30.45.200 dev tunl0 proto bird onlink\n",
+			`ip -n "lab-node1" route add 192.168.2.0/26 via 10.30.45.200 dev "tunl0" proto bird onlink`},
+		{AddRoute{Namespace: "lab-node1", Dst: netip.MustParsePrefix("192.168.2.0/26"), Via: netip.MustParseAddr("192.168.2.0"), Device: "vxlan.calico", OnLink: true, MTU: 1450},
+			"lab-node1",
+			"ip -n lab-node1 route add 192.168.2.0/26 via 192.168.2.0 dev vxlan.calico onlink mtu 1450\n",
+			`ip -n "lab-node1" route add 192.168.2.0/26 via 192.168.2.0 dev "vxlan.calico" onlink mtu 1450`},
+		{AddBlackhole{Namespace: "lab-node1", Dst: netip.MustParsePrefix("192.168.1.0/26"), Protocol: ProtoBIRD},
+			"lab-node1",
+			"ip -n lab-node1 route add blackhole 192.168.1.0/26 proto bird\n",
+			`ip -n "lab-node1" route add blackhole 192.168.1.0/26 proto bird`},
+		{AddBlackhole{Namespace: "lab-node1", Dst: netip.MustParsePrefix("192.168.1.0/26"), Protocol: ProtoFelix},
+			"lab-node1",
+			"ip -n lab-node1 route add blackhole 192.168.1.0/26 proto 80\n",
+			`ip -n "lab-node1" route add blackhole 192.168.1.0/26 proto 80`},
+		{SetLinkMAC{Namespace: "lab-node1", Device: "cni0", MAC: BridgeMAC(netip.MustParseAddr("10.244.1.1"))},
+			"lab-node1",
+			"ip -n lab-node1 link set cni0 address 0e:fb:0a:f4:01:01\n",
+			`ip -n "lab-node1" link set "cni0" address 0e:fb:0a:f4:01:01`},
+		{SetHairpin{Namespace: "lab-node1", Device: "veth-pod1"},
+			"lab-node1",
+			"bridge -n lab-node1 link set dev veth-pod1 hairpin on\n",
+			`bridge -n "lab-node1" link set dev "veth-pod1" hairpin on`},
+		{Across{From: "lab-pod1", Namespace: "lab-node1", Ops: []Op{
+			SetSysctl{Namespace: "lab-node1", Settings: []Sysctl{{"net.ipv4.conf.cali1.proxy_arp", "1"}}},
+			AddRoute{Namespace: "lab-node1", Dst: netip.MustParsePrefix("10.244.1.2/32"), Device: "cali1"},
+		}},
+			"lab-pod1",
+			"ip netns exec lab-node1 sysctl -qw net.ipv4.conf.cali1.proxy_arp=1\nip -n lab-node1 route add 10.244.1.2/32 dev cali1\n",
+			`ip netns exec "lab-node1" sysctl -qw net.ipv4.conf.cali1.proxy_arp=1; ip -n "lab-node1" route add 10.244.1.2/32 dev "cali1"`},
 	}
 	for _, tt := range tests {
 		d := tt.op.Describe()
@@ -128,6 +163,10 @@ func TestDescribeMessagesAreShell(t *testing.T) {
 		AddVeth{Namespace: "a-b", Name: "veth-x", Master: "br0", PeerNamespace: "c", PeerName: "eth0", MTU: 1500},
 		AddIPIPTunnel{Namespace: "n", Name: "tunl0", MTU: 1480},
 		SetSysctl{Namespace: "n", Settings: noIPv6},
+		Across{From: "p", Namespace: "n", Ops: []Op{SetHairpin{Namespace: "n", Device: "veth-p"},
+			SetSysctl{Namespace: "n", Settings: calicoHostSysctls("cali0123456789a")}}},
+		AddBlackhole{Namespace: "n", Dst: netip.MustParsePrefix("10.0.0.0/26"), Protocol: ProtoBIRD},
+		SetLinkMAC{Namespace: "n", Device: "br0", MAC: CalicoHostMAC},
 	} {
 		script.WriteString(op.Describe().String() + "\n")
 	}
@@ -140,7 +179,7 @@ func TestDescribeMessagesAreShell(t *testing.T) {
 // Each unit performs its operations from inside its own namespace: the
 // applier relies on it, checking Where once per operation.
 func TestOpsArePerformedFromTheirUnit(t *testing.T) {
-	for _, name := range []string{"two-node", "three-node-mixed", "three-node-vxlan-l2", "two-node-ipip"} {
+	for _, name := range []string{"two-node", "three-node-mixed", "three-node-vxlan-l2", "two-node-ipip", "calico-ipip", "calico-vxlan", "calico-no-encap"} {
 		p := compileFile(t, "../../topologies/"+name+".yaml")
 		for _, s := range p.Stages {
 			for _, u := range s.Units {
@@ -154,6 +193,14 @@ func TestOpsArePerformedFromTheirUnit(t *testing.T) {
 					for _, o := range ops {
 						if o.Where() != u.Namespace {
 							t.Errorf("%s: unit %q holds %s, performed from %q", name, u.Namespace, o.Describe(), o.Where())
+						}
+					}
+					// What an Across holds is performed in its namespace.
+					if a, ok := op.(Across); ok {
+						for _, o := range a.Ops {
+							if o.Where() != a.Namespace {
+								t.Errorf("%s: unit %q reaches %q with %s, performed from %q", name, u.Namespace, a.Namespace, o.Describe(), o.Where())
+							}
 						}
 					}
 				}

@@ -25,11 +25,16 @@ type Mesh struct {
 	vxlan   string       // routed VXLAN device
 	ipip    string       // IPIP device
 	bridged bool         // bridged VXLAN: no per-pair backends
+	// calico: routes as Calico's daemons install them (proto bird from
+	// BIRD; Felix's VXLAN routes with the device's MTU as theirs).
+	calico   bool
+	vxlanMTU int
 }
 
 type meshNode struct {
 	ip     netip.Addr
 	subnet netip.Prefix
+	mac    [6]byte // the node's VTEP MAC (VTEPMAC, or CalicoVTEPMAC in Calico's style)
 }
 
 type meshLink struct {
@@ -67,10 +72,17 @@ func newMesh(t *spec.Topology) *Mesh {
 		vxlan:   nw.VXLAN.Device,
 		ipip:    nw.IPIP.Device,
 		bridged: nw.Backend == spec.BackendVXLAN && nw.VXLAN.Mode == spec.VXLANBridged,
+		calico:  t.Calico(),
+		// Felix gives its VXLAN routes the MTU of vxlan.calico.
+		vxlanMTU: nw.MTU - spec.BackendVXLAN.Overhead(),
 	}
 	index := make(map[string]int, len(t.Nodes))
 	for i, n := range t.Nodes {
-		m.nodes[i] = meshNode{n.IP, n.PodSubnet}
+		mac := VTEPMAC(n.IP)
+		if m.calico {
+			mac = CalicoVTEPMAC(n.Name)
+		}
+		m.nodes[i] = meshNode{ip: n.IP, subnet: n.PodSubnet, mac: [6]byte(mac)}
 		if _, dup := index[n.Name]; !dup {
 			index[n.Name] = i
 		}
@@ -139,16 +151,23 @@ func (o PeerOps) Expand() iter.Seq[Op] {
 		for peer := range m.peers(o.Node, o.Kind) {
 			var ops [3]Op
 			n := 0
+			// Calico's BGP routes (host-gw is its no-encapsulation mode)
+			// come from BIRD; its VXLAN routes from Felix, with an MTU.
+			var proto uint8
+			mtu := 0
+			if m.calico {
+				proto, mtu = ProtoBIRD, m.vxlanMTU
+			}
 			switch o.Kind {
 			case PeersHostGW:
-				ops[0], n = AddRoute{Namespace: ns, Dst: peer.subnet, Via: peer.ip, Device: "eth0"}, 1
+				ops[0], n = AddRoute{Namespace: ns, Dst: peer.subnet, Via: peer.ip, Device: "eth0", Protocol: proto}, 1
 			case PeersVXLAN:
-				vtep, mac := peer.subnet.Addr(), VTEPMAC(peer.ip)
+				vtep, mac := peer.subnet.Addr(), net.HardwareAddr(peer.mac[:])
 				ops[0] = AddNeighbor{Namespace: ns, Device: m.vxlan, IP: vtep, MAC: mac}
 				ops[1] = AddFDB{Namespace: ns, Device: m.vxlan, MAC: mac, Dst: peer.ip}
-				ops[2], n = AddRoute{Namespace: ns, Dst: peer.subnet, Via: vtep, Device: m.vxlan, OnLink: true}, 3
+				ops[2], n = AddRoute{Namespace: ns, Dst: peer.subnet, Via: vtep, Device: m.vxlan, OnLink: true, MTU: mtu}, 3
 			case PeersIPIP:
-				ops[0], n = AddRoute{Namespace: ns, Dst: peer.subnet, Via: peer.ip, Device: m.ipip, OnLink: true}, 1
+				ops[0], n = AddRoute{Namespace: ns, Dst: peer.subnet, Via: peer.ip, Device: m.ipip, OnLink: true, Protocol: proto}, 1
 			case PeersFlood:
 				ops[0], n = AddFDB{Namespace: ns, Device: m.vxlan, MAC: zeroMAC, Dst: peer.ip, Append: true}, 1
 			}

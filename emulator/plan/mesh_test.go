@@ -33,14 +33,19 @@ func TestPlanMemoryIsLinear(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles 4000-node plans")
 	}
-	for _, backend := range []spec.Backend{spec.BackendHostGW, spec.BackendVXLAN} {
-		t.Run(string(backend), func(t *testing.T) {
+	for _, tc := range []struct {
+		backend spec.Backend
+		cni     spec.CNI
+	}{{spec.BackendHostGW, spec.CNIBridge}, {spec.BackendVXLAN, spec.CNIBridge}, {spec.BackendVXLAN, spec.CNICalico}} {
+		backend := tc.backend
+		t.Run(string(backend)+"/"+string(tc.cni), func(t *testing.T) {
 			perNode := map[int]float64{}
 			for _, n := range []int{1000, 4000} {
 				topo, err := labgen.Topology("mem", n, backend)
 				if err != nil {
 					t.Fatal(err)
 				}
+				topo.Network.CNI = tc.cni
 				alloc, p := compileAllocs(t, topo)
 				perNode[n] = float64(alloc) / float64(n)
 				t.Logf("%d nodes: %.1f MB allocated, %.0f bytes per node", n, float64(alloc)/(1<<20), perNode[n])

@@ -33,6 +33,7 @@ type Plan struct {
 	Lab        string
 	Namespaces []Namespace
 	Stages     []Stage
+	Calico     bool // the nodes wire their pods in Calico's style (the script's notes say so)
 }
 
 // Namespace is one network namespace the lab owns.
@@ -126,6 +127,7 @@ type AddVeth struct {
 	PeerNamespace string
 	PeerName      string
 	MTU           int
+	MAC           net.HardwareAddr // of the first end; nil: the kernel's random one
 }
 
 // AddAddress assigns an address with its prefix length to a device.
@@ -145,6 +147,10 @@ type AddRoute struct {
 	Via       netip.Addr
 	Device    string // optional when Via is set
 	OnLink    bool
+	// Protocol says who installed the route (RTPROT_*, `proto` in ip
+	// route); 0 is what `ip route add` sets unasked, boot.
+	Protocol uint8
+	MTU      int // the route's mtu metric; 0: the device's
 }
 
 // AddVXLAN creates a VXLAN device bound to an underlay device and brings it
@@ -231,7 +237,8 @@ func (o AddBridge) Describe() Description {
 }
 
 func (o AddVeth) Describe() Description {
-	c := tool("ip", o.Namespace).words("link", "add").name(o.Name).words("mtu", itoa(o.MTU))
+	c := tool("ip", o.Namespace).words("link", "add").name(o.Name).
+		when(o.MAC != nil, "address", o.MAC.String()).words("mtu", itoa(o.MTU))
 	if o.Master != "" {
 		c = c.words("master").name(o.Master)
 	}
@@ -252,7 +259,8 @@ func (o AddRoute) Describe() Description {
 	if o.Device != "" {
 		c = c.words("dev").name(o.Device)
 	}
-	return describe(c.when(o.OnLink, "onlink"))
+	c = c.when(o.Protocol != 0, "proto", protocolName(o.Protocol)).when(o.OnLink, "onlink")
+	return describe(c.when(o.MTU > 0, "mtu", itoa(o.MTU)))
 }
 
 func (o AddVXLAN) Describe() Description {
@@ -313,16 +321,17 @@ func VethName(object string) string { return spec.VethName(object) }
 
 // Compile turns a validated topology into a plan.
 func Compile(t *spec.Topology) (*Plan, error) {
-	p := &Plan{Lab: t.Name}
+	p := &Plan{Lab: t.Name, Calico: t.Calico()}
 	underlay := UnderlayNamespace(t.Name)
 	mtu := t.PodMTU()
+	ipv6 := ipv6Sysctls(t)
 
 	p.Namespaces = append(p.Namespaces, Namespace{Name: underlay, Role: RoleUnderlay})
 	p.Stages = append(p.Stages, Stage{Name: "underlay", Units: []Unit{{
 		Namespace: underlay,
 		Ops: []Op{
 			AddNamespace{underlay},
-			SetSysctl{underlay, noIPv6},
+			SetSysctl{underlay, ipv6},
 			SetLinkUp{underlay, "lo"},
 			AddBridge{underlay, UnderlayBridge, t.Network.MTU},
 		},
@@ -342,14 +351,13 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		underlayVeths[veth] = n.Name
 		ops := []Op{
 			AddNamespace{ns},
-			SetSysctl{ns, append(slices.Clone(noIPv6), Sysctl{"net.ipv4.ip_forward", "1"})},
+			SetSysctl{ns, append(slices.Clone(ipv6), Sysctl{"net.ipv4.ip_forward", "1"})},
 			SetLinkUp{ns, "lo"},
 			AddVeth{Namespace: underlay, Name: veth, Master: UnderlayBridge, PeerNamespace: ns, PeerName: "eth0", MTU: t.Network.MTU},
 			SetLinkUp{ns, "eth0"},
 			AddAddress{ns, "eth0", netip.PrefixFrom(n.IP, t.Network.Underlay.Bits())},
-			AddBridge{ns, n.Bridge, mtu},
-			AddAddress{ns, n.Bridge, netip.PrefixFrom(n.Gateway, n.PodSubnet.Bits())},
 		}
+		ops = append(ops, nodeWiringOps(t, mesh, i, ns, mtu)...)
 		ops = append(ops, crossNodeOps(t, mesh, i, ns)...)
 		nodes.Units = append(nodes.Units, Unit{Namespace: ns, Ops: ops})
 
@@ -357,20 +365,13 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		for _, pod := range n.Pods {
 			pns := NamespaceName(t.Name, pod.Name)
 			p.Namespaces = append(p.Namespaces, Namespace{Name: pns, Role: RolePod, Object: pod.Name})
-			pveth := VethName(pod.Name)
+			pveth := t.HostVeth(pod.Name)
 			if other, clash := podVeths[pveth]; clash || pveth == n.Bridge {
 				return nil, fmt.Errorf("pod %q: veth name %q clashes with %q on node %q", pod.Name, pveth, other, n.Name)
 			}
 			podVeths[pveth] = pod.Name
-			pods.Units = append(pods.Units, Unit{Namespace: pns, Ops: []Op{
-				AddNamespace{pns},
-				SetSysctl{pns, noIPv6},
-				SetLinkUp{pns, "lo"},
-				AddVeth{Namespace: ns, Name: pveth, Master: n.Bridge, PeerNamespace: pns, PeerName: "eth0", MTU: mtu},
-				SetLinkUp{pns, "eth0"},
-				AddAddress{pns, "eth0", netip.PrefixFrom(pod.IP, n.PodSubnet.Bits())},
-				AddRoute{Namespace: pns, Via: n.Gateway},
-			}})
+			ops := []Op{AddNamespace{pns}, SetSysctl{pns, podSysctls(t, ipv6)}, SetLinkUp{pns, "lo"}}
+			pods.Units = append(pods.Units, Unit{Namespace: pns, Ops: append(ops, podOps(t, n, pod, ns, pns, mtu)...)})
 		}
 	}
 	p.Stages = append(p.Stages, nodes, pods)
@@ -402,7 +403,7 @@ func crossNodeOps(t *spec.Topology, m *Mesh, i int, ns string) []Op {
 		o := nw.VXLAN
 		ops = append(ops,
 			AddVXLAN{Namespace: ns, Name: o.Device, VNI: o.VNI, Port: o.Port, Local: n.IP, Underlay: "eth0",
-				MAC: VTEPMAC(n.IP), MTU: nw.MTU - spec.BackendVXLAN.Overhead()},
+				MAC: m.nodes[i].mac[:], MTU: nw.MTU - spec.BackendVXLAN.Overhead()},
 			AddAddress{ns, o.Device, netip.PrefixFrom(n.PodSubnet.Addr(), 32)},
 			PeerOps{Namespace: ns, Node: i, Kind: PeersVXLAN, Mesh: m},
 		)

@@ -26,7 +26,8 @@ func compileFile(t *testing.T, path string) *Plan {
 // The --dry-run script is the product users read, so it is pinned by golden
 // files; it also lists every operation of the plan in order.
 func TestScriptGolden(t *testing.T) {
-	for _, name := range []string{"two-node", "three-node", "two-node-vxlan", "two-node-ipip", "three-node-vxlan-l2", "three-node-mixed"} {
+	for _, name := range []string{"two-node", "three-node", "two-node-vxlan", "two-node-ipip", "three-node-vxlan-l2", "three-node-mixed",
+		"calico-ipip", "calico-vxlan", "calico-no-encap", "tutorial-host-gw"} {
 		t.Run(name, func(t *testing.T) {
 			p := compileFile(t, filepath.Join("..", "..", "topologies", name+".yaml"))
 			var buf bytes.Buffer
@@ -42,9 +43,19 @@ func TestScriptGolden(t *testing.T) {
 // parallel: each namespace is created by the first op of its own unit, in a
 // stage before any stage that refers to it.
 func TestPlanStructure(t *testing.T) {
-	p := compileFile(t, filepath.Join("..", "..", "topologies", "three-node.yaml"))
-	if len(p.Namespaces) != 1+3+4 {
-		t.Fatalf("namespaces = %d, want 8", len(p.Namespaces))
+	for _, name := range []string{"three-node", "calico-ipip"} {
+		t.Run(name, func(t *testing.T) { checkPlanStructure(t, name) })
+	}
+}
+
+func checkPlanStructure(t *testing.T, name string) {
+	p := compileFile(t, filepath.Join("..", "..", "topologies", name+".yaml"))
+	topo, err := spec.Load(filepath.Join("..", "..", "topologies", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + len(topo.Nodes) + len(topo.Pods()); len(p.Namespaces) != want {
+		t.Fatalf("namespaces = %d, want %d", len(p.Namespaces), want)
 	}
 	known := map[string]bool{}
 	for _, s := range p.Stages {
@@ -64,6 +75,9 @@ func TestPlanStructure(t *testing.T) {
 					if !known[other] {
 						t.Errorf("unit %q: veth %q refers to namespace %q not created in an earlier stage", u.Namespace, v.Name, other)
 					}
+				}
+				if a, ok := op.(Across); ok && !known[a.Namespace] {
+					t.Errorf("unit %q reaches namespace %q, not created in an earlier stage", u.Namespace, a.Namespace)
 				}
 			}
 		}

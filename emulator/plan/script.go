@@ -10,8 +10,14 @@ import (
 // builds in textbook terms.
 var stageNotes = map[string]string{
 	"underlay": "The underlay: a namespace holding one bridge, the \"physical\" switch\n# every node's eth0 is cabled to.",
-	"nodes":    "Nodes: a namespace each, with eth0 on the underlay, the pod bridge holding\n# the pods' gateway address, IP forwarding on, and what carries pod traffic to\n# the other nodes: host-gw routes via their node IPs, a VXLAN device with its\n# neighbour and FDB entries, or an IPIP device with onlink routes.",
-	"pods":     "Pods: a namespace each, with eth0 (the pod end of a veth pair whose other\n# end is a port of the node's bridge), its IP, and a default route via the\n# bridge's gateway address.",
+	"nodes":    "Nodes: a namespace each, with eth0 on the underlay, the pod bridge holding\n# the pods' gateway address (its MAC pinned, as the bridge CNI plugin does), IP\n# forwarding on, and what carries pod traffic to the other nodes: host-gw routes\n# via their node IPs, a VXLAN device with its neighbour and FDB entries, or an\n# IPIP device with onlink routes.",
+	"pods":     "Pods: a namespace each, with eth0 (the pod end of a veth pair whose other\n# end is a port of the node's bridge, hairpin on as flannel asks), its IP, and a\n# default route via the bridge's gateway address.",
+}
+
+// calicoStageNotes replace stageNotes in a lab of Calico's style.
+var calicoStageNotes = map[string]string{
+	"nodes": "Nodes, wired as Calico does: a namespace each, with eth0 on the underlay and a\n# default route (Calico's proxy ARP needs one), IP forwarding on, no bridge, the\n# node's block as a blackhole route, and what carries pod traffic to the other\n# nodes' blocks: BIRD's routes via their node IPs (proto bird; through tunl0,\n# onlink, for IPIP), or Felix's vxlan.calico with its neighbour, FDB entries and\n# onlink routes.",
+	"pods":  "Pods, wired as Calico's CNI plugin does: a namespace each, with eth0 (the pod\n# end of a veth pair whose node end is cali plus a hash, MAC ee:ee:ee:ee:ee:ee,\n# no address), its IP as a /32, and a default route via 169.254.1.1, which no\n# device has: the node end answers for it by proxy ARP. On the node, a /32 route\n# to the pod through its cali device.",
 }
 
 // WriteScript renders the plan as a bash script of the equivalent iproute2
@@ -27,7 +33,11 @@ func (p *Plan) WriteScript(w io.Writer) error {
 	fmt.Fprintf(b, "set -euo pipefail\n")
 	for _, s := range p.Stages {
 		b.WriteString("\n# ")
-		if note, ok := stageNotes[s.Name]; ok {
+		note, ok := stageNotes[s.Name]
+		if calico, has := calicoStageNotes[s.Name]; has && p.Calico {
+			note = calico
+		}
+		if ok {
 			b.WriteString(note)
 		} else {
 			b.WriteString(s.Name)

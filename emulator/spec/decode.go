@@ -38,6 +38,9 @@ type rawNetwork struct {
 	nodeMaskSize *yaml.Node
 	backend      *yaml.Node
 	mtu          *yaml.Node
+	cni          *yaml.Node
+	hairpinMode  *yaml.Node
+	ipv6LL       *yaml.Node
 	vxlan        rawVXLAN
 	ipip         rawIPIP
 }
@@ -68,6 +71,8 @@ type rawNode struct {
 	ip      *yaml.Node
 	podCIDR *yaml.Node
 	bridge  *yaml.Node
+	gateway *yaml.Node
+	hairpin *yaml.Node
 	labels  *yaml.Node
 	pods    []rawPod
 	podsAt  *yaml.Node
@@ -179,6 +184,9 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 		"nodeCIDRMaskSize": func(v *yaml.Node) { nw.nodeMaskSize = v },
 		"backend":          func(v *yaml.Node) { nw.backend = v },
 		"mtu":              func(v *yaml.Node) { nw.mtu = v },
+		"cni":              func(v *yaml.Node) { nw.cni = v },
+		"hairpinMode":      func(v *yaml.Node) { nw.hairpinMode = v },
+		"ipv6LinkLocal":    func(v *yaml.Node) { nw.ipv6LL = v },
 		"vxlan": func(v *yaml.Node) {
 			nw.vxlan.at = v
 			d.Mapping(v, "network.vxlan", yamldoc.Keys{
@@ -204,11 +212,13 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 func (d *decoder) decodeNode(n *yaml.Node, path string) rawNode {
 	node := rawNode{at: n, path: path}
 	node.ok = d.Mapping(n, path, yamldoc.Keys{
-		"name":    func(v *yaml.Node) { node.name = v },
-		"ip":      func(v *yaml.Node) { node.ip = v },
-		"podCIDR": func(v *yaml.Node) { node.podCIDR = v },
-		"bridge":  func(v *yaml.Node) { node.bridge = v },
-		"labels":  func(v *yaml.Node) { node.labels = v },
+		"name":        func(v *yaml.Node) { node.name = v },
+		"ip":          func(v *yaml.Node) { node.ip = v },
+		"podCIDR":     func(v *yaml.Node) { node.podCIDR = v },
+		"bridge":      func(v *yaml.Node) { node.bridge = v },
+		"gateway":     func(v *yaml.Node) { node.gateway = v },
+		"hairpinMode": func(v *yaml.Node) { node.hairpin = v },
+		"labels":      func(v *yaml.Node) { node.labels = v },
 		"pods": func(v *yaml.Node) {
 			node.podsAt = v
 			if v.Kind == yaml.SequenceNode && len(v.Content) > MaxBridgePorts {

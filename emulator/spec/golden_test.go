@@ -123,6 +123,9 @@ func dump(t *Topology) string {
 	fmt.Fprintf(&b, "lab %s\n", t.Name)
 	fmt.Fprintf(&b, "network underlay=%s cluster=%s service=%s nodeMask=/%d backend=%s mtu=%d podMTU=%d\n",
 		nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.NodeMaskSize, nw.Backend, nw.MTU, t.PodMTU())
+	if nw.CNI != CNIBridge || !nw.HairpinMode || nw.IPv6LinkLocal {
+		fmt.Fprintf(&b, "cni=%s hairpinMode=%v ipv6LinkLocal=%v\n", nw.CNI, nw.HairpinMode, nw.IPv6LinkLocal)
+	}
 	if nw.Backend == BackendVXLAN || len(t.Links) > 0 {
 		fmt.Fprintf(&b, "vxlan mode=%s device=%s vni=%d port=%d flooding=%s group=%v\n",
 			nw.VXLAN.Mode, nw.VXLAN.Device, nw.VXLAN.VNI, nw.VXLAN.Port, nw.VXLAN.Flooding, nw.VXLAN.Group)
@@ -137,7 +140,11 @@ func dump(t *Topology) string {
 		fmt.Fprintf(&b, "link %s-%s backend=%s\n", l.Nodes[0], l.Nodes[1], l.Backend)
 	}
 	for _, n := range t.Nodes {
-		fmt.Fprintf(&b, "node %s ip=%s subnet=%s gateway=%s bridge=%s\n", n.Name, n.IP, n.PodSubnet, n.Gateway, n.Bridge)
+		fmt.Fprintf(&b, "node %s ip=%s subnet=%s gateway=%s bridge=%s", n.Name, n.IP, n.PodSubnet, n.Gateway, n.Bridge)
+		if n.Bridge != "" && !n.HairpinMode {
+			b.WriteString(" hairpin=off")
+		}
+		b.WriteString("\n")
 		for _, p := range n.Pods {
 			fmt.Fprintf(&b, "  pod %s ip=%s node=%s", p.Name, p.IP, p.Node)
 			if p.Deployment != "" {

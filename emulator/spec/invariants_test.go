@@ -53,13 +53,16 @@ func checkInvariants(t testing.TB, topo *Topology) {
 		}
 		podVeths := map[string]bool{}
 		for _, p := range n.Pods {
-			if v := VethName(p.Name); podVeths[v] {
+			if v := topo.HostVeth(p.Name); podVeths[v] {
 				t.Fatalf("pod %s: veth %s repeated on %s", p.Name, v, n.Name)
 			} else {
 				podVeths[v] = true
 			}
 		}
-		devs := map[string]bool{n.Bridge: true}
+		devs := map[string]bool{}
+		if n.Bridge != "" {
+			devs[n.Bridge] = true
+		}
 		for i, dev := range []string{nw.VXLAN.Device, nw.IPIP.Device} {
 			if !tunnels[n.Name][i] {
 				continue
@@ -69,7 +72,7 @@ func checkInvariants(t testing.TB, topo *Topology) {
 			}
 			devs[dev] = true
 		}
-		if fallbackDevice(n.Bridge) != "" {
+		if n.Bridge != "" && fallbackDevice(n.Bridge) != "" {
 			t.Fatalf("node %s: bridge %s is a tunnel module's device", n.Name, n.Bridge)
 		}
 	}
@@ -82,11 +85,18 @@ func checkInvariants(t testing.TB, topo *Topology) {
 			t.Fatalf("node name %q is invalid, reserved or repeated", n.Name)
 		}
 		names[n.Name] = true
-		if checkIfName(n.Bridge) != "" || reservedIfName(n.Bridge) {
+		calico := topo.Calico()
+		switch {
+		case calico && (n.Bridge != "" || n.HairpinMode || n.Gateway != CalicoGateway):
+			t.Fatalf("Calico node %s has bridge %q, hairpin %v, gateway %s", n.Name, n.Bridge, n.HairpinMode, n.Gateway)
+		case !calico && (checkIfName(n.Bridge) != "" || reservedIfName(n.Bridge)):
 			t.Fatalf("node %s: bridge name %q is invalid", n.Name, n.Bridge)
 		}
 		if !n.IP.Is4() || !nw.Underlay.Contains(n.IP) || n.IP == nw.Underlay.Addr() || n.IP == broadcast(nw.Underlay) || nodeIPs[n.IP] {
 			t.Fatalf("node %s: IP %s is not a free host address of the underlay %s", n.Name, n.IP, nw.Underlay)
+		}
+		if calico && n.IP == UnderlayGateway(nw.Underlay) {
+			t.Fatalf("Calico node %s has the underlay's gateway address %s", n.Name, n.IP)
 		}
 		nodeIPs[n.IP] = true
 		s := n.PodSubnet
@@ -99,8 +109,8 @@ func checkInvariants(t testing.TB, topo *Topology) {
 			}
 		}
 		subnets = append(subnets, s)
-		if n.Gateway != s.Addr().Next() {
-			t.Fatalf("node %s: gateway %s is not the first host of %s", n.Name, n.Gateway, s)
+		if !calico && (!s.Contains(n.Gateway) || n.Gateway == s.Addr() || n.Gateway == broadcast(s)) {
+			t.Fatalf("node %s: gateway %s is not a host address of %s", n.Name, n.Gateway, s)
 		}
 		for _, p := range n.Pods {
 			if checkName(p.Name) != "" || reservedNames[p.Name] || names[p.Name] {
@@ -110,7 +120,7 @@ func checkInvariants(t testing.TB, topo *Topology) {
 			if p.Node != n.Name {
 				t.Fatalf("pod %s: node %q, want %q", p.Name, p.Node, n.Name)
 			}
-			if !p.IP.Is4() || !s.Contains(p.IP) || p.IP == s.Addr() || p.IP == n.Gateway || p.IP == broadcast(s) || podIPs[p.IP] {
+			if !p.IP.Is4() || !s.Contains(p.IP) || p.IP == s.Addr() || p.IP == n.Gateway || (!calico && p.IP == broadcast(s)) || podIPs[p.IP] {
 				t.Fatalf("pod %s: IP %s is not a free host address of %s's subnet %s", p.Name, p.IP, n.Name, s)
 			}
 			podIPs[p.IP] = true

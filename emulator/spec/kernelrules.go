@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -66,16 +68,33 @@ func VethName(object string) string {
 	return fmt.Sprintf("veth%08x", h.Sum32())
 }
 
+// calicoVethPrefix starts the host end of every Calico pod's veth (Felix's
+// default InterfacePrefix).
+const calicoVethPrefix = "cali"
+
+// CalicoVethName names the host end of a pod's veth as Calico does
+// (libcalico-go's VethNameForWorkload): "cali" and the first 11 hex digits
+// of the SHA-1 of "<namespace>.<pod>". labctl's pods stand for pods of
+// Kubernetes' "default" namespace, so each gets the name Calico would give
+// it there.
+func CalicoVethName(pod string) string {
+	sum := sha1.Sum([]byte("default." + pod))
+	return calicoVethPrefix + hex.EncodeToString(sum[:])[:11]
+}
+
 // vethClaims finds two objects whose veths share one namespace and name.
 type vethClaims map[string]located
 
-// claim reports object's veth if another object in the same namespace
-// already has that name; what says where the veths live.
-func (v *validator) claimVeth(c vethClaims, at *yaml.Node, path, kind, object, where string) {
-	veth := VethName(object)
+// claim reports object's veth (named veth) if another object in the same
+// namespace already has that name; what says where the veths live.
+func (v *validator) claimVeth(c vethClaims, at *yaml.Node, path, kind, object, veth, where string) {
 	if prev, dup := c[veth]; dup && prev.name != object { // the same name twice is reported as such
-		v.Addf(at, path, "%s name %q gives the veth %q %s, as %s does: names longer than %d bytes are hashed into interface names (rename one)",
-			kind, object, veth, where, prev.owner(kind), MaxIfNameLen-len("veth-"))
+		why := fmt.Sprintf("names longer than %d bytes are hashed into interface names", MaxIfNameLen-len("veth-"))
+		if strings.HasPrefix(veth, calicoVethPrefix) {
+			why = `Calico names a pod's veth "cali" and 11 hex digits of a hash of its namespace and name`
+		}
+		v.Addf(at, path, "%s name %q gives the veth %q %s, as %s does: %s (rename one)",
+			kind, object, veth, where, prev.owner(kind), why)
 		return
 	}
 	if _, dup := c[veth]; !dup {

@@ -63,3 +63,18 @@ func TestLabNamedTasksByItsFile(t *testing.T) {
 		t.Errorf("Parse = %v", err)
 	}
 }
+
+// CalicoVethName gives a pod the veth name Calico gives it in the default
+// namespace; the expected names are those of libcalico-go's own tests
+// (pod "podA" of namespace "default").
+func TestCalicoVethName(t *testing.T) {
+	for pod, want := range map[string]string{"podA": "cali7f94ce7c295"} {
+		if got := CalicoVethName(pod); got != want {
+			t.Errorf("CalicoVethName(%q) = %q, want %q", pod, got, want)
+		}
+	}
+	long := CalicoVethName("a-pod-name-of-sixty-three-characters-which-is-the-most-allowed")
+	if len(long) != MaxIfNameLen {
+		t.Errorf("CalicoVethName gives %q, %d bytes; want %d", long, len(long), MaxIfNameLen)
+	}
+}

@@ -260,32 +260,47 @@ func (v *validator) backend(n *yaml.Node, path string) (Backend, bool) {
 	return Backend(s), ok
 }
 
-func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
+// Calico's VXLAN device, VNI and port (Felix's defaults; the device name
+// is fixed in Calico).
+const (
+	CalicoVXLANDevice = "vxlan.calico"
+	CalicoVXLANVNI    = 4096
+	CalicoVXLANPort   = 4789
+)
+
+// buildVXLAN reads the VXLAN options; their defaults are flannel's, or
+// Felix's in a Calico lab.
+func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN, cni CNI) {
+	calico := cni == CNICalico
 	o.Mode = VXLANRouted
 	if s, good := v.String(raw.mode, "network.vxlan.mode"); good {
-		switch m := VXLANMode(s); m {
-		case VXLANRouted, VXLANBridged:
+		switch m := VXLANMode(s); {
+		case m == VXLANBridged && calico:
+			v.Addf(raw.mode, "network.vxlan.mode", "bridged VXLAN makes the VXLAN device a port of the pod bridge, and Calico's nodes have no bridge (use %q, or network.cni: %s)", VXLANRouted, CNIBridge)
+		case m == VXLANRouted || m == VXLANBridged:
 			o.Mode = m
 		default:
 			v.Addf(raw.mode, "network.vxlan.mode", "unknown vxlan mode %q (use %q, as flannel, or %q, the vxlan device on the pod bridge)", s, VXLANRouted, VXLANBridged)
 		}
 	}
 	o.Device = "flannel.1"
-	if o.Mode == VXLANBridged {
+	switch {
+	case calico:
+		o.Device = CalicoVXLANDevice
+	case o.Mode == VXLANBridged:
 		o.Device = "vxlan0"
 	}
-	if s, good := v.String(raw.device, "network.vxlan.device"); good {
-		if msg := checkIfName(s); msg != "" {
-			v.Addf(raw.device, "network.vxlan.device", "device name %q %s", s, msg)
-		} else if reservedIfName(s) {
-			v.Addf(raw.device, "network.vxlan.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
-		} else if msg := fallbackDevice(s); msg != "" {
+	if s, good := v.String(raw.device, "network.vxlan.device"); good && v.tunnelDevice(raw.device, "network.vxlan.device", s, cni) {
+		if msg := fallbackDevice(s); msg != "" {
 			v.Addf(raw.device, "network.vxlan.device", "device name %s", msg)
 		} else {
 			o.Device = s
 		}
 	}
 	o.VNI = 1
+	if calico {
+		o.VNI = CalicoVXLANVNI
+	}
 	if raw.vni != nil {
 		if n, good := v.integer(raw.vni, "network.vxlan.vni"); good {
 			if n < 1 || n > 1<<24-1 {
@@ -296,6 +311,9 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 		}
 	}
 	o.Port = 8472
+	if calico {
+		o.Port = CalicoVXLANPort
+	}
 	if raw.port != nil {
 		if n, good := v.integer(raw.port, "network.vxlan.port"); good {
 			if n < 1 || n > 65535 {
@@ -333,14 +351,26 @@ func (v *validator) buildVXLAN(o *VXLANOptions, raw rawVXLAN) {
 	}
 }
 
-func (v *validator) buildIPIP(o *IPIPOptions, raw rawIPIP) {
+// tunnelDevice checks the name of a tunnel device every node may get: an
+// interface name that none of the node's own devices has.
+func (v *validator) tunnelDevice(n *yaml.Node, path, s string, cni CNI) bool {
+	switch {
+	case checkIfName(s) != "":
+		v.Addf(n, path, "device name %q %s", s, checkIfName(s))
+	case reservedIfName(s):
+		v.Addf(n, path, "device name %q clashes with the node's eth0, lo or veth devices", s)
+	case cni == CNICalico && strings.HasPrefix(s, calicoVethPrefix):
+		v.Addf(n, path, "device name %q clashes with the node's %s* devices, Calico's host ends of the pods' veths", s, calicoVethPrefix)
+	default:
+		return true
+	}
+	return false
+}
+
+func (v *validator) buildIPIP(o *IPIPOptions, raw rawIPIP, cni CNI) {
 	o.Device = "tunl0"
-	if s, good := v.String(raw.device, "network.ipip.device"); good {
-		if msg := checkIfName(s); msg != "" {
-			v.Addf(raw.device, "network.ipip.device", "device name %q %s", s, msg)
-		} else if reservedIfName(s) {
-			v.Addf(raw.device, "network.ipip.device", "device name %q clashes with the node's eth0, lo or veth devices", s)
-		} else if msg := fallbackDevice(s); msg != "" && s != "tunl0" {
+	if s, good := v.String(raw.device, "network.ipip.device"); good && v.tunnelDevice(raw.device, "network.ipip.device", s, cni) {
+		if msg := fallbackDevice(s); msg != "" && s != "tunl0" {
 			v.Addf(raw.device, "network.ipip.device", "device name %s, and is not an ipip device", msg)
 		} else {
 			o.Device = s
@@ -455,8 +485,9 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 	if b, good := v.backend(raw.backend, "network.backend"); good {
 		nw.Backend = b
 	}
-	v.buildVXLAN(&nw.VXLAN, raw.vxlan)
-	v.buildIPIP(&nw.IPIP, raw.ipip)
+	v.buildCNI(nw, raw)
+	v.buildVXLAN(&nw.VXLAN, raw.vxlan, nw.CNI)
+	v.buildIPIP(&nw.IPIP, raw.ipip, nw.CNI)
 
 	nw.MTU = DefaultMTU
 	if raw.mtu != nil {
@@ -475,6 +506,34 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 	}
 	return ok
 }
+
+// buildCNI reads how nodes wire their pods, and the settings of the
+// bridge style: hairpin (on by default, as flannel's CNI configuration
+// asks) and IPv6 link-local addresses (off by default).
+func (v *validator) buildCNI(nw *Network, raw rawNetwork) {
+	nw.CNI = DefaultCNI
+	if s, good := v.String(raw.cni, "network.cni"); good {
+		switch c := CNI(s); {
+		case c == CNIBridge || c == CNICalico:
+			nw.CNI = c
+		case s == "flannel":
+			v.Addf(raw.cni, "network.cni", "flannel wires pods with the bridge CNI plugin: write %q", CNIBridge)
+		default:
+			v.Addf(raw.cni, "network.cni", "unknown cni %q (use %q, as flannel and the bridge plugin, or %q)", s, CNIBridge, CNICalico)
+		}
+	}
+	nw.HairpinMode = nw.CNI == CNIBridge
+	if on, good := v.Bool(raw.hairpinMode, "network.hairpinMode"); good {
+		if nw.CNI == CNICalico {
+			v.Addf(raw.hairpinMode, "network.hairpinMode", "%s", noBridgeHairpin)
+		} else {
+			nw.HairpinMode = on
+		}
+	}
+	nw.IPv6LinkLocal, _ = v.Bool(raw.ipv6LL, "network.ipv6LinkLocal")
+}
+
+const noBridgeHairpin = "hairpin mode is a setting of bridge ports, and Calico's nodes have no bridge (each pod has a routed veth of its own)"
 
 // networkRanges reads the underlay, cluster and service ranges (or their
 // defaults) and reports any in reserved space or overlapping another.

@@ -27,7 +27,28 @@ const (
 	DefaultMTU          = 1500
 	DefaultBridge       = "cni0"
 	DefaultBackend      = BackendHostGW
+	DefaultCNI          = CNIBridge
 )
+
+// CNI names how a node wires its pods, as the CNI plugin it emulates does.
+type CNI string
+
+const (
+	// CNIBridge is the bridge style of flannel and the bridge CNI plugin:
+	// pods share a bridge on their node whose address is their gateway,
+	// each pod's address with its node subnet's prefix length.
+	CNIBridge CNI = "bridge"
+	// CNICalico is Calico's routed style: no bridge; each pod has a /32 on
+	// eth0, whose other end (cali plus a hash) is an unaddressed, proxy-ARP
+	// veth on the node with a /32 route to the pod; the pods' gateway is
+	// 169.254.1.1; the node's block is a blackhole route, and remote blocks
+	// are routed as BIRD (IPIP, no encapsulation) or Felix (VXLAN) do.
+	CNICalico CNI = "calico"
+)
+
+// CalicoGateway is the gateway of every Calico pod: an address no device
+// has, that the host end of the pod's veth answers by proxy ARP.
+var CalicoGateway = netip.AddrFrom4([4]byte{169, 254, 1, 1})
 
 // Topology is a validated lab description with every address filled in.
 //
@@ -75,6 +96,15 @@ type Network struct {
 	VXLAN        VXLANOptions `json:"vxlan"`
 	IPIP         IPIPOptions  `json:"ipip"`
 	MTU          int          `json:"mtu"` // underlay MTU; pod MTU follows the backends in use
+	// CNI is how every node wires its pods; "" (a record written before
+	// the choice existed) means CNIBridge.
+	CNI CNI `json:"cni"`
+	// HairpinMode is the lab's default for bridge ports (flannel's
+	// hairpinMode: true); each node holds its own, which may differ.
+	HairpinMode bool `json:"hairpinMode"`
+	// IPv6LinkLocal keeps IPv6 on in every namespace, so each device gets
+	// its fe80:: link-local address; off, IPv6 is disabled there.
+	IPv6LinkLocal bool `json:"ipv6LinkLocal"`
 }
 
 // VXLANMode says how VXLAN carries pod traffic.
@@ -133,13 +163,19 @@ func (b Backend) Overhead() int {
 
 // Node is one emulated machine.
 type Node struct {
-	Name      string            `json:"name"`
-	IP        netip.Addr        `json:"ip"`        // address on the underlay
-	PodSubnet netip.Prefix      `json:"podSubnet"` // this node's share of the cluster CIDR
-	Gateway   netip.Addr        `json:"gateway"`   // the bridge's address, the pods' default gateway
-	Bridge    string            `json:"bridge"`    // name of the pod bridge inside the node
-	Labels    map[string]string `json:"labels"`
-	Pods      []Pod             `json:"pods"`
+	Name      string       `json:"name"`
+	IP        netip.Addr   `json:"ip"`        // address on the underlay
+	PodSubnet netip.Prefix `json:"podSubnet"` // this node's share of the cluster CIDR (Calico: its block)
+	// Gateway is the pods' default gateway: the bridge's address in the
+	// bridge style, CalicoGateway in Calico's.
+	Gateway netip.Addr `json:"gateway"`
+	Bridge  string     `json:"bridge"` // name of the pod bridge inside the node; "" in Calico's style
+	// HairpinMode turns hairpin on for the node's bridge ports: a frame
+	// may leave by the port it came in, so a pod reaches itself through a
+	// service address. Always false in Calico's style (no bridge).
+	HairpinMode bool              `json:"hairpinMode"`
+	Labels      map[string]string `json:"labels"`
+	Pods        []Pod             `json:"pods"`
 }
 
 // Pod is a network namespace attached to its node's bridge, with the
@@ -260,6 +296,23 @@ func (t *Topology) PodMTU() int {
 		overhead = max(overhead, b.Overhead())
 	}
 	return t.Network.MTU - overhead
+}
+
+// UnderlayGateway is the underlay's first host address. labctl never gives
+// it to a node unasked; Calico's nodes route their default traffic to it.
+func UnderlayGateway(underlay netip.Prefix) netip.Addr { return underlay.Masked().Addr().Next() }
+
+// Calico reports whether the lab's nodes wire their pods in Calico's
+// routed style.
+func (t *Topology) Calico() bool { return t.Network.CNI == CNICalico }
+
+// HostVeth names the node end of a pod's veth: Calico's name in its
+// style, else VethName's.
+func (t *Topology) HostVeth(pod string) string {
+	if t.Calico() {
+		return CalicoVethName(pod)
+	}
+	return VethName(pod)
 }
 
 // Pods lists every pod of the lab in node order.

@@ -85,13 +85,33 @@ func (p *nodePasses) explicitNode(n *Node, rn rawNode) {
 	} else if name, good := p.name(rn.name, rn.path+".name", "node"); good {
 		n.Name = name
 		p.claimName(rn.name, rn.path+".name", name, "node")
-		p.claimVeth(p.underlayVeths, rn.name, rn.path+".name", "node", name, "on the underlay bridge")
+		p.claimVeth(p.underlayVeths, rn.name, rn.path+".name", "node", name, VethName(name), "on the underlay bridge")
 	}
 	p.explicitNodeIP(n, rn)
 	p.explicitSubnet(n, rn)
-	n.Bridge = p.bridge(rn)
+	p.podWiring(n, rn)
 	n.Labels = p.labels(rn.labels, rn.path+".labels")
 	p.podNames(n, rn)
+}
+
+// podWiring sets what the node's CNI style gives it: a bridge with its
+// hairpin setting, or in Calico's style neither.
+func (p *nodePasses) podWiring(n *Node, rn rawNode) {
+	on, hairpinSet := p.Bool(rn.hairpin, rn.path+".hairpinMode")
+	if p.t.Calico() {
+		if rn.bridge != nil {
+			p.Addf(rn.bridge, rn.path+".bridge", "a Calico node has no pod bridge: each pod has a routed veth of its own (remove bridge, or use network.cni: %s)", CNIBridge)
+		}
+		if hairpinSet {
+			p.Addf(rn.hairpin, rn.path+".hairpinMode", "%s", noBridgeHairpin)
+		}
+		return
+	}
+	n.Bridge = p.bridge(rn)
+	n.HairpinMode = p.t.Network.HairpinMode
+	if hairpinSet {
+		n.HairpinMode = on
+	}
 }
 
 // explicitNodeIP claims the node IP the file sets, if it is a host address
@@ -110,6 +130,8 @@ func (p *nodePasses) explicitNodeIP(n *Node, rn rawNode) {
 		p.Addf(rn.ip, path, "%s is the network address of the underlay %s", ip, nw.Underlay)
 	case ip == broadcast(nw.Underlay):
 		p.Addf(rn.ip, path, "%s is the broadcast address of the underlay %s", ip, nw.Underlay)
+	case ip == UnderlayGateway(nw.Underlay) && p.t.Calico():
+		p.Addf(rn.ip, path, "%s is the underlay's first address, the default gateway of Calico's nodes: Calico's proxy ARP answers a pod only for an address the node has a route to, and the pods' gateway 169.254.1.1 is reached by the default route", ip)
 	default:
 		if prev, dup := p.nodeIPs[ip]; dup {
 			p.Addf(rn.ip, path, "%s is already the IP of %s", ip, prev.owner("node"))
@@ -175,7 +197,7 @@ func (p *nodePasses) podNames(n *Node, rn rawNode) {
 		if rp.deployment != "" {
 			pod.Name, pod.Deployment = rp.generated, rp.deployment
 			p.claimName(rp.at, rp.path+".name", pod.Name, "pod")
-			p.claimVeth(podVeths, rp.at, rp.path+".name", "pod", pod.Name, where)
+			p.claimVeth(podVeths, rp.at, rp.path+".name", "pod", pod.Name, p.t.HostVeth(pod.Name), where)
 			tmpl := p.templates[rp.deployment]
 			pod.Labels, pod.RestartPolicy, pod.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
 			p.countContainers(rp.at, rp.path+".template.containers", len(pod.Containers))
@@ -190,7 +212,7 @@ func (p *nodePasses) podNames(n *Node, rn rawNode) {
 		} else if name, good := p.name(rp.name, rp.path+".name", "pod"); good {
 			pod.Name = name
 			p.claimName(rp.name, rp.path+".name", name, "pod")
-			p.claimVeth(podVeths, rp.name, rp.path+".name", "pod", name, where)
+			p.claimVeth(podVeths, rp.name, rp.path+".name", "pod", name, p.t.HostVeth(name), where)
 		}
 		n.Pods = append(n.Pods, pod)
 	}
@@ -261,7 +283,8 @@ func (p *nodePasses) autoNodeIPs() {
 func (p *nodePasses) podAddresses(n *Node, rn rawNode) {
 	if !n.PodSubnet.IsValid() {
 		// The subnet is unknown (already reported): only check that
-		// explicit pod IPs are addresses at all.
+		// explicit addresses are addresses at all.
+		p.Addr(rn.gateway, rn.path+".gateway")
 		for _, rp := range rn.pods {
 			if rp.ok {
 				p.Addr(rp.ip, rp.path+".ip")
@@ -269,11 +292,41 @@ func (p *nodePasses) podAddresses(n *Node, rn rawNode) {
 		}
 		return
 	}
-	n.Gateway = n.PodSubnet.Addr().Next()
+	p.gateway(n, rn)
 	fits := p.podsFit(n, rn)
 	local := p.explicitPodIPs(n, rn)
 	if fits {
-		autoPodIPs(n, rn, local)
+		autoPodIPs(n, rn, local, p.t.Calico())
+	}
+}
+
+// gateway sets the pods' gateway: the address the file gives the bridge,
+// a host address of the node's subnet, or its first; in Calico's style
+// always 169.254.1.1, which no device has.
+func (p *nodePasses) gateway(n *Node, rn rawNode) {
+	path := rn.path + ".gateway"
+	if p.t.Calico() {
+		n.Gateway = CalicoGateway
+		if rn.gateway != nil {
+			p.Addf(rn.gateway, path, "a Calico node has no gateway address: every pod's gateway is %s, which the node's end of the pod's veth answers by proxy ARP", CalicoGateway)
+		}
+		return
+	}
+	n.Gateway = n.PodSubnet.Addr().Next()
+	gw, good := p.Addr(rn.gateway, path)
+	if !good {
+		return
+	}
+	s, who := n.PodSubnet, nodeLabel(n.Name, rn.path)
+	switch {
+	case !s.Contains(gw):
+		p.Addf(rn.gateway, path, "%s is outside %s's pod subnet %s", gw, who, s)
+	case gw == s.Addr():
+		p.Addf(rn.gateway, path, "%s is the network address of %s's pod subnet %s", gw, who, s)
+	case gw == broadcast(s):
+		p.Addf(rn.gateway, path, "%s is the broadcast address of %s's pod subnet %s", gw, who, s)
+	default:
+		n.Gateway = gw
 	}
 }
 
@@ -282,6 +335,9 @@ func (p *nodePasses) podAddresses(n *Node, rn rawNode) {
 // so that automatic addresses can be handed out.
 func (p *nodePasses) podsFit(n *Node, rn rawNode) bool {
 	capacity := (1 << (32 - n.PodSubnet.Bits())) - 3 // network, gateway, broadcast
+	if p.t.Calico() {
+		capacity += 2 // only the block's first address is kept (for the tunnel device)
+	}
 	at := rn.podsAt
 	if at == nil {
 		at = rn.at // the pods all came from deployments
@@ -291,7 +347,7 @@ func (p *nodePasses) podsFit(n *Node, rn rawNode) bool {
 			len(rn.pods), nodeLabel(n.Name, rn.path), n.PodSubnet, capacity)
 		return false
 	}
-	if ports, why := bridgePorts(p.t); len(rn.pods) > ports {
+	if ports, why := bridgePorts(p.t); len(rn.pods) > ports && !p.t.Calico() {
 		p.Addf(at, rn.path+".pods", "%d pods do not fit %s's bridge %s: a Linux bridge takes at most %d ports%s",
 			len(rn.pods), nodeLabel(n.Name, rn.path), n.Bridge, MaxBridgePorts, why)
 	}
@@ -314,14 +370,17 @@ func (p *nodePasses) explicitPodIPs(n *Node, rn rawNode) map[netip.Addr]bool {
 			continue
 		}
 		path := rp.path + ".ip"
+		calico := p.t.Calico()
 		switch {
 		case !subnet.Contains(ip):
 			p.Addf(rp.ip, path, "%s is outside %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
+		case ip == subnet.Addr() && calico:
+			p.Addf(rp.ip, path, "%s is the first address of %s's block %s, which labctl keeps for the node's tunnel device (Calico's IPAM hands it to tunl0 or vxlan.calico)", ip, nodeLabel(n.Name, rn.path), subnet)
 		case ip == subnet.Addr():
 			p.Addf(rp.ip, path, "%s is the network address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
 		case ip == n.Gateway:
 			p.Addf(rp.ip, path, "%s is the gateway (bridge) address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
-		case ip == bcast:
+		case ip == bcast && !calico: // Calico's /32 pods know no broadcast address
 			p.Addf(rp.ip, path, "%s is the broadcast address of %s's pod subnet %s", ip, nodeLabel(n.Name, rn.path), subnet)
 		default:
 			if prev, dup := p.podIPs[ip]; dup {
@@ -336,15 +395,28 @@ func (p *nodePasses) explicitPodIPs(n *Node, rn rawNode) map[netip.Addr]bool {
 	return local
 }
 
-// autoPodIPs gives every pod without an IP the next free address after the
-// gateway; podsFit has made sure there are enough.
-func autoPodIPs(n *Node, rn rawNode, local map[netip.Addr]bool) {
+// autoPodIPs gives every pod without an IP the next free host address
+// after the gateway, going round to the subnet's first host address after
+// its last (a gateway of .10 gives .11, .12, ..., .254, then .2 to .9);
+// in Calico's style the next free address after the block's first, up to
+// its last. podsFit has made sure there are enough.
+func autoPodIPs(n *Node, rn rawNode, local map[netip.Addr]bool, calico bool) {
+	first, last := n.PodSubnet.Addr().Next(), broadcast(n.PodSubnet)
 	next := n.Gateway.Next()
+	if calico {
+		next, last = first, last.Next()
+	}
 	for j, rp := range rn.pods {
 		if !rp.ok || rp.ip != nil {
 			continue
 		}
-		for local[next] {
+		for {
+			if next == last {
+				next = first
+			}
+			if !local[next] && next != n.Gateway {
+				break
+			}
 			next = next.Next()
 		}
 		n.Pods[j].IP = next

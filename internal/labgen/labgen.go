@@ -49,7 +49,7 @@ func Topology(name string, nodes int, backend spec.Backend) (*spec.Topology, err
 	size := uint32(1) << (32 - nw.NodeMaskSize)
 	for i := range t.Nodes {
 		t.Nodes[i] = spec.Node{Name: fmt.Sprintf("n%d", i), IP: ip, PodSubnet: subnet,
-			Gateway: subnet.Addr().Next(), Bridge: first.Bridge}
+			Gateway: subnet.Addr().Next(), Bridge: first.Bridge, HairpinMode: first.HairpinMode}
 		ip = ip.Next()
 		subnet = netip.PrefixFrom(add(subnet.Addr(), size), nw.NodeMaskSize)
 		if !nw.Underlay.Contains(ip) || !nw.ClusterCIDR.Contains(subnet.Addr()) {
