@@ -76,7 +76,9 @@ func TestInspectAllReadsWhatIproute2Built(t *testing.T) {
 	}
 
 	wantNeigh := Neighbour{IP: "10.244.1.0", MAC: "0e:fa:0a:01:00:02", Device: "flannel.1", State: "permanent"}
-	if !slices.ContainsFunc(s.Neighbours, func(n Neighbour) bool { return n.IP == wantNeigh.IP && n.MAC == wantNeigh.MAC && n.Device == wantNeigh.Device && n.State == wantNeigh.State }) {
+	if !slices.ContainsFunc(s.Neighbours, func(n Neighbour) bool {
+		return n.IP == wantNeigh.IP && n.MAC == wantNeigh.MAC && n.Device == wantNeigh.Device && n.State == wantNeigh.State
+	}) {
 		t.Errorf("no neighbour %+v in %+v", wantNeigh, s.Neighbours)
 	}
 
