@@ -113,6 +113,17 @@ func (c ContainerStatus) Summary() string {
 	return s
 }
 
+// PreviousRun is the run kubectl calls the container's last state: the
+// run before the current one while it runs, the run that just ended while
+// it waits to be restarted, and the run before the last one once it has
+// terminated for good. Nil when there is none.
+func (c ContainerStatus) PreviousRun() *Termination {
+	if c.State != StateTerminated && c.Termination != nil {
+		return c.Termination
+	}
+	return c.LastTermination
+}
+
 // Termination is how a container run ended.
 type Termination struct {
 	ExitCode   int       `json:"exitCode"` // 128+signal for a killed process, as Kubernetes reports it
