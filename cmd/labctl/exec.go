@@ -93,15 +93,26 @@ type logsOptions struct {
 	pod       string
 	container string
 	follow    bool
+	previous  bool
+	tail      int
+	stamps    bool
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
 	o := &logsOptions{io: g.io}
 	cmd := &cobra.Command{
-		Use:   "logs POD [-c CONTAINER] [-f]",
-		Short: "Print a container's output (stdout and stderr, across restarts)",
+		Use:   "logs POD [-c CONTAINER] [-f] [-p] [--tail N] [--timestamps]",
+		Short: "Print a container's output (stdout and stderr), as kubectl logs",
+		Long: `Print a container's output, stdout and stderr in the order written, as
+kubectl logs does: the current run's (while the container waits to be
+restarted, the run that just ended), or with --previous the run before, the
+one kubectl describe calls Last State. -f follows the run until it ends.
+--timestamps puts before each line when labctl's supervisor read it (RFC 3339,
+nanoseconds, UTC). -c may be left out when the pod has one container.`,
 		Example: `  labctl logs pod2 -c web-server
-  labctl logs -f pod1a -c web-server`,
+  labctl logs -f pod1a -c web-server
+  labctl logs jobs -c flaky --previous           # the run before the current one
+  labctl logs pod2 -c web-server --tail 5 --timestamps`,
 		Args: exactArgs(1, "one pod"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.pod, o.manager = args[0], g.manager()
@@ -110,11 +121,17 @@ func newLogsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.lab, "lab", "", "the lab to look in when several are up")
 	cmd.Flags().StringVarP(&o.container, "container", "c", "", "the container (may be left out when the pod has one)")
-	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new output")
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing the run's new output until it ends")
+	cmd.Flags().BoolVarP(&o.previous, "previous", "p", false, "print the previous run's output")
+	cmd.Flags().IntVar(&o.tail, "tail", -1, "print only the last N lines (-1: all)")
+	cmd.Flags().BoolVar(&o.stamps, "timestamps", false, "put the time each line was read before it")
 	return cmd
 }
 
 func runLogs(ctx context.Context, o *logsOptions) error {
+	if o.tail < -1 {
+		return usageErrorf("--tail %d: give a number of lines, or -1 for all", o.tail)
+	}
 	t, err := o.manager.Resolve(o.lab, o.pod, o.container)
 	if err != nil {
 		return err
@@ -132,5 +149,7 @@ func runLogs(ctx context.Context, o *logsOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return workload.Logs(ctx, o.io.Out, t.PodStateDir, container, o.follow)
+	return workload.ReadLogs(ctx, o.io.Out, t.PodStateDir, workload.LogOptions{
+		Container: container, Follow: o.follow, Previous: o.previous, Tail: o.tail, Timestamps: o.stamps,
+	})
 }

@@ -49,6 +49,7 @@ func TestExitCodes(t *testing.T) {
 		{"unreadable topology", fmt.Errorf("read topology: %w: %w", spec.ErrUnreadable, os.ErrNotExist), 3},
 		{"no such lab", fmt.Errorf("x: %w", lab.ErrNotFound), 4},
 		{"no such container", fmt.Errorf("x: %w", workload.ErrNoContainer), 4},
+		{"no previous run to show logs of", fmt.Errorf("x: %w", workload.ErrNoPreviousRun), 4},
 		{"conflict", fmt.Errorf("x: %w", lab.ErrConflict), 5},
 		{"interrupted up", fmt.Errorf("x: %w", lab.ErrIncomplete), 5},
 		{"degraded", fmt.Errorf("x: %w", lab.ErrDegraded), 5},
@@ -83,6 +84,8 @@ func TestUsageErrors(t *testing.T) {
 		{"exec"},
 		{"exec", "pod1a", "ip", "route"}, // the command must follow --
 		{"logs"},
+		{"logs", "pod1a", "--tail", "-2"},
+		{"logs", "pod1a", "--tail", "many"},
 		{"status", "../labs/x"},
 		{"validate"},
 		{"up", "--workers", "many", "x.yaml"},

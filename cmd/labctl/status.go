@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -162,6 +163,12 @@ func runStatus(o *statusOptions) error {
 	// The table, wide and documents show live interfaces; a name list
 	// needs none.
 	s, err := o.manager.Status(name, lab.StatusOptions{Live: o.output != outName})
+	if errors.Is(err, lab.ErrNotFound) {
+		// kubectl's habit: `status pod1a` means the pod.
+		if t, rerr := o.manager.Resolve("", o.lab, ""); rerr == nil {
+			return fmt.Errorf("%w; %s is a %s of lab %q: labctl status %s %s", err, t.Name, t.Role, t.Lab, t.Lab, t.Name)
+		}
+	}
 	if err != nil {
 		return err
 	}

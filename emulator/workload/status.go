@@ -78,6 +78,9 @@ type ContainerStatus struct {
 	PID          int       `json:"pid,omitempty"`
 	PIDStartTime uint64    `json:"pidStartTime,omitempty"`
 	StartedAt    time.Time `json:"startedAt,omitzero"`
+	// LogStart is where the current (or last) run's output begins in
+	// the container's log, in bytes.
+	LogStart int64 `json:"logStart,omitempty"`
 	// Termination describes the end of the current run when State is
 	// terminated; LastTermination the run before, as kubectl's "Last State".
 	Termination     *Termination    `json:"termination,omitempty"`
@@ -132,6 +135,10 @@ type Termination struct {
 	Message    string    `json:"message,omitempty"`
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt"`
+	// LogStart and LogEnd delimit the run's output in the container's
+	// log, in bytes (`logs --previous`).
+	LogStart int64 `json:"logStart,omitempty"`
+	LogEnd   int64 `json:"logEnd,omitempty"`
 }
 
 // LastExitCode returns the exit code of the most recent run that ended.
