@@ -33,6 +33,10 @@ type Plan struct {
 	Lab        string
 	Namespaces []Namespace
 	Stages     []Stage
+	// ContainerPods and Containers count what the plan leaves to
+	// emulator/lab once the network is up: the pods that run containers
+	// (each with its supervisor) and their containers.
+	ContainerPods, Containers int
 }
 
 // Namespace is one network namespace the lab owns.
@@ -362,6 +366,10 @@ func Compile(t *spec.Topology) (*Plan, error) {
 				return nil, fmt.Errorf("pod %q: veth name %q clashes with %q on node %q", pod.Name, pveth, other, n.Name)
 			}
 			podVeths[pveth] = pod.Name
+			if len(pod.Containers) > 0 {
+				p.ContainerPods++
+				p.Containers += len(pod.Containers)
+			}
 			pods.Units = append(pods.Units, Unit{Namespace: pns, Ops: []Op{
 				AddNamespace{pns},
 				SetSysctl{pns, noIPv6},
