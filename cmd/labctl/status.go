@@ -107,7 +107,7 @@ type statusOptions struct {
 func newStatusCmd(g *globals) *cobra.Command {
 	o := &statusOptions{io: g.io, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "status [NAME|FILE [POD|NODE|underlay]]",
+		Use:   "status [NAME|FILE [POD|NODE|underlay]] [flags]",
 		Short: "Show labs, a lab's nodes and pods, or one object's interfaces, routes, neighbours and FDB",
 		Long: `Show labs, like kubectl get.
 

@@ -77,7 +77,8 @@ func (l *containerLog) startRun() (*os.File, int64, error) {
 func (l *containerLog) copy(r *os.File, done chan struct{}) {
 	defer close(done)
 	defer r.Close()
-	buf := make([]byte, 32<<10)
+	// Small: a supervisor holds one per container for its whole life.
+	buf := make([]byte, 8<<10)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
