@@ -25,8 +25,9 @@ type Interface struct {
 	Addresses []string `json:"addresses,omitempty"`
 }
 
-// Route is an IPv4 route, in `ip route` words. Routes of every table but
-// local (the kernel's own addresses and broadcasts) are listed.
+// Route is an IPv4 route, in `ip route` words (a host route's Dst without
+// /32). Routes of every table but local (the kernel's own addresses and
+// broadcasts) are listed.
 type Route struct {
 	Dst    string `json:"dst"`
 	Via    string `json:"via,omitempty"`
@@ -188,7 +189,10 @@ func routeOf(r netlink.Route, byIndex map[int]string) Route {
 		Scope: routeScope(r.Scope), Table: routeTable(r.Table), Flags: routeFlags(r.Flags),
 	}
 	if r.Dst != nil && r.Dst.IP != nil {
-		if ones, _ := r.Dst.Mask.Size(); ones > 0 || !r.Dst.IP.IsUnspecified() {
+		switch ones, bits := r.Dst.Mask.Size(); {
+		case ones == bits:
+			rt.Dst = r.Dst.IP.String() // a host route, without /32 as ip route prints it
+		case ones > 0 || !r.Dst.IP.IsUnspecified():
 			rt.Dst = r.Dst.String()
 		}
 	}

@@ -34,6 +34,7 @@ func TestInspectAllReadsWhatIproute2Built(t *testing.T) {
 	ip("neigh", "add", "10.244.1.0", "lladdr", "0e:fa:0a:01:00:02", "dev", "flannel.1", "nud", "permanent")
 	ip("route", "add", "blackhole", "10.244.0.0/24", "proto", "bird")
 	ip("route", "add", "10.9.0.0/24", "dev", "br0", "table", "100")
+	ip("route", "add", "10.244.0.5", "dev", "veth-a", "scope", "link") // Calico's per-pod route
 	for _, args := range [][]string{
 		{"fdb", "add", "0e:fa:0a:01:00:02", "dev", "flannel.1", "dst", "10.1.0.2", "self", "permanent"},
 		{"fdb", "add", "0e:fa:0a:01:00:03", "dev", "flannel.1", "dst", "10.1.0.3", "vni", "7", "self", "permanent"},
@@ -63,6 +64,7 @@ func TestInspectAllReadsWhatIproute2Built(t *testing.T) {
 		{Dst: "10.244.0.0/24", Type: "blackhole", Protocol: "bird", Scope: "global", Table: "main"},
 		{Dst: "10.244.1.0/24", Via: "10.244.1.0", Device: "flannel.1", Type: "unicast", Protocol: "boot", Scope: "global", Table: "main", Flags: []string{"onlink"}},
 		{Dst: "10.9.0.0/24", Device: "br0", Type: "unicast", Protocol: "boot", Scope: "link", Table: "100"},
+		{Dst: "10.244.0.5", Device: "veth-a", Type: "unicast", Protocol: "boot", Scope: "link", Table: "main"},
 	}
 	for _, want := range wantRoutes {
 		if !slices.ContainsFunc(s.Routes, func(r Route) bool { return routeEqual(r, want) }) {
