@@ -130,3 +130,19 @@ func TestCompletionScripts(t *testing.T) {
 		}
 	}
 }
+
+// `status pod1a`, kubectl's habit, points at the command that shows it.
+func TestStatusPointsAtTheObject(t *testing.T) {
+	needRoot(t)
+	state := filepath.Join(t.TempDir(), "state")
+	recordLab(t, state, "two-node.yaml")
+	_, stderr, code := runIn(t, state, "status", "pod1a")
+	if code != 4 || !strings.Contains(stderr, `pod1a is a pod of lab "two-node": labctl status two-node pod1a`) {
+		t.Errorf("status pod1a: exit %d: %s", code, stderr)
+	}
+	recordLab(t, state, "two-node-vxlan.yaml")
+	_, stderr, code = runIn(t, state, "status", "pod1a")
+	if code != 4 || !strings.Contains(stderr, "labctl status LAB pod1a") {
+		t.Errorf("status pod1a in two labs: exit %d: %s", code, stderr)
+	}
+}

@@ -165,8 +165,12 @@ func runStatus(o *statusOptions) error {
 	s, err := o.manager.Status(name, lab.StatusOptions{Live: o.output != outName})
 	if errors.Is(err, lab.ErrNotFound) {
 		// kubectl's habit: `status pod1a` means the pod.
-		if t, rerr := o.manager.Resolve("", o.lab, ""); rerr == nil {
+		t, rerr := o.manager.Resolve("", o.lab, "")
+		switch {
+		case rerr == nil:
 			return fmt.Errorf("%w; %s is a %s of lab %q: labctl status %s %s", err, t.Name, t.Role, t.Lab, t.Lab, t.Name)
+		case errors.Is(rerr, lab.ErrAmbiguous):
+			return fmt.Errorf("%w; %q is a pod or node of several labs: labctl status LAB %s", err, o.lab, o.lab)
 		}
 	}
 	if err != nil {
