@@ -157,7 +157,7 @@ func TestStatusLabForms(t *testing.T) {
 // ipRoute is a route as `ip -j route show table all` prints it.
 type ipRoute struct {
 	Type, Dst, Gateway, Dev, Protocol, Scope, Table, Prefsrc string
-	Flags                                                     []string
+	Flags                                                    []string
 }
 
 // status NAME OBJECT: what the namespace holds, in every form, and the
