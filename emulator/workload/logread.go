@@ -267,8 +267,11 @@ func (lw *logPrinter) write(p []byte, off int64) error {
 	}
 	for len(p) > 0 {
 		if lw.atLineStart {
-			stamp := lw.times.at(off).UTC().Format(time.RFC3339Nano)
-			if _, err := io.WriteString(lw.w, stamp+" "); err != nil {
+			at, err := lw.times.at(off)
+			if err != nil {
+				return err
+			}
+			if _, err := io.WriteString(lw.w, at.UTC().Format(time.RFC3339Nano)+" "); err != nil {
 				return err
 			}
 		}
@@ -298,20 +301,29 @@ type timeEntry struct {
 	t   time.Time
 }
 
-// openTimes opens a container's line times; nil when the log has none to
-// give because it is empty.
+// timesPatience is how long a reader waits for line times the supervisor
+// still holds (timesDelay), with a margin.
+const timesPatience = 2*timesDelay + time.Second
+
+// openTimes opens a container's line times; nil when none are needed (the
+// range to print is empty). The file appears timesDelay after the first
+// line: until then it is waited for.
 func openTimes(dir *statedir.Dir, container string, needed bool) (*timeIndex, error) {
-	f, err := dir.OpenFile(timesName(container), os.O_RDONLY, 0)
-	if errors.Is(err, fs.ErrNotExist) && !needed {
-		return nil, nil
+	deadline := time.Now().Add(timesPatience)
+	for {
+		f, err := dir.OpenFile(timesName(container), os.O_RDONLY, 0)
+		switch {
+		case err == nil:
+			return &timeIndex{f: f}, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, err
+		case !needed:
+			return nil, nil
+		case time.Now().After(deadline):
+			return nil, errors.New("no line times were recorded (the pod's supervisor predates --timestamps: `labctl up --reconfigure` restarts it)")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errors.New("no line times were recorded (the pod's supervisor predates --timestamps: `labctl up --reconfigure` restarts it)")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &timeIndex{f: f}, nil
 }
 
 // entry reads entry k, false past the end.
@@ -326,19 +338,33 @@ func (x *timeIndex) entry(k int64) (timeEntry, bool) {
 	}, true
 }
 
-// at returns the time of the line beginning at off. Offsets asked must not
-// decrease; the first is found by binary search, the rest by reading on.
-func (x *timeIndex) at(off int64) time.Time {
+// at returns the time of the line beginning at off: the entry recorded for
+// exactly that offset, waited for while the supervisor may still hold it.
+// Offsets asked must not decrease; the first is found by binary search,
+// the rest by reading on.
+func (x *timeIndex) at(off int64) (time.Time, error) {
 	if !x.sought {
 		x.seek(off)
 		x.sought = true
 	}
+	var deadline time.Time
 	for {
-		e, ok := x.entry(x.next)
-		if !ok || e.off > off {
-			return x.cur.t
+		for {
+			e, ok := x.entry(x.next)
+			if !ok || e.off > off {
+				break
+			}
+			x.cur, x.next = e, x.next+1
 		}
-		x.cur, x.next = e, x.next+1
+		if x.next > 0 && x.cur.off == off {
+			return x.cur.t, nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(timesPatience)
+		} else if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("no time was recorded for the line at byte %d of the log", off)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -193,3 +193,32 @@ func TestFollowEndsWithTheRun(t *testing.T) {
 		t.Errorf("follow printed %q; want one run's start and end", b.String())
 	}
 }
+
+// The first lines' times reach their file a while after the lines (so a
+// lab's start burst creates no extra files); a reader asking at once waits
+// for them.
+func TestTimestampsOfFirstLines(t *testing.T) {
+	n := newNet(t, 1)
+	c := Container{Name: "hello", Command: []string{"sh", "-c", "echo hello; echo world; sleep 60"}}
+	_, spec := startPod(t, n, 0, "pod-hello", c)
+	before := time.Now()
+	var out string
+	for time.Since(before) < 5*time.Second && !strings.Contains(out, "world") {
+		var b bytes.Buffer
+		if err := ReadLogs(context.Background(), &b, spec.StateDir, LogOptions{Container: "hello", Timestamps: true, Tail: -1}); err != nil {
+			t.Fatal(err)
+		}
+		out = b.String()
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("--timestamps: %q", out)
+	}
+	for i, want := range []string{"hello", "world"} {
+		stamp, text, _ := strings.Cut(lines[i], " ")
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if err != nil || text != want || at.After(time.Now()) || time.Since(at) > 10*time.Second {
+			t.Errorf("line %q: %v", lines[i], err)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package workload
 
 import (
 	"encoding/binary"
-	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -20,6 +19,20 @@ import (
 //
 // stdout and stderr share the one pipe, so their lines stay in the order
 // they were written.
+//
+// The times file is created timesDelay after a container's first line,
+// not with it: creating a file is a metadata write, about a millisecond on
+// a disk file system, and when a lab comes up every container writes its
+// first line at once. Until then the first lines' times wait in memory, and
+// a reader waits for them (logread.go); once the file exists, each line's
+// time is written before the line.
+
+// timesDelay is how long line times may wait in the supervisor's memory
+// for their file, and maxPendingTimes how many.
+const (
+	timesDelay      = time.Second
+	maxPendingTimes = 4096
+)
 
 // timesName is a container's line-times index in its pod's state
 // directory: 16 bytes per line, the line's offset in the log and its time
@@ -36,10 +49,13 @@ type containerLog struct {
 
 	mu      sync.Mutex
 	log     *os.File
-	times   *os.File // created with the first line
-	size    int64    // bytes in the log
-	midLine bool     // the last byte written was not a newline
-	failed  bool     // a write failed: said once, output dropped since
+	times   *os.File    // created with the first times written
+	pending []byte      // line times not yet written
+	flush   *time.Timer // writes pending within timesDelay
+	size    int64       // bytes in the log
+	midLine bool        // the last byte written was not a newline
+	failed  bool        // a log write failed: said once, output dropped since
+	noTimes bool        // a times write failed: said once, times dropped since
 	copying chan struct{}
 }
 
@@ -90,27 +106,41 @@ func (l *containerLog) copy(r *os.File, done chan struct{}) {
 	}
 }
 
-// append writes the times of the lines that begin in p, then p: a reader
-// finds a time for every line it can read.
+// append writes the times of the lines that begin in p (or keeps them
+// until their file exists), then p.
 func (l *containerLog) append(p []byte, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed {
 		return
 	}
-	err := l.appendTimes(lineStarts(p, l.size, l.midLine), at)
-	if err == nil {
-		var n int
-		n, err = l.log.Write(p)
-		l.size += int64(n)
+	if !l.noTimes {
+		for _, start := range lineStarts(p, l.size, l.midLine) {
+			l.pending = binary.LittleEndian.AppendUint64(l.pending, uint64(start))
+			l.pending = binary.LittleEndian.AppendUint64(l.pending, uint64(at.UnixNano()))
+		}
 	}
-	if err != nil {
-		// Keep draining the pipe so the container never blocks on a full
-		// disk; its output is lost from here on, and the supervisor's log
-		// says so.
+	if l.times != nil {
+		l.writeTimes()
+	}
+	n, err := l.log.Write(p)
+	l.size += int64(n)
+	switch {
+	case err != nil:
+		// The pipe is still drained, so the container never blocks on
+		// a full disk; its output is lost from here on, and the
+		// supervisor's log says so.
 		l.failed = true
 		l.logf("container %q: write log: %v (its further output is dropped)", l.name, err)
 		return
+	case len(l.pending) >= maxPendingTimes*timeEntrySize:
+		l.writeTimes()
+	case len(l.pending) > 0 && l.flush == nil:
+		l.flush = time.AfterFunc(timesDelay, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.writeTimes()
+		})
 	}
 	l.midLine = p[len(p)-1] != '\n'
 }
@@ -130,24 +160,31 @@ func lineStarts(p []byte, off int64, midLine bool) []int64 {
 	return starts
 }
 
-func (l *containerLog) appendTimes(starts []int64, at time.Time) error {
-	if len(starts) == 0 {
-		return nil
+// writeTimes appends the pending line times to the times file. l.mu is
+// held.
+func (l *containerLog) writeTimes() {
+	if l.flush != nil {
+		l.flush.Stop()
+		l.flush = nil
 	}
+	if len(l.pending) == 0 || l.failed || l.noTimes {
+		l.pending = l.pending[:0]
+		return
+	}
+	var err error
 	if l.times == nil {
-		f, err := l.dir.OpenFile(timesName(l.name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return fmt.Errorf("line times: %w", err)
-		}
-		l.times = f
+		l.times, err = l.dir.OpenFile(timesName(l.name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	}
-	b := make([]byte, 0, len(starts)*timeEntrySize)
-	for _, s := range starts {
-		b = binary.LittleEndian.AppendUint64(b, uint64(s))
-		b = binary.LittleEndian.AppendUint64(b, uint64(at.UnixNano()))
+	if err == nil {
+		_, err = l.times.Write(l.pending)
 	}
-	_, err := l.times.Write(b)
-	return err
+	if err != nil {
+		// The output itself is still logged; logs --timestamps will
+		// say its lines have no time.
+		l.noTimes = true
+		l.logf("container %q: write line times: %v (its further line times are dropped)", l.name, err)
+	}
+	l.pending = l.pending[:0]
 }
 
 // drain waits, at most d, until the current run's output is all in the
@@ -167,6 +204,7 @@ func (l *containerLog) drain(d time.Duration) int64 {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.writeTimes() // a run's end is no rush hour
 	return l.size
 }
 
@@ -182,6 +220,7 @@ func (l *containerLog) close(d time.Duration) {
 	l.drain(d)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.writeTimes()
 	l.log.Close()
 	if l.times != nil {
 		l.times.Close()
