@@ -10,12 +10,27 @@ TESTFLAGS ?= -count=1
 # for the plan table alone (validate and plan 100, 1000 and 4000 nodes; no root)
 BENCHFLAGS ?=
 
-.PHONY: build test bench vet fmt-check
+# `make install` copies the binary `make build` made to $(DESTDIR)$(BINDIR).
+# /usr/local/bin is on root's PATH, also under sudo (Debian's and Ubuntu's
+# secure_path), so `sudo labctl ...` finds it.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+
+.PHONY: build install uninstall test bench vet fmt-check
 
 # Static (no cgo): every pod supervisor and builtin server runs this binary,
 # and without the C library each needs about 1.5 MB less memory.
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/labctl ./cmd/labctl
+
+# No build here: `sudo make install` would run go as root, where sudo's PATH
+# usually has no go. Build as yourself first.
+install:
+	@test -x bin/labctl || { echo "bin/labctl is missing: run make build first, then make install" >&2; exit 1; }
+	install -D -m 0755 bin/labctl $(DESTDIR)$(BINDIR)/labctl
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/labctl
 
 # The README's test command; a skipped root test is a failure here.
 test:

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -383,7 +384,8 @@ func TestBrokenRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := c.must("status")
-			if !strings.Contains(out, "Lab "+good) || !strings.Contains(out, bad) || !strings.Contains(out, "record unusable") {
+			if !regexp.MustCompile(`(?m)^`+good+` +up `).MatchString(out) || !regexp.MustCompile(`(?m)^`+bad+` +unknown `).MatchString(out) ||
+				!strings.Contains(out, "unusable lab record") {
 				t.Errorf("status with a broken record:\n%s", out)
 			}
 			out = c.must("status", "-o", "json")

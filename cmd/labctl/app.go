@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -71,7 +72,8 @@ and routes exactly as a CNI plugin would, so you can inspect them with the
 usual tools (ip netns exec <namespace> ip route).
 
   labctl up topologies/two-node.yaml     bring the lab up
-  labctl status                          see nodes, pods, IPs and namespaces
+  labctl status two-node                 see its nodes, pods, IPs and namespaces
+  labctl status two-node node1           see node1's interfaces, routes, neighbours
   labctl exec pod1a -- ip route          run a command inside a pod
   labctl down two-node                   remove everything the lab created`,
 		SilenceUsage:  true,
@@ -104,7 +106,14 @@ usual tools (ip netns exec <namespace> ip route).
 		defaultDir = lab.DefaultStateDir
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultDir, "where labctl records its labs (env LABCTL_STATE_DIR)")
-	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newCaptureCmd(g), newInternalCmd())
+	build := readBuildInfo(debug.ReadBuildInfo)
+	root.Version = build.line()
+	root.SetVersionTemplate("{{.Version}}\n")
+	// labctl's own completion command documents how to install it.
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newCaptureCmd(g),
+		newVersionCmd(g, build), newCompletionCmd(g), newInternalCmd())
+	registerCompletions(g, root)
 	return root
 }
 

@@ -38,7 +38,11 @@ type captureOptions struct {
 func newCaptureCmd(g *globals) *cobra.Command {
 	o := &captureOptions{}
 	cmd := &cobra.Command{
-		Use:   "capture LAB TARGET[:IFACE]... [-w FILE.pcapng] [-c N] [--duration D] [-f EXPR]",
+		Use:   "capture LAB TARGET[:IFACE]... [flags]",
+		Example: `  sudo labctl capture two-node-vxlan node1:eth0 pod2:eth0 -w lab.pcapng
+  sudo labctl capture two-node-vxlan underlay -f 'udp port 8472 and inner icmp'
+  sudo labctl capture two-node '*' -c 20
+  sudo labctl capture two-node node1 --duration 10s -w - | tshark -r -`,
 		Short: "Capture packets on interfaces of a lab's nodes, pods and underlay, like tcpdump",
 		Long: `Capture packets on any interfaces of a lab at once and print them one per
 line, as tcpdump -n does, after where they were seen; VXLAN (UDP 8472 and 4789,

@@ -26,7 +26,7 @@ type downOptions struct {
 func newDownCmd(g *globals) *cobra.Command {
 	o := &downOptions{io: g.io}
 	cmd := &cobra.Command{
-		Use:   "down NAME|FILE",
+		Use:   "down (NAME|FILE | --all) [flags]",
 		Short: "Remove a lab and everything it created",
 		Long: `Remove a lab: every process living in its namespaces is ended (pod
 supervisors and containers, helper processes, shells started with labctl exec),
@@ -45,7 +45,7 @@ create for the lab are never touched.`,
 				return usageErrorf("give either a lab name or --all, not both")
 			}
 			if !o.all && len(args) != 1 {
-				return usageErrorf("down needs a lab name or topology file (or --all)")
+				return usageErrorf("down takes one lab name or topology file, or --all (see labctl down --help)")
 			}
 			return nil
 		},

@@ -28,7 +28,8 @@ type execOptions struct {
 func newExecCmd(g *globals) *cobra.Command {
 	o := &execOptions{io: g.io, getenv: g.getenv}
 	cmd := &cobra.Command{
-		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] [-- CMD [ARGS...]]",
+		// [flags] before --: whatever follows -- is the command's.
+		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
 		Short: "Run a command inside a pod's or node's network namespace",
 		Long: `Run a command inside a pod's or node's network namespace, like
 ip netns exec <namespace> CMD. Standard input, output, the terminal and the exit
@@ -40,11 +41,12 @@ root and environment.`,
   sudo labctl exec pod1a -c curl-client -- curl 192.168.2.20
   sudo labctl exec --lab two-node pod2          # a shell inside pod2`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageErrorf("exec needs a pod or node (see labctl exec --help)")
-			}
-			if dash := cmd.ArgsLenAtDash(); dash > 1 || (dash < 0 && len(args) > 1) {
-				return usageErrorf("exec takes one pod or node, then -- and the command")
+			dash := cmd.ArgsLenAtDash()
+			switch {
+			case len(args) == 0 || dash == 0:
+				return usageErrorf("exec needs a pod or node before the command: labctl exec POD -- COMMAND (see labctl exec --help)")
+			case dash > 1 || (dash < 0 && len(args) > 1):
+				return usageErrorf("exec takes one pod or node, then -- and the command: labctl exec %s -- %s", args[0], strings.Join(args[1:], " "))
 			}
 			return nil
 		},
@@ -93,16 +95,36 @@ type logsOptions struct {
 	pod       string
 	container string
 	follow    bool
+	previous  bool
+	tail      int
+	stamps    bool
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
 	o := &logsOptions{io: g.io}
 	cmd := &cobra.Command{
-		Use:   "logs POD [-c CONTAINER] [-f]",
-		Short: "Print a container's output (stdout and stderr, across restarts)",
+		Use:   "logs POD [-c CONTAINER] [flags]",
+		Short: "Print a container's output (stdout and stderr), as kubectl logs",
+		Long: `Print a container's output, stdout and stderr in the order written, as
+kubectl logs does: the current run's (while the container waits to be
+restarted, the run that just ended), or with --previous the run before, the
+one kubectl describe calls Last State. -f follows the run until it ends.
+--timestamps puts before each line when labctl's supervisor read it (RFC 3339,
+nanoseconds, UTC). -c may be left out when the pod has one container.`,
 		Example: `  labctl logs pod2 -c web-server
-  labctl logs -f pod1a -c web-server`,
-		Args: exactArgs(1, "one pod"),
+  labctl logs -f pod1a -c web-server
+  labctl logs jobs -c flaky --previous           # the run before the current one
+  labctl logs pod2 -c web-server --tail 5 --timestamps`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 2 && o.container == "":
+				// kubectl's older form, logs POD CONTAINER.
+				return usageErrorf("logs takes one pod; name the container with -c: labctl logs %s -c %s", args[0], args[1])
+			case len(args) != 1:
+				return usageErrorf("logs takes one pod (see labctl logs --help)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.pod, o.manager = args[0], g.manager()
 			return runLogs(cmd.Context(), o)
@@ -110,11 +132,17 @@ func newLogsCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.lab, "lab", "", "the lab to look in when several are up")
 	cmd.Flags().StringVarP(&o.container, "container", "c", "", "the container (may be left out when the pod has one)")
-	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new output")
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing the run's new output until it ends")
+	cmd.Flags().BoolVarP(&o.previous, "previous", "p", false, "print the previous run's output")
+	cmd.Flags().IntVar(&o.tail, "tail", -1, "print only the last N lines (-1: all)")
+	cmd.Flags().BoolVar(&o.stamps, "timestamps", false, "put the time each line was read before it")
 	return cmd
 }
 
 func runLogs(ctx context.Context, o *logsOptions) error {
+	if o.tail < -1 {
+		return usageErrorf("--tail %d: give a number of lines, or -1 for all", o.tail)
+	}
 	t, err := o.manager.Resolve(o.lab, o.pod, o.container)
 	if err != nil {
 		return err
@@ -132,5 +160,7 @@ func runLogs(ctx context.Context, o *logsOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return workload.Logs(ctx, o.io.Out, t.PodStateDir, container, o.follow)
+	return workload.ReadLogs(ctx, o.io.Out, t.PodStateDir, workload.LogOptions{
+		Container: container, Follow: o.follow, Previous: o.previous, Tail: o.tail, Timestamps: o.stamps,
+	})
 }

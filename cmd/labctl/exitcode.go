@@ -19,7 +19,7 @@ const (
 	exitFailure     = 1   // the kernel refused something; the lab was rolled back
 	exitUsage       = 2   // bad command line
 	exitInvalid     = 3   // the topology file is invalid or unreadable
-	exitNotFound    = 4   // no such lab, node, pod or container
+	exitNotFound    = 4   // no such lab, node, pod or container (or previous run)
 	exitConflict    = 5   // names in use, lab busy, degraded, changed, interrupted
 	exitNotRoot     = 6   // the command needs root
 	exitCannotRun   = 126 // exec: the command cannot be run
@@ -79,7 +79,7 @@ func exitCode(err error) int {
 		return exitNotRoot
 	case errors.Is(err, workload.ErrCommandNotFound), errors.Is(err, exec.ErrNotFound):
 		return exitCmdNotFound
-	case errors.Is(err, lab.ErrNotFound), errors.Is(err, workload.ErrNoContainer):
+	case errors.Is(err, lab.ErrNotFound), errors.Is(err, workload.ErrNoContainer), errors.Is(err, workload.ErrNoPreviousRun):
 		return exitNotFound
 	case errors.Is(err, lab.ErrConflict), errors.Is(err, lab.ErrIncomplete), errors.Is(err, lab.ErrDegraded), errors.Is(err, lab.ErrBadRecord):
 		return exitConflict

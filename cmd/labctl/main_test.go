@@ -12,9 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
@@ -51,6 +49,7 @@ func TestExitCodes(t *testing.T) {
 		{"unreadable topology", fmt.Errorf("read topology: %w: %w", spec.ErrUnreadable, os.ErrNotExist), 3},
 		{"no such lab", fmt.Errorf("x: %w", lab.ErrNotFound), 4},
 		{"no such container", fmt.Errorf("x: %w", workload.ErrNoContainer), 4},
+		{"no previous run to show logs of", fmt.Errorf("x: %w", workload.ErrNoPreviousRun), 4},
 		{"conflict", fmt.Errorf("x: %w", lab.ErrConflict), 5},
 		{"interrupted up", fmt.Errorf("x: %w", lab.ErrIncomplete), 5},
 		{"degraded", fmt.Errorf("x: %w", lab.ErrDegraded), 5},
@@ -79,12 +78,14 @@ func TestUsageErrors(t *testing.T) {
 		{"up"},
 		{"up", "a.yaml", "b.yaml"},
 		{"status", "-o", "xml"},
-		{"status", "a", "b"},
+		{"status", "a", "b", "c"},
 		{"down"},
 		{"down", "--all", "x"},
 		{"exec"},
 		{"exec", "pod1a", "ip", "route"}, // the command must follow --
 		{"logs"},
+		{"logs", "pod1a", "--tail", "-2"},
+		{"logs", "pod1a", "--tail", "many"},
 		{"status", "../labs/x"},
 		{"validate"},
 		{"up", "--workers", "many", "x.yaml"},
@@ -139,34 +140,6 @@ func TestStatusWithoutLabs(t *testing.T) {
 	if code != 4 || !strings.Contains(stderr, "no labs are up") {
 		t.Errorf("exec without labs: exit %d: %s", code, stderr)
 	}
-}
-
-// The status table of a lab, from typed values: what users read.
-func TestStatusTableGolden(t *testing.T) {
-	topo, err := spec.Load("../../topologies/two-node.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	created := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-	s := &lab.Status{Name: "two-node", File: "/labs/two-node.yaml", Phase: lab.PhaseDegraded, CreatedAt: created, Topology: topo,
-		Problems: []string{`pod "pod2": namespace "two-node-pod2" is missing`}}
-	s.Namespaces = []lab.NamespaceStatus{
-		{Namespace: "two-node-underlay", Role: "underlay", Name: "underlay", State: "ours", Present: true, Interfaces: []kernel.Interface{
-			{Name: "lo", Kind: "device", State: "up"}, {Name: "underlay0", Kind: "bridge", State: "up"},
-			{Name: "veth-node1", Kind: "veth", State: "up", Master: "underlay0"}, {Name: "veth-node2", Kind: "veth", State: "up", Master: "underlay0"}}},
-		{Namespace: "two-node-node1", Role: "node", Name: "node1", IP: "10.30.45.100", State: "ours", Present: true, Interfaces: []kernel.Interface{
-			{Name: "eth0", Kind: "veth", State: "up", Addresses: []string{"10.30.45.100/24"}},
-			{Name: "br0", Kind: "bridge", State: "up", Addresses: []string{"192.168.1.1/24"}},
-			{Name: "veth-pod1a", Kind: "veth", State: "up", Master: "br0"}}},
-		{Namespace: "two-node-pod1a", Role: "pod", Name: "pod1a", Node: "node1", IP: "192.168.1.10", State: "ours", Present: true,
-			Interfaces: []kernel.Interface{{Name: "eth0", Kind: "veth", State: "up", Addresses: []string{"192.168.1.10/24"}}},
-			Pod:        &workload.PodStatus{Containers: []workload.ContainerStatus{{Name: "web-server", State: workload.StateRunning}}}},
-		{Namespace: "two-node-pod2", Role: "pod", Name: "pod2", Node: "node2", IP: "192.168.2.20", State: "missing"},
-	}
-	s.Datapaths = []lab.DatapathStatus{{Node: "node2", Device: "tunl0", Kind: "userspace", Reason: "the kernel has no ipip module", PID: 4242, Running: false, Log: "/run/labctl/logs/two-node/node2-ipip.log"}}
-	var b bytes.Buffer
-	writeStatusTable(&b, s, created.Add(90*time.Second))
-	golden(t, "testdata/status-table.golden", b.String())
 }
 
 func golden(t *testing.T, path, got string) {

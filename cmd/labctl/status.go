@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +31,13 @@ type labListDoc struct {
 	APIVersion string   `json:"apiVersion"`
 	Kind       string   `json:"kind"`
 	Items      []labDoc `json:"items"`
+}
+
+// objectDoc is one node, pod or underlay in status LAB OBJECT -o json.
+type objectDoc struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	*lab.ObjectStatus
 }
 
 type networkDoc struct {
@@ -65,218 +70,164 @@ func newLabDoc(s *lab.Status) labDoc {
 	return d
 }
 
+func newLabListDoc(all []*lab.Status) labListDoc {
+	list := labListDoc{APIVersion: apiVersion, Kind: "LabList", Items: []labDoc{}}
+	for _, s := range all {
+		list.Items = append(list.Items, newLabDoc(s))
+	}
+	return list
+}
+
+// kindOf is the kind (and, lowercased, the TYPE of -o name) of a lab's
+// object.
+func kindOf(role string) string {
+	switch role {
+	case plan.RoleNode:
+		return "Node"
+	case plan.RolePod:
+		return "Pod"
+	case plan.RoleUnderlay:
+		return "Underlay"
+	}
+	return role
+}
+
+// objectName is an object as -o name prints it: pod/pod1a, as kubectl.
+func objectName(role, name string) string { return strings.ToLower(kindOf(role)) + "/" + name }
+
 type statusOptions struct {
 	io      Streams
 	manager lab.Manager
 	lab     string // "" for every lab
+	object  string // a node, pod or "underlay" of lab; "" for the lab
 	output  string
+	now     func() time.Time
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	o := &statusOptions{io: g.io}
+	o := &statusOptions{io: g.io, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "status [NAME|FILE]",
-		Short: "Show labs: nodes, pods, IPs, namespace names and interfaces",
+		Use:   "status [NAME|FILE [POD|NODE|underlay]] [flags]",
+		Short: "Show labs, a lab's nodes and pods, or one object's interfaces, routes, neighbours and FDB",
+		Long: `Show labs, like kubectl get.
+
+Without a name: every lab, one line each (phase, backends, nodes, pods, age).
+With a lab: its nodes and pods with their IPs, namespace names and interfaces,
+and its pods' containers with restarts and reasons (OOMKilled, CrashLoopBackOff)
+as kubectl get pods shows them.
+With a lab and a pod, node or "underlay": what that namespace holds now, read
+through netlink: interfaces (MAC, MTU, state, master, addresses), routes (with
+protocol, scope, type and flags such as onlink), neighbours and FDB entries
+(bridge ports' and VXLAN devices' with their remote VTEP).
+
+-o wide adds columns, -o json and -o yaml print one document (apiVersion
+labctl.dev/v1; kinds LabList, Lab, Node, Pod, Underlay), -o name prints
+TYPE/NAME lines. Reading interfaces needs root.`,
 		Example: `  labctl status
   labctl status two-node
-  labctl status two-node -o json | jq '.namespaces[] | {name, ip}'`,
-		Args: rangeArgs(0, 1, "at most one lab name or topology file"),
+  labctl status two-node -o wide
+  labctl status two-node node1                  # interfaces, routes, neighbours, FDB
+  labctl status two-node pod1a -o yaml
+  labctl status two-node -o json | jq '.namespaces[] | {name, ip}'
+  for o in $(labctl status two-node -o name); do echo "$o"; done`,
+		Args: rangeArgs(0, 2, "at most a lab (name or topology file) and one of its pods or nodes"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
+			if len(args) > 0 {
 				o.lab = args[0]
+			}
+			if len(args) > 1 {
+				o.object = args[1]
 			}
 			o.manager = g.manager()
 			return runStatus(o)
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVarP(&o.output, "output", "o", outTable, "output format: table, wide, json, yaml or name")
 	return cmd
 }
 
 func runStatus(o *statusOptions) error {
-	if o.output != "table" && o.output != "json" {
-		return usageErrorf("unknown output format %q (use table or json)", o.output)
+	if err := checkOutput(o.output); err != nil {
+		return err
 	}
-	opt := lab.StatusOptions{Live: true}
-	var all []*lab.Status
-	if o.lab != "" {
-		name, err := labNameOf(o.lab)
-		if err != nil {
-			return err
-		}
-		s, err := o.manager.Status(name, opt)
-		if err != nil {
-			return err
-		}
-		all = []*lab.Status{s}
-	} else {
-		var err error
-		if all, err = o.manager.StatusAll(opt); err != nil {
-			return err
+	if o.lab == "" {
+		return runStatusAll(o)
+	}
+	name, err := labNameOf(o.lab)
+	if err != nil {
+		return err
+	}
+	if o.object != "" {
+		return runStatusObject(o, name)
+	}
+	// The table, wide and documents show live interfaces; a name list
+	// needs none.
+	s, err := o.manager.Status(name, lab.StatusOptions{Live: o.output != outName})
+	if errors.Is(err, lab.ErrNotFound) {
+		// kubectl's habit: `status pod1a` means the pod.
+		t, rerr := o.manager.Resolve("", o.lab, "")
+		switch {
+		case rerr == nil:
+			return fmt.Errorf("%w; %s is a %s of lab %q: labctl status %s %s", err, t.Name, t.Role, t.Lab, t.Lab, t.Name)
+		case errors.Is(rerr, lab.ErrAmbiguous):
+			return fmt.Errorf("%w; %q is a pod or node of several labs: labctl status LAB %s", err, o.lab, o.lab)
 		}
 	}
-	if o.output == "json" {
-		enc := json.NewEncoder(o.io.Out)
-		enc.SetIndent("", "  ")
-		if o.lab != "" {
-			return enc.Encode(newLabDoc(all[0]))
-		}
-		list := labListDoc{APIVersion: apiVersion, Kind: "LabList", Items: []labDoc{}}
-		for _, s := range all {
-			list.Items = append(list.Items, newLabDoc(s))
-		}
-		return enc.Encode(list)
+	if err != nil {
+		return err
 	}
-	if len(all) == 0 {
-		fmt.Fprintln(o.io.Out, "no labs are up (labctl up FILE brings one up)")
+	out := o.io.Out
+	switch o.output {
+	case outJSON, outYAML:
+		return writeDoc(out, o.output, newLabDoc(s))
+	case outName:
+		for _, ns := range s.Namespaces {
+			fmt.Fprintln(out, objectName(ns.Role, ns.Name))
+		}
 		return nil
 	}
-	for i, s := range all {
-		if i > 0 {
-			fmt.Fprintln(o.io.Out)
-		}
-		writeStatusTable(o.io.Out, s, time.Now())
-	}
+	writeStatusTable(out, s, o.now(), o.output == outWide)
 	return nil
 }
 
-// writeStatusTable renders one lab for people; now makes its age
-// reproducible in golden tests.
-func writeStatusTable(w io.Writer, s *lab.Status, now time.Time) {
-	if s.Error != "" {
-		fmt.Fprintf(w, "Lab %s  (record unusable)\n  %s\n  `labctl down %s` removes what is left of it\n", s.Name, s.Error, s.Name)
-		return
+func runStatusAll(o *statusOptions) error {
+	// Documents carry each lab in full; the list table needs no live
+	// reads, only each lab's health.
+	docs := o.output == outJSON || o.output == outYAML
+	all, err := o.manager.StatusAll(lab.StatusOptions{Live: docs})
+	if err != nil {
+		return err
 	}
-	t := s.Topology
-	fmt.Fprintf(w, "Lab %s  (%s, %s, up %s)\n", s.Name, backendSummary(t), s.Phase, roundAge(now.Sub(s.CreatedAt)))
-	if len(s.Problems) > 0 {
-		fmt.Fprintf(w, "  DEGRADED: `labctl up --repair %s` restores it:\n", dash(s.File))
-		for _, p := range s.Problems {
-			fmt.Fprintf(w, "    %s\n", p)
-		}
-	}
-	if s.File != "" {
-		fmt.Fprintf(w, "  file %s\n", s.File)
-	}
-	nw := t.Network
-	fmt.Fprintf(w, "  underlay %s  cluster %s  services %s  mtu %d (pods %d)\n", nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.MTU, t.PodMTU())
-	if len(t.Links) > 0 {
-		var links []string
-		for _, l := range t.Links {
-			links = append(links, fmt.Sprintf("%s-%s %s", l.Nodes[0], l.Nodes[1], l.Backend))
-		}
-		fmt.Fprintf(w, "  links %s\n", strings.Join(links, ", "))
-	}
-	if s.Unverified {
-		fmt.Fprintln(w, "  (not root: namespaces checked by name only; run as root to see interfaces)")
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tNAME\tNODE\tIP\tNAMESPACE\tINTERFACES\tCONTAINERS")
-	for _, ns := range s.Namespaces {
-		ifs := describeInterfaces(ns)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ns.Role, dash(ns.Name), dash(ns.Node), dash(ns.IP), ns.Namespace, ifs, describeContainers(ns))
-	}
-	tw.Flush()
-	if len(s.Datapaths) > 0 {
-		fmt.Fprintln(w, "\nIPIP datapaths:")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, d := range s.Datapaths {
-			state := "kernel device"
-			if d.Kind == "userspace" {
-				state = fmt.Sprintf("labctl process %d running", d.PID)
-				if !d.Running {
-					state = fmt.Sprintf("DEAD: process %d is gone; pods across this node's ipip links are cut off (log: %s)", d.PID, d.Log)
-				}
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(%s)\n", d.Node, d.Device, d.Kind, state, d.Reason)
-		}
-		tw.Flush()
-	}
-}
-
-// backendSummary names the backend, or each backend in use when links mix them.
-func backendSummary(t *spec.Topology) string {
-	used := t.Backends()
-	if len(used) == 1 {
-		b := string(used[0])
-		if used[0] == spec.BackendVXLAN {
-			b += " (" + string(t.Network.VXLAN.Mode) + ")"
-		}
-		return b
-	}
-	names := make([]string, len(used))
-	for i, b := range used {
-		names[i] = string(b)
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " per link"
-}
-
-func describeInterfaces(ns lab.NamespaceStatus) string {
+	out := o.io.Out
 	switch {
-	case ns.State == "foreign":
-		return "FOREIGN (the name now belongs to another namespace)"
-	case !ns.Present:
-		return "MISSING (namespace is gone)"
-	case ns.InspectError != "":
-		return "error: " + ns.InspectError
+	case docs:
+		return writeDoc(out, o.output, newLabListDoc(all))
+	case o.output == outName:
+		for _, s := range all {
+			fmt.Fprintf(out, "lab/%s\n", s.Name)
+		}
+		return nil
+	case len(all) == 0:
+		fmt.Fprintln(out, "no labs are up (labctl up FILE brings one up)")
+		return nil
 	}
-	if ns.Interfaces == nil {
-		return "(run as root to see interfaces)"
-	}
-	var parts []string
-	for _, i := range ns.Interfaces {
-		if i.Name == "lo" {
-			continue
-		}
-		if ns.Role == plan.RoleUnderlay && i.Kind == "veth" {
-			continue // summarised on the bridge
-		}
-		if ns.Role == plan.RoleNode && i.Master != "" {
-			continue // pod veths are summarised on the bridge
-		}
-		p := i.Name
-		if len(i.Addresses) > 0 {
-			p += " " + strings.Join(i.Addresses, ",")
-		}
-		if i.Kind == "bridge" {
-			n := 0
-			for _, port := range ns.Interfaces {
-				if port.Master == i.Name {
-					n++
-				}
-			}
-			p += fmt.Sprintf(" [bridge, %d %s]", n, plural(n, "port"))
-		}
-		if i.State != "up" {
-			p += " (down)"
-		}
-		parts = append(parts, p)
-	}
-	return strings.Join(parts, "; ")
+	writeLabList(out, all, o.now(), o.output == outWide)
+	return nil
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
+func runStatusObject(o *statusOptions, labName string) error {
+	s, err := o.manager.ObjectStatus(labName, o.object)
+	if err != nil {
+		return err
 	}
-	return s
-}
-
-func roundAge(d time.Duration) time.Duration {
-	if d < time.Minute {
-		return d.Round(time.Second)
+	out := o.io.Out
+	switch o.output {
+	case outJSON, outYAML:
+		return writeDoc(out, o.output, objectDoc{APIVersion: apiVersion, Kind: kindOf(s.Role), ObjectStatus: s})
+	case outName:
+		fmt.Fprintln(out, objectName(s.Role, s.Name))
+		return nil
 	}
-	return d.Round(time.Minute)
-}
-
-func describeContainers(ns lab.NamespaceStatus) string {
-	if ns.Pod == nil {
-		return "-"
-	}
-	var parts []string
-	for _, c := range ns.Pod.Containers {
-		parts = append(parts, c.Name+" "+c.Summary())
-	}
-	return strings.Join(parts, "; ")
+	writeObjectTable(out, s, o.now(), o.output == outWide)
+	return nil
 }

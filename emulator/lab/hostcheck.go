@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -37,6 +38,38 @@ func (e *HostError) Error() string {
 // names; it changes nothing.
 func HostCheck(t *spec.Topology) []error {
 	return host{root: "/"}.check(t)
+}
+
+// Features are the kernel features labctl uses, as this host has them.
+type Features struct {
+	// Kernel is the kernel's release.
+	Kernel string `json:"kernel"`
+	// IPIP says what serves IPIP devices by default (datapath auto):
+	// "kernel" (the ipip module), "userspace" (labctl's datapath over a
+	// TUN device) or "none" (neither the module nor /dev/net/tun).
+	IPIP string `json:"ipip"`
+	// VXLAN says whether the vxlan module is there or can be loaded.
+	VXLAN bool `json:"vxlan"`
+	// NSGetID says whether namespace cookies are read through NS_GET_ID
+	// (Linux 6.18) or from a socket made inside each namespace.
+	NSGetID bool `json:"nsGetID"`
+}
+
+// HostFeatures reads which of the kernel features labctl uses this host
+// has. It only reads /proc, /sys and /lib/modules; it needs no root.
+func HostFeatures() Features {
+	h := host{root: "/"}
+	f := Features{VXLAN: h.module("vxlan"), NSGetID: netns.HasNSGetID(), IPIP: "none"}
+	if rel, err := h.read("/proc/sys/kernel/osrelease"); err == nil {
+		f.Kernel = strings.TrimSpace(string(rel))
+	}
+	switch {
+	case h.module("ipip"):
+		f.IPIP = spec.DatapathKernel
+	case h.exists("/dev/net/tun"):
+		f.IPIP = spec.DatapathUserspace
+	}
+	return f
 }
 
 // host reads the kernel's files under root ("/" but in tests).

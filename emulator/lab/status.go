@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -125,25 +126,7 @@ func (m Manager) status(r *Record, opt StatusOptions) *Status {
 	}
 	live := opt.Live && os.Geteuid() == 0
 	for _, ns := range r.Namespaces {
-		st := NamespaceStatus{Namespace: ns.Name, Role: ns.Role, Name: ns.Object, State: h.Namespaces[ns.Name].String()}
-		st.Present = h.Namespaces[ns.Name] == netns.Ours
-		switch ns.Role {
-		case plan.RoleNode:
-			if n, ok := t.Node(ns.Object); ok {
-				st.IP, st.PodCIDR, st.Bridge = n.IP.String(), n.PodSubnet.String(), n.Bridge
-			}
-		case plan.RolePod:
-			if p, ok := t.Pod(ns.Object); ok {
-				st.IP, st.Node = p.IP.String(), p.Node
-			}
-			if _, ok := r.Pods[ns.Object]; ok {
-				if ps, err := workload.ReadStatus(m.PodStateDir(r.Name, ns.Object)); err == nil {
-					st.Pod = &ps
-				}
-			}
-		case plan.RoleUnderlay:
-			st.Name = "underlay"
-		}
+		st := m.namespaceStatus(r, ns, h)
 		if live && st.Present {
 			ifs, routes, err := kernel.Inspect(ns.Name)
 			if err != nil {
@@ -154,4 +137,75 @@ func (m Manager) status(r *Record, opt StatusOptions) *Status {
 		s.Namespaces = append(s.Namespaces, st)
 	}
 	return s
+}
+
+// namespaceStatus is what the record, the topology and the pod's
+// supervisor say about one namespace of a lab; nothing live.
+func (m Manager) namespaceStatus(r *Record, ns plan.Namespace, h Health) NamespaceStatus {
+	t := r.Topology
+	st := NamespaceStatus{Namespace: ns.Name, Role: ns.Role, Name: ns.Object, State: h.Namespaces[ns.Name].String()}
+	st.Present = h.Namespaces[ns.Name] == netns.Ours
+	switch ns.Role {
+	case plan.RoleNode:
+		if n, ok := t.Node(ns.Object); ok {
+			st.IP, st.PodCIDR, st.Bridge = n.IP.String(), n.PodSubnet.String(), n.Bridge
+		}
+	case plan.RolePod:
+		if p, ok := t.Pod(ns.Object); ok {
+			st.IP, st.Node = p.IP.String(), p.Node
+		}
+		if _, ok := r.Pods[ns.Object]; ok {
+			if ps, err := workload.ReadStatus(m.PodStateDir(r.Name, ns.Object)); err == nil {
+				st.Pod = &ps
+			}
+		}
+	case plan.RoleUnderlay:
+		st.Name = "underlay"
+	}
+	return st
+}
+
+// ObjectStatus is one node or pod of a lab, or its underlay, with what its
+// namespace holds now: interfaces, routes, neighbours and FDB entries.
+type ObjectStatus struct {
+	Lab string `json:"lab"`
+	NamespaceStatus
+	Neighbours []kernel.Neighbour `json:"neighbours,omitempty"`
+	FDB        []kernel.FDBEntry  `json:"fdb,omitempty"`
+	// Unverified is set when the namespace could only be checked by name
+	// and not read (not root).
+	Unverified bool `json:"unverified,omitempty"`
+}
+
+// ObjectStatus reports one node or pod of a lab (by its name or its
+// namespace's), or the lab's underlay ("underlay"). Reading the namespace
+// needs root; without it only the record's view is returned.
+func (m Manager) ObjectStatus(labName, object string) (*ObjectStatus, error) {
+	if labName == "" {
+		return nil, fmt.Errorf("object status needs a lab name: %w", ErrInvalidName)
+	}
+	t, err := m.Resolve(labName, object, "")
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.Load(labName)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(r.Namespaces, func(ns plan.Namespace) bool { return ns.Name == t.Namespace })
+	if i < 0 {
+		return nil, fmt.Errorf("%s: namespace %q is not in the lab's record: %w", t, t.Namespace, ErrNotFound)
+	}
+	h := m.Health(r)
+	o := &ObjectStatus{Lab: r.Name, NamespaceStatus: m.namespaceStatus(r, r.Namespaces[i], h), Unverified: h.Unverified}
+	if h.Unverified || !o.Present {
+		return o, nil
+	}
+	snap, err := kernel.InspectAll(t.Namespace)
+	if err != nil {
+		o.InspectError = err.Error()
+		return o, nil
+	}
+	o.Interfaces, o.Routes, o.Neighbours, o.FDB = snap.Interfaces, snap.Routes, snap.Neighbours, snap.FDB
+	return o, nil
 }

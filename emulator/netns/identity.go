@@ -162,6 +162,19 @@ func Cookie(h Handle) (uint64, error) {
 	return cookie, err
 }
 
+// HasNSGetID reports whether this kernel answers NS_GET_ID, so cookies
+// are read without entering namespaces (labctl version says so).
+func HasNSGetID() bool {
+	f, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var id uint64
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), nsGetID, uintptr(unsafe.Pointer(&id)))
+	return errno == 0 && id != 0
+}
+
 // SocketCookie is the kernel's never-reused number for the namespace the
 // socket fd was made in.
 func SocketCookie(fd int) (uint64, error) {

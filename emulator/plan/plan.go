@@ -34,6 +34,10 @@ type Plan struct {
 	Namespaces []Namespace
 	Stages     []Stage
 	Calico     bool // the nodes wire their pods in Calico's style (the script's notes say so)
+	// ContainerPods and Containers count what the plan leaves to
+	// emulator/lab once the network is up: the pods that run containers
+	// (each with its supervisor) and their containers.
+	ContainerPods, Containers int
 }
 
 // Namespace is one network namespace the lab owns.
@@ -370,6 +374,10 @@ func Compile(t *spec.Topology) (*Plan, error) {
 				return nil, fmt.Errorf("pod %q: veth name %q clashes with %q on node %q", pod.Name, pveth, other, n.Name)
 			}
 			podVeths[pveth] = pod.Name
+			if len(pod.Containers) > 0 {
+				p.ContainerPods++
+				p.Containers += len(pod.Containers)
+			}
 			ops := []Op{AddNamespace{pns}, SetSysctl{pns, podSysctls(t, ipv6)}, SetLinkUp{pns, "lo"}}
 			pods.Units = append(pods.Units, Unit{Namespace: pns, Ops: append(ops, podOps(t, n, pod, ns, pns, mtu)...)})
 		}

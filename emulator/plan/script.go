@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+
+	"github.com/labctl/labctl/emulator/spec"
 )
 
 // stageNotes say, for the reader of a --dry-run script, what each stage
@@ -30,6 +32,7 @@ func (p *Plan) WriteScript(w io.Writer) error {
 	fmt.Fprintf(b, "#!/usr/bin/env bash\n")
 	fmt.Fprintf(b, "# Lab %q as iproute2 commands: what `labctl up` does through netlink.\n", p.Lab)
 	fmt.Fprintf(b, "# Run as root; needs iproute2 and procps (sysctl).\n")
+	p.writeLeftOut(b)
 	fmt.Fprintf(b, "set -euo pipefail\n")
 	for _, s := range p.Stages {
 		b.WriteString("\n# ")
@@ -63,4 +66,59 @@ func (p *Plan) WriteScript(w io.Writer) error {
 	b.WriteString("; do ip netns del \"$ns\"; done\n")
 	// bufio keeps the first write error and reports it here.
 	return b.Flush()
+}
+
+// writeLeftOut says, at the top of the script, what `labctl up` does that
+// no command below does: the script is a faithful transcript of the
+// network, not of labctl's processes and bookkeeping.
+func (p *Plan) writeLeftOut(b *bufio.Writer) {
+	b.WriteString("#\n# Left out, because labctl does them itself rather than through commands:\n")
+	if p.Containers > 0 {
+		fmt.Fprintf(b, "#   - the %d %s of %d %s and the %s supervisors (labctl-shim, the pause\n", p.Containers, plural(p.Containers, "container"),
+			p.ContainerPods, plural(p.ContainerPods, "pod"), plural(p.ContainerPods, "pod's"))
+		b.WriteString("#     container), which `labctl up` starts once the network is ready;\n")
+	}
+	kernel, userspace := p.ipipDatapaths()
+	if kernel {
+		b.WriteString("#   - labctl's userspace IPIP datapath, a helper process per node that serves\n")
+		b.WriteString("#     tunl0 where the kernel has no ipip module: this script needs the module;\n")
+	}
+	if userspace {
+		b.WriteString("#   - labctl's userspace IPIP datapath (network.ipip.datapath: userspace), the\n")
+		b.WriteString("#     helper process that carries the TUN device's packets: without it, the\n")
+		b.WriteString("#     script's TUN device carries nothing;\n")
+	}
+	b.WriteString("#   - labctl's records: the marker on each namespace's lo (ip link show lo),\n")
+	b.WriteString("#     the ownership records and the lab record under the state directory, so\n")
+	b.WriteString("#     `labctl status` and `labctl down` do not know a lab built by this script\n")
+	b.WriteString("#     (the teardown at the end removes it).\n")
+}
+
+// ipipDatapaths reports whether the plan has kernel IPIP devices (datapath
+// auto or kernel) and TUN devices for labctl's userspace datapath.
+func (p *Plan) ipipDatapaths() (kernel, userspace bool) {
+	for _, s := range p.Stages {
+		for _, u := range s.Units {
+			for _, op := range u.Ops {
+				if t, ok := op.(AddIPIPTunnel); ok {
+					if t.Datapath == spec.DatapathUserspace {
+						userspace = true
+					} else {
+						kernel = true
+					}
+				}
+			}
+		}
+	}
+	return kernel, userspace
+}
+
+func plural(n int, word string) string {
+	switch {
+	case n == 1:
+		return word
+	case word == "pod's":
+		return "pods'"
+	}
+	return word + "s"
 }

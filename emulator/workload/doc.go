@@ -11,7 +11,7 @@
 //	err = workload.StopPod(shim, grace)          // or StopPods(shims, grace)
 //	st, err := workload.ReadStatus(stateDir)     // phase, containers (Summary()), restarts, exit codes, cgroup driver
 //	err = workload.Exec(workload.ExecOptions{...}) // replaces the process; returns only on error
-//	err = workload.Logs(ctx, w, stateDir, container, follow)
+//	err = workload.ReadLogs(ctx, w, stateDir, workload.LogOptions{...}) // kubectl logs: -f, --previous, --tail, --timestamps
 //	err = workload.SweepLab(lab, "")             // last resort when the lab's Shims are lost
 //	cpu, err := quantity.ParseCPU("100m"); mem, err := quantity.ParseMemory("200Mi")
 //	d, err := workload.DetectCgroups("")         // d.String(): which cgroup interface is in use
@@ -33,7 +33,7 @@
 // namespace disappears stops by itself within a second, but down should not
 // rely on it), and SweepLab(lab) when the record is lost. `status` reads
 // ReadStatus per pod. `exec POD -c C -- CMD` calls Exec (default container:
-// DefaultContainer), `logs POD -c C [-f]` calls Logs.
+// DefaultContainer), `logs POD -c C [-f]` calls ReadLogs.
 //
 // # Processes
 //
@@ -54,7 +54,9 @@
 //
 // StateDir (one per pod) holds _pod.json (the spec), _status.json (written
 // by the supervisor, replaced atomically), <container>.log (stdout and
-// stderr, across restarts), _shim.log, and bin/ (applet links curl and ping
+// stderr of every run, as the container wrote them, read by the supervisor
+// through a pipe; where each run begins and ends is in the status),
+// <container>.times (when each line began: logwrite.go), _shim.log, and bin/ (applet links curl and ping
 // to the labctl binary, first in the PATH of builtin containers, last in
 // others'; Options.AppletDir can share one directory between pods).
 // StartPod, the supervisor, StopPod, ReadStatus, Exec and Logs reach these

@@ -59,6 +59,7 @@ type ctr struct {
 	status ContainerStatus
 	env    []string
 	dirs   []string // cgroup directories
+	log    *containerLog
 
 	pid       int
 	running   bool // a process exists and is not yet reaped
@@ -268,6 +269,9 @@ func (s *shim) start(c *ctr) {
 	c.startErr, c.readyDone = "", false
 	c.status.PID, c.status.PIDStartTime = 0, 0
 	if err := s.fork(c); err != nil {
+		if c.log != nil {
+			c.status.LogStart = c.log.offset() // a run that never started wrote nothing
+		}
 		s.logf("container %q: %v", c.spec.Name, err)
 		c.startErr, c.readyDone = err.Error(), true
 		s.ended(c, Termination{ExitCode: 128, Reason: ReasonStartError, Message: err.Error(), FinishedAt: time.Now()})
@@ -306,11 +310,17 @@ func (s *shim) fork(c *ctr) error {
 	if err != nil {
 		return err
 	}
-	logf, err := s.dir.OpenFile(logName(spec.Name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if c.log == nil {
+		if c.log, err = openContainerLog(s.dir, spec.Name, s.logf); err != nil {
+			return err
+		}
+	}
+	out, logStart, err := c.log.startRun()
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	defer out.Close()
+	c.status.LogStart = logStart
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
@@ -337,9 +347,9 @@ func (s *shim) fork(c *ctr) error {
 		pid, err = syscall.ForkExec("/proc/self/exe", []string{title, s.cfg.Spec.Lab + "/" + s.cfg.Spec.Pod + "/" + spec.Name}, &syscall.ProcAttr{
 			Dir: "/",
 			Env: []string{envRole + "=" + roleInit, envInit + "=" + string(b), goRuntimeEnv},
-			// stdout and stderr share one O_APPEND file, so lines of the
-			// two streams interleave in the order they were written.
-			Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd(), w.Fd()},
+			// stdout and stderr share one pipe, so lines of the two
+			// streams stay in the order they were written (logwrite.go).
+			Files: []uintptr{null.Fd(), out.Fd(), out.Fd(), w.Fd()},
 			Sys:   sys,
 		})
 		return err
@@ -486,6 +496,9 @@ func (s *shim) exited(c *ctr, ws unix.WaitStatus) {
 	// as when a Kubernetes container's PID namespace ends.
 	s.killLeftovers(c)
 	t := Termination{StartedAt: c.status.StartedAt, FinishedAt: time.Now()}
+	if c.log != nil {
+		c.log.drain(500 * time.Millisecond) // the run's last words are in the log
+	}
 	switch {
 	case ws.Signaled():
 		t.ExitCode = 128 + int(ws.Signal())
@@ -520,6 +533,10 @@ func sigSuffix(sig string) string {
 // ended applies the restart policy to a container whose run is over.
 func (s *shim) ended(c *ctr, t Termination) {
 	c.status.PID, c.status.PIDStartTime = 0, 0
+	t.LogStart, t.LogEnd = c.status.LogStart, c.status.LogStart
+	if c.log != nil {
+		t.LogEnd = c.log.offset()
+	}
 	restart := false
 	if !s.stopping {
 		switch c.policy {
@@ -639,6 +656,11 @@ func (s *shim) finish() {
 			for _, d := range c.dirs {
 				_ = removeCgroup(d)
 			}
+		}
+	}
+	for _, c := range s.ctrs {
+		if c.log != nil {
+			c.log.close(500 * time.Millisecond)
 		}
 	}
 	st := s.podStatus()

@@ -78,6 +78,9 @@ type ContainerStatus struct {
 	PID          int       `json:"pid,omitempty"`
 	PIDStartTime uint64    `json:"pidStartTime,omitempty"`
 	StartedAt    time.Time `json:"startedAt,omitzero"`
+	// LogStart is where the current (or last) run's output begins in
+	// the container's log, in bytes.
+	LogStart int64 `json:"logStart,omitempty"`
 	// Termination describes the end of the current run when State is
 	// terminated; LastTermination the run before, as kubectl's "Last State".
 	Termination     *Termination    `json:"termination,omitempty"`
@@ -113,6 +116,17 @@ func (c ContainerStatus) Summary() string {
 	return s
 }
 
+// PreviousRun is the run kubectl calls the container's last state: the
+// run before the current one while it runs, the run that just ended while
+// it waits to be restarted, and the run before the last one once it has
+// terminated for good. Nil when there is none.
+func (c ContainerStatus) PreviousRun() *Termination {
+	if c.State != StateTerminated && c.Termination != nil {
+		return c.Termination
+	}
+	return c.LastTermination
+}
+
 // Termination is how a container run ended.
 type Termination struct {
 	ExitCode   int       `json:"exitCode"` // 128+signal for a killed process, as Kubernetes reports it
@@ -121,6 +135,10 @@ type Termination struct {
 	Message    string    `json:"message,omitempty"`
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt"`
+	// LogStart and LogEnd delimit the run's output in the container's
+	// log, in bytes (`logs --previous`).
+	LogStart int64 `json:"logStart,omitempty"`
+	LogEnd   int64 `json:"logEnd,omitempty"`
 }
 
 // LastExitCode returns the exit code of the most recent run that ended.
