@@ -38,7 +38,7 @@ type captureOptions struct {
 func newCaptureCmd(g *globals) *cobra.Command {
 	o := &captureOptions{}
 	cmd := &cobra.Command{
-		Use:   "capture LAB TARGET[:IFACE]... [flags]",
+		Use: "capture LAB TARGET[:IFACE]... [flags]",
 		Example: `  sudo labctl capture two-node-vxlan node1:eth0 pod2:eth0 -w lab.pcapng
   sudo labctl capture two-node-vxlan underlay -f 'udp port 8472 and inner icmp'
   sudo labctl capture two-node '*' -c 20
