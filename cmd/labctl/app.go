@@ -55,7 +55,11 @@ func reportError(w io.Writer, err error) {
 		for _, p := range invalid.Problems {
 			fmt.Fprintln(w, p.Error())
 		}
-		fmt.Fprintf(w, "labctl: the topology is invalid (%d %s)\n", len(invalid.Problems), plural(len(invalid.Problems), "problem"))
+		what := "topology"
+		if errors.As(err, new(invalidScenarioError)) {
+			what = "scenario"
+		}
+		fmt.Fprintf(w, "labctl: the %s is invalid (%d %s)\n", what, len(invalid.Problems), plural(len(invalid.Problems), "problem"))
 	default:
 		fmt.Fprintln(w, "labctl: "+err.Error())
 	}
@@ -105,6 +109,7 @@ usual tools (ip netns exec <namespace> ip route).
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultDir, "where labctl records its labs (env LABCTL_STATE_DIR)")
 	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newInternalCmd())
+	root.AddCommand(newRunCmd(g), newGradeCmd(g))
 	return root
 }
 
