@@ -38,11 +38,13 @@ type Result struct {
 	Faults   []string  `json:"faults,omitempty"`
 	Sections []Section `json:"sections"`
 
-	Points    int `json:"points"`
-	MaxPoints int `json:"maxPoints"`
-	Passed    int `json:"passed"`
-	Failed    int `json:"failed"`
-	Errors    int `json:"errors"`
+	// Outcome is Status(), for readers of the JSON.
+	Outcome   Status `json:"status"`
+	Points    int    `json:"points"`
+	MaxPoints int    `json:"maxPoints"`
+	Passed    int    `json:"passed"`
+	Failed    int    `json:"failed"`
+	Errors    int    `json:"errors"`
 	// Duration is the time the checks took (not bringing the lab up).
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"seconds"`
@@ -115,6 +117,7 @@ func (r *Result) Add(c Check) {
 	default:
 		r.Errors++
 	}
+	r.Outcome = r.Status()
 }
 
 // OK reports whether every check passed.
@@ -134,7 +137,7 @@ func (r *Result) Status() Status {
 
 // New starts a result.
 func New(title, file, lab, mode string, seed int64) *Result {
-	return &Result{APIVersion: "labctl.dev/v1", Kind: "ScenarioResult", Title: title, File: file, Lab: lab, Mode: mode, Seed: seed}
+	return &Result{APIVersion: "labctl.dev/v1", Kind: "ScenarioResult", Title: title, File: file, Lab: lab, Mode: mode, Seed: seed, Outcome: Pass}
 }
 
 // Finish records the time the checks took.

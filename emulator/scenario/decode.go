@@ -433,10 +433,13 @@ func (d *decoder) container(n *yaml.Node, path string, in Place) string {
 		names = append(names, pc.Name)
 	}
 	if !slices.Contains(names, c) {
-		if len(names) == 0 {
+		switch guess := yamldoc.Closest(c, names); {
+		case len(names) == 0:
 			d.Addf(n, path, "pod %q runs no containers", in.Name)
-		} else {
-			d.unknownName(n, path, "container of pod "+in.Name+" called", c, names)
+		case guess != "":
+			d.Addf(n, path, "pod %q has no container %q (did you mean %q?)", in.Name, c, guess)
+		default:
+			d.Addf(n, path, "pod %q has no container %q (it has %s)", in.Name, c, strings.Join(names, ", "))
 		}
 		return ""
 	}

@@ -103,6 +103,9 @@ func (v FaultVariant) String() string {
 		if v.Device != "" {
 			what += " dev " + v.Device
 		}
+		if v.OnLink {
+			what += " onlink"
+		}
 	case FaultLinkDown:
 		what = v.Device
 	case FaultMTU:
