@@ -44,20 +44,27 @@ func mainErr() int {
 		ctrs     = flag.Int("containers", 100, "built-in web-server containers to start, one per pod; 0 skips the container table")
 		onlyPlan = flag.Bool("plan-only", false, "measure only validating and planning 100, 1000 and 4000 nodes (needs no root)")
 		noPlan   = flag.Bool("no-plan", false, "skip the plan table")
+		scen     = flag.String("scenario", "scenarios/two-node-basics.yaml", "scenario to time run and grade with, and a class of; \"\" skips the scenario table")
+		class    = flag.Int("class", 30, "copies of the scenario's lab brought up and graded at once")
+		onlyScen = flag.Bool("scenario-only", false, "measure only the scenario table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
 			"the start and memory of built-in web-server containers, pod-to-pod\n"+
 			"throughput per backend, and the time and memory of validating and planning\n"+
-			"large labs, with the targets of issues 2, 3, 4 and 8. Needs root, except\n"+
-			"for -plan-only.\n\n")
+			"large labs, with the targets of issues 2, 3, 4 and 8, and the scenario\n"+
+			"runner: run and grade of one lab and a class of labs at once (issue 12).\n"+
+			"Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() > 0 {
 		flag.Usage()
 		return 2
+	}
+	if *onlyScen {
+		*noPlan, *noUp, *ctrs, *tput = true, true, 0, 0
 	}
 	list, err := parseSizes(*sizes)
 	if err != nil {
@@ -130,6 +137,17 @@ func mainErr() int {
 		if err == nil && *tput > 0 {
 			reportThroughput(os.Stdout, b.throughput(ctx, *tput), *tput)
 			err = ctx.Err()
+		}
+		if err == nil && *scen != "" {
+			n := *runs
+			if n <= 0 {
+				n = 5
+			}
+			r := b.scenarios(ctx, *scen, *class, n)
+			reportScenario(os.Stdout, r)
+			if err = ctx.Err(); err == nil {
+				err = r.err
+			}
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {

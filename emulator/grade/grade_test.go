@@ -163,7 +163,7 @@ func TestPacketMatches(t *testing.T) {
 func TestErrorWords(t *testing.T) {
 	op := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: pod2.AsSlice(), Port: 80}, Err: &net.AddrError{Err: "x"}}
 	for err, want := range map[error]string{
-		fmt.Errorf("%w within 1s", probe.ErrNoReply):       "no reply in time",
+		fmt.Errorf("%w within 1s", probe.ErrNoReply):        "no reply in time",
 		fmt.Errorf("wrap: %w", errors.New("other")):         "wrap: other",
 		&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}: "connection refused",
 		op: "x",
