@@ -10,12 +10,14 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/labctl/labctl/emulator/grade"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/report"
 	"github.com/labctl/labctl/emulator/scenario"
+	"github.com/labctl/labctl/emulator/yamldoc"
 )
 
 // reportOptions are the outputs run and grade share.
@@ -255,4 +257,46 @@ func (e checksFailedError) Error() string {
 		s += fmt.Sprintf(", %d could not run", e.errors)
 	}
 	return s + fmt.Sprintf(" (%d/%d points)", e.points, e.max)
+}
+
+// isScenario tells a scenario file from a topology file by its top-level
+// keys, misspelt ones too: a key that is (or nearly is) one of a
+// scenario's and none of a topology's. A file that cannot be read is left
+// to the topology's reading, which says why.
+func isScenario(file string) bool {
+	data, err := yamldoc.ReadFile(file, yamldoc.Format{Noun: "a file", MaxSize: scenario.MaxFileSize})
+	if err != nil {
+		return false
+	}
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	scenarioKeys := []string{"title", "description", "topology", "setup", "faults", "defaults", "sections"}
+	topologyKeys := []string{"name", "network", "nodes", "links", "deployments", "services", "externals"}
+	for key := range top {
+		if yamldoc.Closest(key, scenarioKeys) != "" && yamldoc.Closest(key, topologyKeys) == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// validateScenario is labctl validate for a scenario.
+func validateScenario(w io.Writer, file string) error {
+	s, err := loadScenario(file)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: scenario %q is valid: lab %q, %d %s in %d %s, %d points",
+		file, s.Title, s.Topology.Name, len(s.Checks()), plural(len(s.Checks()), "check"), len(s.Sections), plural(len(s.Sections), "section"), s.MaxPoints())
+	if len(s.Faults) > 0 {
+		variants := 1
+		for _, f := range s.Faults {
+			variants *= len(f.Variants)
+		}
+		fmt.Fprintf(w, ", %d %s (%d %s for a seed to pick)", len(s.Faults), plural(len(s.Faults), "fault"), variants, plural(variants, "variant"))
+	}
+	fmt.Fprintln(w)
+	return nil
 }

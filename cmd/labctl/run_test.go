@@ -85,3 +85,20 @@ func TestRunUsage(t *testing.T) {
 		}
 	}
 }
+
+// validate takes scenarios as well as topologies, told apart by their
+// keys, misspelt ones included.
+func TestValidateScenario(t *testing.T) {
+	out, stderr, code := runCLI(t, "validate", "../../scenarios/break-fix-ip-forward.yaml")
+	if code != 0 || !strings.Contains(out, `scenario "Break-fix: IP forwarding is off" is valid: lab "two-node", 6 checks in 2 sections, 11 points, 1 fault (2 variants for a seed to pick)`) {
+		t.Errorf("exit %d: %s%s", code, out, stderr)
+	}
+	_, stderr, code = runCLI(t, "validate", "../../emulator/scenario/testdata/invalid/top.yaml")
+	if code != 3 || !strings.Contains(stderr, `did you mean "title"?`) || !strings.Contains(stderr, "the scenario is invalid (5 problems)") {
+		t.Errorf("a scenario with misspelt keys: exit %d: %s", code, stderr)
+	}
+	out, _, code = runCLI(t, "validate", "../../topologies/two-node.yaml")
+	if code != 0 || !strings.Contains(out, `lab "two-node" is valid`) {
+		t.Errorf("a topology: exit %d: %s", code, out)
+	}
+}
