@@ -334,3 +334,93 @@ func TestClassAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// checkKinds exercises at run time what the shipped scenarios do not: a
+// setup step, TCP and UDP against the builtin servers, isolation checks
+// (expect: fail), a command's exit code and stderr, an RTT bound, and the
+// stopContainer fault with restartPolicy Always, which the pod's
+// supervisor repairs by itself within the check's retry window.
+const checkKinds = `title: Every kind of check at run time
+topology:
+  name: kinds
+  network: {underlay: 10.31.0.0/24, clusterCIDR: 10.32.0.0/16, backend: host-gw}
+  nodes:
+    - name: n1
+      pods:
+        - name: client
+          containers: [{name: sh, builtin: client}]
+    - name: n2
+      pods:
+        - name: server
+          containers:
+            - {name: web, builtin: web-server}
+            - {name: echo, builtin: echo-server}
+setup:
+  - name: the client reaches the server before anything else
+    command: {in: client, container: sh, run: [curl, -s, "http://10.32.1.2/"]}
+faults:
+  - stopContainer: {pod: server, container: web}
+sections:
+  - name: kinds
+    checks:
+      - id: web-back
+        hint: the supervisor restarts a stopped container after its back-off
+        retry: 10s
+        http: {from: client, to: server, path: /back, bodyContains: "Request path: /back"}
+      - id: tcp
+        hint: x
+        tcp: {from: client, to: server, port: 80}
+      - id: udp
+        hint: x
+        udp: {from: n1, to: server, port: 7, payload: hello}
+      - id: closed-port
+        hint: x
+        expect: fail
+        timeout: 500ms
+        tcp: {from: client, to: server, port: 81}
+      - id: no-such-host
+        hint: x
+        expect: fail
+        timeout: 300ms
+        ping: {from: client, to: 10.32.9.9, count: 1}
+      - id: rtt
+        hint: x
+        ping: {from: client, to: server, maxRTT: 1s}
+      - id: command-fails
+        hint: x
+        command: {in: client, container: sh, run: [curl, -s, "http://10.32.1.2:81/"], exitCode: 7}
+      - id: route
+        hint: x
+        route: {in: client, to: server, via: 10.32.0.1, dev: eth0, src: client}
+`
+
+func TestCheckKindsAtRunTime(t *testing.T) {
+	requireRoot(t)
+	c := newScenarioCLI(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "kinds.yaml")
+	if err := os.WriteFile(file, []byte(checkKinds), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	labName := uniqueName("kd")
+	c.downAtEnd(t, labName)
+	r := c.result(t, 0, "run", "--lab", labName, file)
+	if !r.OK() {
+		t.Errorf("failing %v", failing(r))
+		for _, ch := range r.Checks() {
+			t.Logf("%s: %s: %s", ch.ID, ch.Status, ch.Observed)
+		}
+	}
+
+	// A setup step that never succeeds stops the run (exit 1), and the
+	// lab goes all the same.
+	broken := strings.Replace(checkKinds, `run: [curl, -s, "http://10.32.1.2/"]`, `run: [curl, -s, "http://10.32.1.2:81/"]`, 1)
+	if err := os.WriteFile(file, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := c.run(t, "run", "--lab", labName, file)
+	if code != 1 || !strings.Contains(errOut, "setup step the client reaches the server before anything else (line 17): exit 7") {
+		t.Errorf("failing setup: exit %d: %s", code, errOut)
+	}
+	assertNoNamespaces(t, labName)
+}
