@@ -7,7 +7,8 @@ GO ?= go
 TESTFLAGS ?= -count=1
 
 # e.g. make bench BENCHFLAGS='-sizes 10x100 -runs 10', or BENCHFLAGS=-plan-only
-# for the plan table alone (validate and plan 100, 1000 and 4000 nodes; no root)
+# for the plan table alone (validate and plan 100, 1000 and 4000 nodes; no root),
+# BENCHFLAGS=-scenario-only for the scenario table alone (run, grade, a class of 30)
 BENCHFLAGS ?=
 
 # `make install` copies the binary `make build` made to $(DESTDIR)$(BINDIR).

@@ -46,14 +46,18 @@ func mainErr() int {
 		noPlan   = flag.Bool("no-plan", false, "skip the plan table")
 		capt     = flag.Duration("capture", 3*time.Second, "traffic per capture measurement; 0 skips the capture table")
 		onlyCap  = flag.Bool("only-capture", false, "run only the capture table")
+		scen     = flag.String("scenario", "scenarios/two-node-basics.yaml", "scenario to time run and grade with, and a class of; \"\" skips the scenario table")
+		class    = flag.Int("class", 30, "copies of the scenario's lab brought up and graded at once")
+		onlyScen = flag.Bool("scenario-only", false, "measure only the scenario table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
 			"the start and memory of built-in web-server containers, pod-to-pod\n"+
 			"throughput per backend, packet capture under load (-only-capture runs that\n"+
-			"alone), and the time and memory of validating and planning large labs, with\n"+
-			"the targets of issues 2, 3, 4, 8 and 13. Needs root, except for -plan-only.\n\n")
+			"alone), the time and memory of validating and planning large labs, and the\n"+
+			"scenario runner: run and grade of one lab and a class of labs at once, with\n"+
+			"the targets of issues 2, 3, 4, 8, 12 and 13. Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -61,13 +65,16 @@ func mainErr() int {
 		flag.Usage()
 		return 2
 	}
+	if *onlyScen {
+		*noPlan, *noUp, *ctrs, *tput, *capt = true, true, 0, 0, 0
+	}
 	list, err := parseSizes(*sizes)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "labbench:", err)
 		return 2
 	}
 	if *onlyCap {
-		*noUp, *ctrs, *tput, *noPlan = true, 0, 0, true
+		*noUp, *ctrs, *tput, *noPlan, *scen = true, 0, 0, true, ""
 		if *capt <= 0 {
 			*capt = 3 * time.Second
 		}
@@ -142,6 +149,17 @@ func mainErr() int {
 		if err == nil && *capt > 0 {
 			reportCapture(os.Stdout, b.capture(ctx, *capt), *capt)
 			err = ctx.Err()
+		}
+		if err == nil && *scen != "" {
+			n := *runs
+			if n <= 0 {
+				n = 5
+			}
+			r := b.scenarios(ctx, *scen, *class, n)
+			reportScenario(os.Stdout, r)
+			if err = ctx.Err(); err == nil {
+				err = r.err
+			}
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {

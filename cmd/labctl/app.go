@@ -56,7 +56,11 @@ func reportError(w io.Writer, err error) {
 		for _, p := range invalid.Problems {
 			fmt.Fprintln(w, p.Error())
 		}
-		fmt.Fprintf(w, "labctl: the topology is invalid (%d %s)\n", len(invalid.Problems), plural(len(invalid.Problems), "problem"))
+		what := "topology"
+		if errors.As(err, new(invalidScenarioError)) {
+			what = "scenario"
+		}
+		fmt.Fprintf(w, "labctl: the %s is invalid (%d %s)\n", what, len(invalid.Problems), plural(len(invalid.Problems), "problem"))
 	default:
 		fmt.Fprintln(w, "labctl: "+err.Error())
 	}
@@ -114,6 +118,7 @@ usual tools (ip netns exec <namespace> ip route).
 	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newCaptureCmd(g),
 		newVersionCmd(g, build), newCompletionCmd(g), newInternalCmd())
 	registerCompletions(g, root)
+	root.AddCommand(newRunCmd(g), newGradeCmd(g), newStopCmd(g))
 	return root
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/scenario"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -22,6 +23,7 @@ const (
 	exitNotFound    = 4   // no such lab, node, pod or container (or previous run)
 	exitConflict    = 5   // names in use, lab busy, degraded, changed, interrupted
 	exitNotRoot     = 6   // the command needs root
+	exitChecksFail  = 7   // run, grade: the scenario ran, and some checks failed or could not run
 	exitCannotRun   = 126 // exec: the command cannot be run
 	exitCmdNotFound = 127 // exec: the command is not found
 	exitInterrupted = 130 // Ctrl-C (SIGINT), SIGTERM or SIGHUP: rolled back
@@ -64,14 +66,17 @@ func exitCode(err error) int {
 	var usage usageError
 	var notRoot notRootError
 	var exit exitStatus
+	var checks checksFailedError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &exit):
 		return exit.code
+	case errors.As(err, &checks):
+		return exitChecksFail
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &invalid), errors.Is(err, spec.ErrUnreadable):
+	case errors.As(err, &invalid), errors.Is(err, spec.ErrUnreadable), errors.Is(err, scenario.ErrUnreadable):
 		return exitInvalid
 	case errors.As(err, &usage), errors.Is(err, lab.ErrInvalidName), errors.Is(err, lab.ErrAmbiguous):
 		return exitUsage

@@ -26,6 +26,7 @@ type upOptions struct {
 	repair      bool
 	reconfigure bool
 	workers     int
+	name        string
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -56,6 +57,7 @@ script of ip and sysctl commands, a faithful transcript of what up does.`,
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the equivalent shell script instead of changing anything")
 	cmd.Flags().IntVar(&o.workers, "workers", 0, "namespaces configured at once (default: 2 per CPU)")
 	cmd.Flags().BoolVar(&o.repair, "repair", false, "restore a degraded lab (missing namespaces, dead supervisors or datapaths) or finish an interrupted up")
+	cmd.Flags().StringVar(&o.name, "name", "", "lab name instead of the topology's: the same lab again, in namespaces of its own")
 	cmd.Flags().BoolVar(&o.reconfigure, "reconfigure", false, "replace a lab that is up (also with a changed topology) by a fresh one")
 	return cmd
 }
@@ -64,6 +66,11 @@ func runUp(ctx context.Context, o *upOptions) error {
 	t, err := spec.Load(o.file)
 	if err != nil {
 		return err
+	}
+	if o.name != "" {
+		if t, err = t.Renamed(o.name); err != nil {
+			return usageErrorf("--name: %v", err)
+		}
 	}
 	if o.dryRun {
 		p, err := plan.Compile(t)

@@ -17,10 +17,10 @@ func newValidateCmd(g *globals) *cobra.Command {
 	o := &validateOptions{io: g.io}
 	return &cobra.Command{
 		Use:   "validate FILE",
-		Short: "Check a topology file and report every problem at once (no root needed)",
+		Short: "Check a topology or scenario file and report every problem at once (no root needed)",
 		Example: `  labctl validate topologies/two-node.yaml
   labctl validate my-lab.yaml || echo "fix the problems listed above"`,
-		Args: exactArgs(1, "one topology file"),
+		Args: exactArgs(1, "one topology or scenario file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
 			return runValidate(o)
@@ -29,6 +29,9 @@ func newValidateCmd(g *globals) *cobra.Command {
 }
 
 func runValidate(o *validateOptions) error {
+	if isScenario(o.file) {
+		return validateScenario(o.io.Out, o.file)
+	}
 	t, err := spec.Load(o.file)
 	if err != nil {
 		return err

@@ -457,6 +457,20 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 		a.result.IPIP[here] = dp
 		a.mu.Unlock()
 		return nil
+	case plan.DeleteRoute:
+		return c.delRoute(o.Dst, o.Via, o.Device)
+	case plan.ReplaceRoute:
+		return c.replaceRoute(o.Dst, o.Via, o.Device, o.OnLink)
+	case plan.SetLinkDown:
+		return c.setDown(o.Device)
+	case plan.SetMTU:
+		return c.setMTU(o.Device, o.MTU)
+	case plan.AddDropRule:
+		return addDropRule(o)
+	case plan.DeleteNeighbor:
+		return c.delNeighbor(o.Device, o.IP)
+	case plan.DeleteFDB:
+		return c.delFDB(o.Device, o.MAC, o.Dst)
 	case plan.AddNamespace:
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}

@@ -82,6 +82,16 @@ var messages = []struct {
 	{"set tunl0 mtu 1480 up", mtuUpMsg("tunl0", 1480)},
 	{"lo alias marker", markerMsg(netns.Marker{Lab: "two-node", LabID: "0123456789abcdef", State: "feedfacecafebeef"})},
 	{"delete veth-pod1", delLinkMsg("veth-pod1")},
+	// Faults (fault.go).
+	{"fault: route del 10.244.2.0/24", delRouteMsg(netip.MustParsePrefix("10.244.2.0/24"), netip.Addr{}, 0)},
+	{"fault: route del 10.244.2.0/24 via 192.168.64.3 dev eth0",
+		delRouteMsg(netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("192.168.64.3"), goldenEth0)},
+	{"fault: route replace 10.244.2.0/24 via 192.168.64.9 dev eth0",
+		replaceRouteMsg(netip.MustParsePrefix("10.244.2.0/24"), netip.MustParseAddr("192.168.64.9"), goldenEth0, false)},
+	{"fault: set eth0 down", setDownMsg("eth0")},
+	{"fault: set eth0 mtu 1400", mtuMsg("eth0", 1400)},
+	{"fault: neigh del 10.244.2.0", delNeighborMsg(goldenVXLAN, netip.MustParseAddr("10.244.2.0"))},
+	{"fault: fdb del 0e:fa:c0:a8:40:03 dst 192.168.64.3 self", delFDBMsg(goldenVXLAN, goldenPeerMAC, netip.MustParseAddr("192.168.64.3"))},
 }
 
 // encode serializes a message as it goes on the wire, with the sequence
@@ -165,7 +175,8 @@ var (
 )
 
 var msgTypes = map[uint16]string{unix.RTM_NEWLINK: "RTM_NEWLINK", unix.RTM_DELLINK: "RTM_DELLINK", unix.RTM_SETLINK: "RTM_SETLINK",
-	unix.RTM_NEWADDR: "RTM_NEWADDR", unix.RTM_NEWROUTE: "RTM_NEWROUTE", unix.RTM_NEWNEIGH: "RTM_NEWNEIGH"}
+	unix.RTM_NEWADDR: "RTM_NEWADDR", unix.RTM_NEWROUTE: "RTM_NEWROUTE", unix.RTM_NEWNEIGH: "RTM_NEWNEIGH",
+	unix.RTM_DELROUTE: "RTM_DELROUTE", unix.RTM_DELNEIGH: "RTM_DELNEIGH"}
 
 func flagNames(f uint16) string {
 	var names []string
@@ -173,7 +184,7 @@ func flagNames(f uint16) string {
 		bit  uint16
 		name string
 	}{{unix.NLM_F_REQUEST, "REQUEST"}, {unix.NLM_F_ACK, "ACK"}, {unix.NLM_F_EXCL, "EXCL"},
-		{unix.NLM_F_CREATE, "CREATE"}, {unix.NLM_F_APPEND, "APPEND"}} {
+		{unix.NLM_F_CREATE, "CREATE"}, {unix.NLM_F_APPEND, "APPEND"}, {unix.NLM_F_REPLACE, "REPLACE"}} {
 		if f&n.bit != 0 {
 			names = append(names, n.name)
 			f &^= n.bit
@@ -199,11 +210,11 @@ func decode(data []byte) string {
 		fmt.Fprintf(&b, "  ifaddrmsg family=%d prefixlen=%d flags=%#x scope=%d index=%d\n",
 			body[0], body[1], body[2], body[3], le.Uint32(body[4:]))
 		decodeAttrs(&b, body[unix.SizeofIfAddrmsg:], addrAttrs, "  ")
-	case unix.RTM_NEWROUTE:
+	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 		fmt.Fprintf(&b, "  rtmsg family=%d dst_len=%d src_len=%d tos=%d table=%d protocol=%d scope=%d type=%d flags=%#x\n",
 			body[0], body[1], body[2], body[3], body[4], body[5], body[6], body[7], le.Uint32(body[8:]))
 		decodeAttrs(&b, body[unix.SizeofRtMsg:], routeAttrs, "  ")
-	case unix.RTM_NEWNEIGH:
+	case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
 		fmt.Fprintf(&b, "  ndmsg family=%d index=%d state=%#x flags=%#x type=%d\n",
 			body[0], le.Uint32(body[4:]), le.Uint16(body[8:]), body[10], body[11])
 		decodeAttrs(&b, body[unix.SizeofNdMsg:], neighAttrs, "  ")

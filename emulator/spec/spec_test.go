@@ -391,3 +391,24 @@ func TestDecodeInline(t *testing.T) {
 		})
 	}
 }
+
+// A renamed topology is the same lab under another name; the original is
+// untouched, and a name that cannot be a lab's is refused.
+func TestRenamed(t *testing.T) {
+	orig, err := Load("../../topologies/two-node.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := orig.Renamed("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "alice" || orig.Name != "two-node" || len(c.Nodes) != len(orig.Nodes) || c.Nodes[0].IP != orig.Nodes[0].IP {
+		t.Errorf("Renamed = %q (nodes %v), original %q", c.Name, c.Nodes[0].IP, orig.Name)
+	}
+	for _, bad := range []string{"", "../x", "tasks", "a b"} {
+		if _, err := orig.Renamed(bad); err == nil {
+			t.Errorf("Renamed(%q) accepted", bad)
+		}
+	}
+}

@@ -20,6 +20,11 @@ var rules = []struct {
 	{"emulator/probe", []string{"emulator/spec", "emulator/plan", "emulator/kernel", "emulator/lab"}},
 	{"emulator/capture", []string{"emulator/spec", "emulator/plan", "emulator/kernel", "emulator/lab"}},
 	{"emulator/workload", []string{"emulator/spec", "emulator/plan", "emulator/kernel", "emulator/lab"}},
+	// Reports are rendered from values alone; a scenario is read without
+	// touching a lab; the grader is a front end's library, not theirs.
+	{"emulator/report", []string{"emulator/spec", "emulator/plan", "emulator/kernel", "emulator/netns", "emulator/lab", "emulator/probe", "emulator/capture", "emulator/workload", "emulator/scenario", "emulator/grade"}},
+	{"emulator/scenario", []string{"emulator/kernel", "emulator/lab", "emulator/probe", "emulator/capture", "emulator/workload", "emulator/grade", "emulator/report"}},
+	{"emulator/grade", []string{"cmd/labctl", "cmd/labbench", "tui"}},
 }
 
 func TestDependencies(t *testing.T) {
