@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/plan"
@@ -50,6 +51,8 @@ type datapathStatus struct {
 	PID     int    `json:"pid,omitempty"`
 	Running bool   `json:"running"`
 	Log     string `json:"log,omitempty"`
+	// Stats are the userspace datapath's counters, as it last wrote them.
+	Stats *ipipd.Stats `json:"stats,omitempty"`
 }
 
 type namespaceStatus struct {
@@ -145,6 +148,9 @@ func collectStatus(m lab.Manager, r *lab.Record) labStatus {
 		ds := datapathStatus{Node: n.Name, Device: d.Device, Kind: d.Kind, Reason: d.Reason, Running: true}
 		if d.Process != nil {
 			ds.PID, ds.Running, ds.Log = d.Process.PID, d.Process.Alive(), d.Process.Log
+			if st, err := ipipd.ReadStatsFile(ipipd.StatsFileFor(d.Process.Log)); err == nil {
+				ds.Stats = &st
+			}
 		}
 		s.Datapaths = append(s.Datapaths, ds)
 	}
@@ -222,9 +228,25 @@ func writeStatusTable(w io.Writer, s labStatus) {
 				}
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(%s)\n", d.Node, d.Device, d.Kind, state, d.Reason)
+			if d.Stats != nil {
+				fmt.Fprintf(tw, "  \t\t\t%s\n", describeDatapathStats(*d.Stats))
+			}
 		}
 		tw.Flush()
 	}
+}
+
+// describeDatapathStats is a userspace datapath's counters on one line,
+// with those of its steering program on the underlay device.
+func describeDatapathStats(s ipipd.Stats) string {
+	line := fmt.Sprintf("%d packets out, %d in (%d GRO super-packets), %d dropped", s.EncapPackets, s.DecapPackets, s.GROPackets, s.Drops.Total())
+	if st := s.Steering; st != nil {
+		line += fmt.Sprintf("; %s program: %d IPIP to %s, %d other passed untouched, %d lost", st.Device, st.SteeredPackets, st.Target, st.PassedPackets, st.Dropped)
+	}
+	if age := time.Since(s.Time); age > 5*time.Second {
+		line += fmt.Sprintf(" (as of %s ago)", roundAge(age))
+	}
+	return line
 }
 
 // backendSummary names the backend, or each backend in use when links mix them.

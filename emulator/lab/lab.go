@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
@@ -183,7 +184,8 @@ func (m Manager) startDatapath(rec *Record, ns plan.Namespace, d *Datapath) erro
 		return err
 	}
 	log := filepath.Join(logDir, ns.Object+"-ipip.log")
-	proc, err := startProcess(ns.Name, exe, []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name}, log)
+	args := []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name, "--stats", ipipd.StatsFileFor(log)}
+	proc, err := startProcess(ns.Name, exe, args, log)
 	if err != nil {
 		return fmt.Errorf("node %q: start userspace ipip datapath: %w", ns.Object, err)
 	}
