@@ -23,8 +23,8 @@ import (
 // few retransmissions, while node1's datapath serves its IPIP link to
 // node3 as when it is stopped. Its receive offload once attached an XDP
 // program to node1's eth0, which made the underlay cut every packet to the
-// MTU and overflow eth0's NAPI ring: 3-4 Gbit/s and some 4% of all
-// segments retransmitted, against 10-15 Gbit/s and next to none.
+// MTU and overflow eth0's NAPI ring: 1.5-5 Gbit/s with 4-12% of all
+// segments retransmitted, against 8-15 Gbit/s and next to none.
 //
 // The test alternates the two states twice and compares the better run of
 // each, so a burst of load from other tests on the machine does not decide

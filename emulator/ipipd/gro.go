@@ -36,11 +36,13 @@ import (
 // device as 64 KiB GSO packets in one piece. An XDP program on eth0, which
 // an earlier version used, makes veth take GSO off the peer (veth_xdp_set),
 // so the underlay bridge cuts every packet to the MTU and pushes it through
-// eth0's NAPI ring one by one; with the threaded NAPI added, the 256-slot
-// ring overflowed. Measured, a host-gw stream into the node fell from about
-// 14 to 6.5 Gbit/s with XDP and GRO, and to 5-6 Gbit/s with some 90,000
-// retransmissions in 2 s once the NAPI was threaded; GRO or the threaded
-// NAPI on eth0 without XDP cost nothing.
+// eth0's NAPI ring one by one. Measured with a host-gw stream into the node
+// (2 CPUs): 13-15 Gbit/s untouched, and as much with GRO or a threaded
+// NAPI on eth0; 2-3.5 with an XDP_PASS program alone (and the same with
+// the peer's TSO taken off by hand, no program); 6.5 with XDP and GRO, GRO
+// merging again what the bridge had cut; 5-6 with some 90,000
+// retransmissions in 2 s once the NAPI was also threaded, because the
+// 256-slot ring then overflowed (the underlay's tx_dropped).
 //
 // So IPIP gets a receive path of its own: a veth pair inside the node,
 // <device>-rx -> <device>-gro, and a tc (TCX) ingress program on the
@@ -51,12 +53,14 @@ import (
 // underlay's softirq one packet at a time, and a NAPI polled in the same
 // softirq would see one packet per poll, merging nothing) with a
 // gro_flush_timeout as NIC interrupt coalescing has, and the underlay
-// device's MAC address, so the frames are the host's (PACKET_HOST). The
-// kernel receives the merged packets from <device>-gro: the raw socket
-// does not care which device a packet came in by, and its reverse-path
-// filter is set to loose (2), because the route back to a peer leads out
-// of the underlay device. A capture on the underlay device still sees the
-// wire's packets; one on <device>-gro sees what GRO made of them.
+// device's MAC address, so the frames are the host's (PACKET_HOST); a
+// qdisc on <device>-rx holds packets while the ring is full, where veth
+// would drop them. The kernel receives the merged packets from
+// <device>-gro: the raw socket does not care which device a packet came
+// in by, and the reverse-path filter, which does (the route back to a peer
+// leads out of the underlay device), is loose on <device>-gro (makePair).
+// A capture on the underlay device still sees the wire's packets; one on
+// <device>-gro sees what GRO made of them.
 //
 // Close detaches the program (closing its link) and deletes the pair. A
 // datapath that dies without Close loses the program with its file
