@@ -25,9 +25,9 @@ func newInternalCmd() *cobra.Command {
 }
 
 func newIPIPDatapathCmd() *cobra.Command {
-	var device, netnsName string
+	var device, netnsName, statsFile string
 	cmd := &cobra.Command{
-		Use:   "ipip-datapath --device tunl0 --netns NAME",
+		Use:   "ipip-datapath --device tunl0 --netns NAME [--stats FILE]",
 		Short: "serve a TUN device as an IPIP tunnel (started by labctl up inside a node)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -35,7 +35,7 @@ func newIPIPDatapathCmd() *cobra.Command {
 			log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 			// labctl up waits for one line on fd 3: "ok" or why not.
 			ready := os.NewFile(3, "ready")
-			d, err := ipipd.Open(ipipd.Config{Device: device, Logf: log.Printf})
+			d, err := ipipd.Open(ipipd.Config{Device: device, StatsFile: statsFile, Logf: log.Printf})
 			if err != nil {
 				if ready != nil {
 					fmt.Fprintln(ready, err.Error())
@@ -61,6 +61,7 @@ func newIPIPDatapathCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&device, "device", "tunl0", "the TUN device to serve")
 	cmd.Flags().StringVar(&netnsName, "netns", "", "exit when this named namespace (ours) is deleted")
+	cmd.Flags().StringVar(&statsFile, "stats", "", "write the counters to this JSON file every second and at exit")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/plan"
@@ -119,9 +120,25 @@ func writeStatusTable(w io.Writer, s *lab.Status, now time.Time, wide bool) {
 				}
 			}
 			t.row(d.Node, d.Device, d.Kind, state, "("+d.Reason+")")
+			if d.Stats != nil {
+				t.row("", "", "", describeDatapathStats(*d.Stats, now), "")
+			}
 		}
 		t.flush()
 	}
+}
+
+// describeDatapathStats is a userspace datapath's counters on one line,
+// with those of its steering program on the underlay device.
+func describeDatapathStats(s ipipd.Stats, now time.Time) string {
+	line := fmt.Sprintf("%d packets out, %d in (%d GRO super-packets), %d dropped", s.EncapPackets, s.DecapPackets, s.GROPackets, s.Drops.Total())
+	if st := s.Steering; st != nil {
+		line += fmt.Sprintf("; %s program: %d IPIP to %s, %d other passed untouched, %d lost", st.Device, st.SteeredPackets, st.Target, st.PassedPackets, st.Dropped)
+	}
+	if age := now.Sub(s.Time); age > 5*time.Second {
+		line += fmt.Sprintf(" (as of %s ago)", roundAge(age))
+	}
+	return line
 }
 
 func writeNamespaces(w io.Writer, s *lab.Status, wide bool) {

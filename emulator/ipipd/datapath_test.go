@@ -176,9 +176,8 @@ func TestWire(t *testing.T) {
 // TestWireTCP checks every IPIP packet of a TCP stream on the underlay: no
 // larger than the underlay MTU, lengths consistent, inner checksums complete
 // (segmentation and checksum offload happened before the wire, not after).
-// It captures on node1, where the data leave for the wire: node2's eth0
-// does GRO, and a capture there, like tcpdump behind a NIC doing GRO, sees
-// the merged packets.
+// It captures on node1, where the data leave for the wire (node2's eth0
+// shows the same packets: GRO merges them behind it, on tunl0-gro).
 func TestWireTCP(t *testing.T) {
 	l := newLab(t, labOptions{})
 	l.startBoth(Config{})

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -18,44 +19,59 @@ import (
 	"github.com/labctl/labctl/internal/nstest"
 )
 
-// underlayState is what receive offload changes on a node's eth0.
-type underlayState struct {
-	xdp   bool       // an XDP program is attached
-	gro   bool       // ETHTOOL_GGRO
-	napis []napiConf // with their threaded and gro_flush_timeout settings
+// devState is what receive offload could change on a device.
+type devState struct {
+	exists bool
+	xdp    bool       // an XDP program is attached
+	tcx    int        // programs attached at TCX ingress
+	gro    bool       // ETHTOOL_GGRO
+	tso    bool       // ETHTOOL_GTSO
+	napis  []napiConf // with their threaded and gro_flush_timeout settings
 }
 
-func readUnderlay(t *testing.T, l *lab, node string) underlayState {
+// readDev reads the state of dev in node's namespace.
+func readDev(t *testing.T, l *lab, node, dev string) devState {
 	t.Helper()
-	var s underlayState
-	out, err := exec.Command("ip", "-n", l.names[node], "link", "show", "eth0").CombinedOutput()
+	var s devState
+	out, err := exec.Command("ip", "-n", l.names[node], "link", "show", dev).CombinedOutput()
 	if err != nil {
-		t.Fatalf("ip link show: %v: %s", err, out)
+		if strings.Contains(string(out), "does not exist") {
+			return s
+		}
+		t.Fatalf("ip link show %s: %v: %s", dev, err, out)
 	}
+	s.exists = true
 	s.xdp = strings.Contains(string(out), "prog/xdp")
 	err = netns.Do(nsPath(l, node), func() error {
-		idx, err := ifIndex("eth0")
+		idx, err := ifIndex(dev)
 		if err != nil {
 			return err
 		}
-		g := &groDevice{name: "eth0", ifindex: idx}
-		if g.sock, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		if s.tcx, err = tcxIngressPrograms(idx); err != nil {
 			return err
 		}
-		defer unix.Close(g.sock)
-		on, err := ethtoolValue(g.sock, "eth0", unix.ETHTOOL_GGRO, 0)
+		o := &rxOffload{groName: dev, groIdx: idx}
+		if o.sock, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		defer unix.Close(o.sock)
+		on, err := ethtoolValue(o.sock, dev, unix.ETHTOOL_GGRO, 0)
 		if err != nil {
 			return err
 		}
 		s.gro = on != 0
-		if g.genl, err = openNetlink(unix.NETLINK_GENERIC, "generic"); err != nil {
+		if on, err = ethtoolValue(o.sock, dev, unix.ETHTOOL_GTSO, 0); err != nil {
 			return err
 		}
-		defer g.genl.Close()
-		if g.family, err = g.genl.genlFamily("netdev"); err != nil {
+		s.tso = on != 0
+		if o.genl, err = openNetlink(unix.NETLINK_GENERIC, "generic"); err != nil {
 			return err
 		}
-		s.napis, err = g.napis()
+		defer o.genl.Close()
+		if o.family, err = o.genl.genlFamily("netdev"); err != nil {
+			return err
+		}
+		s.napis, err = o.napis()
 		return err
 	})
 	if err != nil {
@@ -64,111 +80,123 @@ func readUnderlay(t *testing.T, l *lab, node string) underlayState {
 	return s
 }
 
-func nsPath(l *lab, node string) string { return netns.Path(l.names[node]) }
-
-func setGRO(t *testing.T, l *lab, node string, on bool) {
-	t.Helper()
-	v := "off"
-	if on {
-		v = "on"
-	}
-	err := netns.Do(nsPath(l, node), func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		var val uint32
-		if on {
-			val = 1
-		}
-		_, err = ethtoolValue(fd, "eth0", unix.ETHTOOL_SGRO, val)
-		return err
-	})
+// tcxIngressPrograms counts the programs attached to the TCX ingress of
+// the device ifindex in the calling thread's namespace (BPF_PROG_QUERY).
+func tcxIngressPrograms(ifindex int) (int, error) {
+	attr := struct {
+		targetIfindex, attachType, queryFlags, attachFlags uint32
+		progIDs                                            uint64
+		progCnt                                            uint32
+		_                                                  [36]byte
+	}{targetIfindex: uint32(ifindex), attachType: unix.BPF_TCX_INGRESS}
+	_, err := bpf(unix.BPF_PROG_QUERY, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	if err != nil {
-		t.Fatalf("gro %s on %s: %v", v, node, err)
+		return 0, fmt.Errorf("query TCX ingress programs: %w", err)
 	}
+	return int(attr.progCnt), nil
 }
 
-// TestGRO streams through a node whose eth0 gets receive offload and checks
-// that the kernel's GRO merged the stream, that every byte arrived intact
-// and in order (a super-packet goes to TUN with its checksum left partial,
-// so the pod's TCP would not notice a mistake), and that stopping the
-// datapath leaves eth0 as it was.
-func TestGRO(t *testing.T) {
-	for _, groBefore := range []bool{false, true} {
-		t.Run(fmt.Sprintf("gro-before-%v", groBefore), func(t *testing.T) {
-			l := newLab(t, labOptions{})
-			if groBefore {
-				setGRO(t, l, "node2", true)
-			}
-			before := readUnderlay(t, l, "node2")
-			l.dp1 = l.start(l.node1, Config{})
-			var dp2 *Datapath
-			if err := netns.Do(l.node2, func() error {
-				var err error
-				dp2, err = Open(Config{Device: "tunl0", Logf: t.Logf})
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- dp2.Serve(ctx) }()
-			stopped := false
-			stop := func() error {
-				if stopped {
-					return nil
-				}
-				stopped = true
-				cancel()
-				return <-done
-			}
-			defer stop()
+func nsPath(l *lab, node string) string { return netns.Path(l.names[node]) }
 
-			switch s := dp2.Stats(); {
-			case len(s.GRO) == 0:
-				t.Skip("this kernel gives eth0 no receive offload (the log says why)")
-			case len(s.GRO) != 1 || s.GRO[0] != "eth0":
-				t.Fatalf("receive offload on %v, want [eth0]", s.GRO)
-			}
-			on := readUnderlay(t, l, "node2")
-			if !on.xdp || !on.gro || len(on.napis) == 0 {
-				t.Fatalf("eth0 while serving: %+v, want XDP, GRO and NAPIs", on)
-			}
-			for _, n := range on.napis {
-				if !n.hasConf || n.threaded != 1 || n.timeout != uint64(groFlushTimeout) {
-					t.Errorf("napi %+v, want threaded with a %v flush timeout", n, groFlushTimeout)
-				}
-			}
+// sameUnderlay compares what receive offload must leave alone on eth0.
+func sameUnderlay(a, b devState) bool {
+	if a.xdp != b.xdp || a.gro != b.gro || a.tso != b.tso || len(a.napis) != len(b.napis) {
+		return false
+	}
+	for i := range a.napis {
+		if a.napis[i].threaded != b.napis[i].threaded || a.napis[i].timeout != b.napis[i].timeout {
+			return false
+		}
+	}
+	return true
+}
 
-			n, err := streamChecked(l.pod1, l.pod2, netip.AddrPortFrom(pod2IP, 5201), 500*time.Millisecond)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustPing(t, l.pod1, pod2IP)
-			s := dp2.Stats()
-			t.Logf("streamed %d MiB: %d packets in %d super-packets, %d TUN writes", n>>20, s.DecapPackets, s.GROPackets, s.TUNWrites)
-			if s.GROPackets == 0 || s.DecapPackets < 4*s.GROPackets {
-				t.Errorf("%d super-packets for %d packets: GRO hardly merged", s.GROPackets, s.DecapPackets)
-			}
-			if s.Drops != (Drops{}) {
-				t.Errorf("drops: %+v", s.Drops)
-			}
+// TestReceiveOffload streams through a node with receive offload and
+// checks that eth0 is left as it was (no XDP, GRO and NAPIs unchanged, only
+// the steering program attached), that IPIP took the pair and the kernel's
+// GRO merged the stream, that every byte arrived intact and in order (a
+// super-packet goes to TUN with its checksum left partial, so the pod's TCP
+// would not notice a mistake), that other traffic passed the program and
+// was counted, and that stopping the datapath removes program and pair.
+func TestReceiveOffload(t *testing.T) {
+	l := newLab(t, labOptions{})
+	before := readDev(t, l, "node2", "eth0")
+	l.dp1 = l.start(l.node1, Config{})
+	var dp2 *Datapath
+	if err := netns.Do(l.node2, func() error {
+		var err error
+		dp2, err = Open(Config{Device: "tunl0", Logf: t.Logf})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dp2.Serve(ctx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	defer stop()
 
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			after := readUnderlay(t, l, "node2")
-			if after.xdp || after.gro != before.gro || len(after.napis) != len(before.napis) {
-				t.Errorf("eth0 after stop: %+v, before: %+v", after, before)
-			}
-			for i := range min(len(after.napis), len(before.napis)) {
-				if a, b := after.napis[i], before.napis[i]; a.threaded != b.threaded || a.timeout != b.timeout {
-					t.Errorf("napi after stop %+v, before %+v", a, b)
-				}
-			}
-		})
+	switch s := dp2.Stats(); {
+	case len(s.GRO) == 0:
+		t.Skip("this kernel gives eth0 no receive offload (the log says why)")
+	case len(s.GRO) != 1 || s.GRO[0] != "eth0" || s.Steering == nil || s.Steering.Device != "eth0" || s.Steering.Target != "tunl0-gro":
+		t.Fatalf("receive offload on %v, steering %+v; want eth0 to tunl0-gro", s.GRO, s.Steering)
+	}
+	if on := readDev(t, l, "node2", "eth0"); !sameUnderlay(on, before) || on.tcx != before.tcx+1 {
+		t.Errorf("eth0 while serving: %+v, before: %+v; want it as it was, with one TCX program more", on, before)
+	}
+	if rx := readDev(t, l, "node2", "tunl0-rx"); !rx.exists || rx.tso || rx.xdp || rx.tcx != 0 {
+		t.Errorf("tunl0-rx: %+v, want it with TSO off and no programs", rx)
+	}
+	gro := readDev(t, l, "node2", "tunl0-gro")
+	if !gro.exists || !gro.gro || len(gro.napis) == 0 || gro.xdp {
+		t.Errorf("tunl0-gro: %+v, want GRO, NAPIs and no XDP", gro)
+	}
+	for _, n := range gro.napis {
+		if !n.hasConf || n.threaded != 1 || n.timeout != uint64(groFlushTimeout) {
+			t.Errorf("napi %+v, want threaded with a %v flush timeout", n, groFlushTimeout)
+		}
+	}
+
+	n, err := streamChecked(l.pod1, l.pod2, netip.AddrPortFrom(pod2IP, 5201), 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPing(t, l.pod1, pod2IP)
+	mustPing(t, l.node1, node2IP) // not IPIP: passes the program
+	s := dp2.Stats()
+	t.Logf("streamed %d MiB: %d packets in %d super-packets, %d TUN writes; steering %+v", n>>20, s.DecapPackets, s.GROPackets, s.TUNWrites, *s.Steering)
+	if s.GROPackets == 0 || s.DecapPackets < 4*s.GROPackets {
+		t.Errorf("%d super-packets for %d packets: GRO hardly merged", s.GROPackets, s.DecapPackets)
+	}
+	if s.Drops != (Drops{}) {
+		t.Errorf("drops: %+v", s.Drops)
+	}
+	if st := s.Steering; st.SteeredPackets < s.DecapPackets/2 || st.SteeredBytes < uint64(n) || st.PassedPackets < 3 {
+		t.Errorf("steering counted %+v for %d decapsulated packets (%d bytes) and 3 pings on the underlay", *st, s.DecapPackets, n)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if after := readDev(t, l, "node2", "eth0"); !sameUnderlay(after, before) || after.tcx != before.tcx {
+		t.Errorf("eth0 after stop: %+v, before: %+v", after, before)
+	}
+	for _, dev := range []string{"tunl0-rx", "tunl0-gro"} {
+		if readDev(t, l, "node2", dev).exists {
+			t.Errorf("%s is left after stop", dev)
+		}
+	}
+	if st := dp2.Stats().Steering; st == nil || st.SteeredPackets < s.Steering.SteeredPackets {
+		t.Errorf("steering counts after stop: %+v, want the last ones kept", st)
 	}
 }
 
@@ -176,15 +204,72 @@ func TestGRO(t *testing.T) {
 func TestNoGRO(t *testing.T) {
 	for _, cfg := range []Config{{NoGRO: true}, {NoOffload: true}} {
 		l := newLab(t, labOptions{})
+		before := readDev(t, l, "node2", "eth0")
 		l.startBoth(cfg)
-		if s := l.dp2.Stats(); len(s.GRO) != 0 {
-			t.Errorf("%+v: receive offload on %v", cfg, s.GRO)
+		if s := l.dp2.Stats(); len(s.GRO) != 0 || s.Steering != nil {
+			t.Errorf("%+v: receive offload on %v, steering %+v", cfg, s.GRO, s.Steering)
 		}
-		if s := readUnderlay(t, l, "node2"); s.xdp || s.gro {
+		if s := readDev(t, l, "node2", "eth0"); !sameUnderlay(s, before) || s.tcx != 0 {
 			t.Errorf("%+v: eth0 %+v, want it untouched", cfg, s)
+		}
+		if readDev(t, l, "node2", "tunl0-gro").exists {
+			t.Errorf("%+v: tunl0-gro exists", cfg)
 		}
 		mustPing(t, l.pod1, pod2IP)
 	}
+}
+
+// TestOffloadLeftovers: a pair a dead datapath left behind (marked by its
+// alias) is replaced; a device of the same name that is not the
+// datapath's is left alone, and the datapath does without offload.
+func TestOffloadLeftovers(t *testing.T) {
+	for _, ours := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ours-%v", ours), func(t *testing.T) {
+			l := newLab(t, labOptions{})
+			n2 := l.names["node2"]
+			nstest.IP(t, "-n", n2, "link", "add", "tunl0-rx", "type", "veth", "peer", "name", "tunl0-gro")
+			alias := "someone else's"
+			if ours {
+				alias = offloadAlias + "tunl0"
+			}
+			for _, dev := range []string{"tunl0-rx", "tunl0-gro"} {
+				nstest.IP(t, "-n", n2, "link", "set", dev, "alias", alias)
+			}
+			l.startBoth(Config{})
+			s := l.dp2.Stats()
+			if ours != (len(s.GRO) == 1) {
+				t.Errorf("receive offload on %v", s.GRO)
+			}
+			out, err := exec.Command("ip", "-n", n2, "-d", "link", "show", "tunl0-gro").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if !strings.Contains(string(out), "alias "+alias) {
+				t.Errorf("tunl0-gro: %s", out)
+			}
+			mustPing(t, l.pod1, pod2IP)
+		})
+	}
+}
+
+// TestOffloadPairDeleted: when someone deletes the pair, the datapath
+// detaches the program, so IPIP takes the normal path again.
+func TestOffloadPairDeleted(t *testing.T) {
+	l := newLab(t, labOptions{})
+	l.startBoth(Config{})
+	if len(l.dp2.Stats().GRO) == 0 {
+		t.Skip("this kernel gives eth0 no receive offload (the log says why)")
+	}
+	mustPing(t, l.pod1, pod2IP)
+	nstest.IP(t, "-n", l.names["node2"], "link", "del", "tunl0-gro")
+	deadline := time.Now().Add(2 * time.Second)
+	for readDev(t, l, "node2", "eth0").tcx != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the steering program is still attached to eth0")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mustPing(t, l.pod1, pod2IP)
 }
 
 // streamChecked sends a stream whose every byte is a function of its

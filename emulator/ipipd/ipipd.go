@@ -27,9 +27,10 @@
 // Performance: the TUN queues are opened with IFF_VNET_HDR and TSO offload,
 // so a TCP sender hands the datapath 64 KiB super-packets that it segments
 // itself (like the kernel's GSO would, checksums included) and sends with one
-// sendmmsg on a socket of its own, kept out of Go's poller. On receive the
-// underlay veth does the kernel's GRO for IPIP (gro.go), so a TCP stream
-// comes up the raw socket as 64 KiB super-packets that go to TUN whole;
+// sendmmsg on a socket of its own, kept out of Go's poller. On receive IPIP
+// is steered from the underlay veth to a veth pair where the kernel's GRO
+// merges it (gro.go; nothing else the node receives is touched), so a TCP
+// stream comes up the raw socket as 64 KiB super-packets that go to TUN whole;
 // segments that still arrive one by one are checked and coalesced into one
 // super-packet per TUN write (like GRO). Nothing is allocated per packet.
 // What remains is the kernel's per-packet cost of MTU-sized raw sends, which
@@ -86,15 +87,20 @@ type Config struct {
 	// tunl0; by default only tunnel peers (route gateways) are accepted, like
 	// Calico's "drop IPIP packets from non-Calico hosts" rule.
 	AcceptAnyPeer bool
-	// NoGRO leaves the underlay device's receive path alone. By default a
-	// veth the tunnel peers are reached through gets the kernel's GRO for
-	// IPIP (an XDP_PASS program and threaded NAPI, see gro.go), so TCP
-	// arrives as super-packets; the wire is unaffected. Implied by
-	// NoOffload, which cannot write super-packets to TUN.
+	// NoGRO leaves the underlay device's receive path alone. By default
+	// IPIP arriving on the veth the tunnel peers are reached through is
+	// steered (a tc program) to a veth pair of its own where the kernel's
+	// GRO merges it, so TCP arrives as super-packets; other traffic and the
+	// wire are unaffected (gro.go). Implied by NoOffload, which cannot write
+	// super-packets to TUN.
 	NoGRO bool
 	// RecvBuffer is the raw socket's receive buffer in bytes; 0 means 32 MiB.
 	// A small buffer overflows under load, and the sender sees loss.
 	RecvBuffer int
+	// StatsFile, if set, is where Serve writes Stats as JSON every second
+	// and when it stops (WriteStatsFile), for other processes to read
+	// (ReadStatsFile).
+	StatsFile string
 	// Logf, if set, receives notes about choices made at start-up (queue
 	// count, offloads) and route table changes.
 	Logf func(format string, args ...any)
@@ -115,7 +121,7 @@ type Datapath struct {
 
 	mtu     atomic.Int32             // the TUN device's
 	egress  atomic.Pointer[mtuTable] // MTUs of the node's routes; with mtu, what GRO super-packets are cut to
-	gro     []*groDevice             // underlay devices with receive offload
+	rx      *rxOffload               // receive offload of the underlay device, if any
 	queues  int                      // TUN queues attached, kept for Stats after Close
 	offload bool                     // TSO reads and coalesced writes in use
 
@@ -198,7 +204,7 @@ func Open(cfg Config) (_ *Datapath, err error) {
 		return nil, err
 	}
 	if !cfg.NoGRO && d.tun.vnet {
-		d.enableGRO()
+		d.enableOffload()
 	}
 	d.waitCarrier()
 	d.logf("ipip datapath on %s: %d queue(s) (multi_queue %v), offload %v, receive offload on %v, %d route(s)",
@@ -206,11 +212,11 @@ func Open(cfg Config) (_ *Datapath, err error) {
 	return d, nil
 }
 
-// enableGRO turns on receive offload (gro.go) on every device the tunnel
-// peers are reached through, normally the node's one underlay veth. Peers
-// that later appear behind another device do without: attaching needs the
-// namespace of Open's thread.
-func (d *Datapath) enableGRO() {
+// enableOffload sets up receive offload (gro.go) for the device the
+// tunnel peers are reached through, the node's one underlay veth. Peers
+// behind another device, then or later, do without: setting up needs the
+// namespace of Open's thread, and one pair serves one device.
+func (d *Datapath) enableOffload() {
 	seen := map[int]bool{d.ifindex: true}
 	for _, r := range d.routes.Load().routes {
 		if !r.Gateway.IsValid() {
@@ -221,21 +227,24 @@ func (d *Datapath) enableGRO() {
 			continue
 		}
 		seen[oif] = true
-		g, err := enableGRO(oif, d.rtnl)
+		if d.rx != nil {
+			d.logf("ipip datapath on %s: no receive offload for peers behind ifindex %d: it serves %s only", d.cfg.Device, oif, d.rx.under)
+			continue
+		}
+		rx, err := enableOffload(d.cfg.Device, oif)
 		if err != nil {
 			d.logf("ipip datapath on %s: no receive offload: %v", d.cfg.Device, err)
 			continue
 		}
-		d.gro = append(d.gro, g)
+		d.rx = rx
 	}
 }
 
 func (d *Datapath) groDevices() []string {
-	var names []string
-	for _, g := range d.gro {
-		names = append(names, g.name)
+	if d.rx == nil {
+		return nil
 	}
-	return names
+	return []string{d.rx.under}
 }
 
 // waitCarrier waits, briefly, for the kernel to notice that the TUN device
@@ -320,6 +329,14 @@ func (d *Datapath) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, len(loops))
 	var wg sync.WaitGroup
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	if d.cfg.StatsFile != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.writeStatsLoop(statsCtx)
+		}()
+	}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() {
@@ -335,8 +352,14 @@ func (d *Datapath) Serve(ctx context.Context) error {
 	case err = <-errc:
 	}
 	d.stop()
+	stopStats()
 	wg.Wait()
 	d.Close()
+	if d.cfg.StatsFile != "" {
+		if werr := WriteStatsFile(d.cfg.StatsFile, d.Stats()); werr != nil {
+			d.logf("ipip datapath on %s: %v", d.cfg.Device, werr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("ipip datapath on %q: %w", d.cfg.Device, err)
 	}
@@ -377,8 +400,8 @@ func (d *Datapath) Close() error {
 		if d.rtnl != nil {
 			errs = append(errs, d.rtnl.Close())
 		}
-		for _, g := range d.gro {
-			g.close()
+		if d.rx != nil {
+			d.rx.close()
 		}
 		d.closeErr = errors.Join(errs...)
 	})
@@ -388,7 +411,11 @@ func (d *Datapath) Close() error {
 // Stats returns a snapshot of the counters and the routes in effect. It is
 // safe to call at any time, from any goroutine.
 func (d *Datapath) Stats() Stats {
-	s := Stats{Device: d.cfg.Device, Queues: d.queues, Offload: d.offload, GRO: d.groDevices()}
+	s := Stats{Time: time.Now(), Device: d.cfg.Device, Queues: d.queues, Offload: d.offload, GRO: d.groDevices()}
+	if d.rx != nil {
+		st := d.rx.stats()
+		s.Steering = &st
+	}
 	if t := d.routes.Load(); t != nil {
 		s.Routes = append([]Route(nil), t.routes...)
 	}
@@ -485,9 +512,9 @@ func (d *Datapath) routeLoop() error {
 		if changed {
 			d.logf("ipip datapath on %s: routes changed, now %d", d.cfg.Device, len(d.routes.Load().routes))
 		}
-		for _, g := range d.gro {
-			if _, err := g.tune(); err != nil {
-				d.logf("ipip datapath on %s: receive offload on %s: %v", d.cfg.Device, g.name, err)
+		if d.rx != nil {
+			if err := d.rx.check(); err != nil {
+				d.logf("ipip datapath on %s: receive offload on %s: %v", d.cfg.Device, d.rx.under, err)
 			}
 		}
 	}

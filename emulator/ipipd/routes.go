@@ -274,6 +274,10 @@ type link struct {
 	flags uint32 // IFF_*
 	oper  uint8  // RFC 2863 operational state (IF_OPER_*)
 	kind  string // IFLA_INFO_KIND: "veth", "tun", ...; empty for a device without rtnl_link_ops
+	addr  []byte // IFLA_ADDRESS
+	alias string // IFLA_IFALIAS
+	// From IFLA_STATS64 (struct rtnl_link_stats64).
+	rxDropped, txDropped uint64
 }
 
 // link describes the device ifindex.
@@ -303,6 +307,17 @@ func (c *nlClient) link(ifindex int) (link, error) {
 						l.kind = string(bytes.TrimRight(v, "\x00"))
 					}
 				})
+			case unix.IFLA_ADDRESS:
+				l.addr = bytes.Clone(a.Value)
+			case unix.IFLA_IFALIAS:
+				l.alias = string(bytes.TrimRight(a.Value, "\x00"))
+			case unix.IFLA_STATS64:
+				// rx_packets, tx_packets, rx_bytes, tx_bytes, rx_errors,
+				// tx_errors, rx_dropped, tx_dropped, ...: u64 each.
+				if len(a.Value) >= 8*8 {
+					l.rxDropped = binary.NativeEndian.Uint64(a.Value[6*8:])
+					l.txDropped = binary.NativeEndian.Uint64(a.Value[7*8:])
+				}
 			}
 		}
 		return nil

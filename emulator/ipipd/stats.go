@@ -1,16 +1,22 @@
 package ipipd
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats is a snapshot of the datapath for `labctl status`.
 type Stats struct {
-	Device  string `json:"device"`
-	Queues  int    `json:"queues"`  // TUN queues attached (1 when the device is not multi_queue)
-	Offload bool   `json:"offload"` // TSO super-packets read from TUN, coalesced TCP written to it
-	// GRO lists the underlay devices whose receive path merges IPIP TCP
-	// into super-packets (Config.NoGRO).
-	GRO    []string `json:"gro,omitempty"`
-	Routes []Route  `json:"routes"` // the tunl0 routes in effect
+	Time    time.Time `json:"time"` // when the snapshot was taken
+	Device  string    `json:"device"`
+	Queues  int       `json:"queues"`  // TUN queues attached (1 when the device is not multi_queue)
+	Offload bool      `json:"offload"` // TSO super-packets read from TUN, coalesced TCP written to it
+	// GRO lists the underlay devices whose IPIP is steered to a receive
+	// path where the kernel's GRO merges its TCP into super-packets
+	// (Config.NoGRO, gro.go); Steering says what the steering did.
+	GRO      []string  `json:"gro,omitempty"`
+	Steering *Steering `json:"steering,omitempty"`
+	Routes   []Route   `json:"routes"` // the tunl0 routes in effect
 
 	// Encapsulated: packets read from TUN and sent as IPIP (a TSO
 	// super-packet counts once per wire segment); bytes are inner bytes.
@@ -46,6 +52,12 @@ type Drops struct {
 	ECN         uint64 `json:"ecn"`         // outer CE over a not-ECT inner packet (RFC 6040)
 	WriteError  uint64 `json:"writeError"`  // TUN refused the inner packet (device down)
 	Truncated   uint64 `json:"truncated"`   // larger than 64 KiB (GRO beyond it: gro_ipv4_max_size)
+}
+
+// Total is the number of packets dropped for any reason.
+func (d Drops) Total() uint64 {
+	return d.NoRoute + d.NotIPv4 + d.Loop + d.TooBig + d.SendError +
+		d.Malformed + d.UnknownPeer + d.ECN + d.WriteError + d.Truncated
 }
 
 // counters are the live, shared counterparts of Stats. Packet loops tally

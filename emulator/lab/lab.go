@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
@@ -188,7 +189,8 @@ func (m Manager) startDatapath(rec *Record, ns plan.Namespace, d *Datapath) erro
 		return err
 	}
 	defer log.Close()
-	proc, err := startProcess(ns.Name, exe, []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name}, log, state.Join(rel))
+	args := []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name, "--stats", ipipd.StatsFileFor(state.Join(rel))}
+	proc, err := startProcess(ns.Name, exe, args, log, state.Join(rel))
 	if err != nil {
 		return fmt.Errorf("node %q: start userspace ipip datapath: %w", ns.Object, err)
 	}

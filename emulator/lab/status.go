@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
@@ -71,6 +72,9 @@ type DatapathStatus struct {
 	PID     int    `json:"pid,omitempty"`
 	Running bool   `json:"running"`
 	Log     string `json:"log,omitempty"`
+	// Stats are the userspace datapath's counters as it last wrote them,
+	// those of its steering program on eth0 among them.
+	Stats *ipipd.Stats `json:"stats,omitempty"`
 }
 
 // StatusOptions choose how much Status reads.
@@ -121,6 +125,9 @@ func (m Manager) status(r *Record, opt StatusOptions) *Status {
 		ds := DatapathStatus{Node: n.Name, Device: d.Device, Kind: d.Kind, Reason: d.Reason, Running: true}
 		if d.Process != nil {
 			ds.PID, ds.Running, ds.Log = d.Process.PID, d.Process.Alive(), d.Process.Log
+			if st, err := ipipd.ReadStatsFile(ipipd.StatsFileFor(d.Process.Log)); err == nil {
+				ds.Stats = &st
+			}
 		}
 		s.Datapaths = append(s.Datapaths, ds)
 	}
