@@ -105,6 +105,7 @@ usual tools (ip netns exec <namespace> ip route).
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultDir, "where labctl records its labs (env LABCTL_STATE_DIR)")
 	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newCaptureCmd(g), newInternalCmd())
+	root.AddCommand(newTraceCmd(g), newGraphCmd(g))
 	return root
 }
 
