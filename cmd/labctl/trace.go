@@ -72,7 +72,16 @@ there), 1 when it did not.
 			o.manager = g.manager()
 			o.lab, o.from, o.to = args[0], args[1], args[2]
 			f := cmd.Flags()
-			if f.Changed("tcp") && o.tcp == 0 || f.Changed("udp") && o.udp == 0 {
+			kinds := 0
+			for _, k := range []string{"icmp", "tcp", "udp"} {
+				if f.Changed(k) {
+					kinds++
+				}
+			}
+			switch {
+			case kinds > 1:
+				return usageErrorf("give one of --icmp, --tcp PORT and --udp PORT")
+			case f.Changed("tcp") && o.tcp == 0 || f.Changed("udp") && o.udp == 0:
 				return usageErrorf("--tcp and --udp take a port from 1 to 65535")
 			}
 			return runTrace(cmd.Context(), o)
@@ -86,7 +95,6 @@ there), 1 when it did not.
 	f.BoolVar(&o.df, "df", false, "set don't-fragment on the ICMP probe (as ping -M do)")
 	f.DurationVar(&o.timeout, "timeout", trace.DefaultTimeout, "how long to wait for the answer")
 	f.StringVarP(&o.output, "output", "o", "table", "table, wide or json")
-	cmd.MarkFlagsMutuallyExclusive("icmp", "tcp", "udp")
 	return cmd
 }
 

@@ -42,6 +42,7 @@ func Analyze(rec *Recording, k Kernel) *Journey {
 		From:     Endpoint{Name: req.From.Name, Namespace: nsName(req.From.Namespace), IP: req.FromIP},
 		To:       Endpoint{Name: req.ToName, IP: req.To, Port: req.Probe.Port},
 		Probe:    req.Probe,
+		Sent:     rec.Sent,
 		Timeout:  req.Timeout,
 		Captured: Captured{Namespaces: len(req.Places), Packets: len(rec.Packets), Dropped: rec.Dropped},
 	}
@@ -245,6 +246,8 @@ func (a *analysis) hop(g []*obs, first bool, request []Hop) Hop {
 		}
 	}
 	switch {
+	case in == nil && out == nil:
+		h.Action = ActStopped // sent to itself (lo): judged delivered below
 	case in == nil:
 		h.Action = ActSent
 	case out == nil:
@@ -543,7 +546,7 @@ func (a *analysis) judge(j *Journey, request []*obs, reply *obs) {
 		return
 	}
 	last := &rep.Hops[n-1]
-	if last.Namespace == j.From.Namespace && last.In != "" {
+	if last.Namespace == j.From.Namespace && (last.In != "" || last.Action == ActDelivered) {
 		rep.Arrived = true
 		last.Action = ActDelivered
 		return

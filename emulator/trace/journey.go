@@ -53,6 +53,8 @@ type Journey struct {
 	From  Endpoint `json:"from"`
 	To    Endpoint `json:"to"`
 	Probe Probe    `json:"probe"`
+	// Sent is when the probe was sent.
+	Sent time.Time `json:"sent"`
 	// Timeout is how long the probe waited for its answer.
 	Timeout Duration `json:"timeout"`
 	Answer  Answer   `json:"answer"`

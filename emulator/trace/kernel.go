@@ -79,11 +79,25 @@ func (k *liveKernel) Close() {
 	k.handles = map[string]*netlink.Handle{}
 }
 
+// open opens the netlink sockets of these places at once.
+func (k *liveKernel) open(places []Place) {
+	var wg sync.WaitGroup
+	for _, pl := range places {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = k.handle(pl.Namespace) // an error shows again when it is asked
+		}()
+	}
+	wg.Wait()
+}
+
 // handle returns the netlink socket of the namespace at path ns.
 func (k *liveKernel) handle(ns string) (*netlink.Handle, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if h, ok := k.handles[ns]; ok {
+	h, ok := k.handles[ns]
+	k.mu.Unlock()
+	if ok {
 		return h, nil
 	}
 	nsh, err := netns.Open(ns)
@@ -91,9 +105,15 @@ func (k *liveKernel) handle(ns string) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("open namespace %q: %w", ns, err)
 	}
 	defer nsh.Close()
-	h, err := netns.NetlinkHandle(nsh)
+	h, err = netns.NetlinkHandle(nsh)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %q: %w", ns, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if old, ok := k.handles[ns]; ok {
+		h.Close() // opened twice at once: keep the first
+		return old, nil
 	}
 	k.handles[ns] = h
 	return h, nil

@@ -67,15 +67,17 @@ const (
 	// headers included, so every line reads as in `labctl capture`.
 	snaplen = 2048
 	// ringSize is the smallest ring capture takes (four 256 KiB blocks):
-	// a trace captures one probe's packets, in many namespaces at once.
+	// a trace takes a handful of packets per namespace.
 	ringSize = 1 << 20
-	// settle is how long after the answer every ring still gets to
-	// hand over its last block: the kernel retires a block that is not
-	// full within twice capture's 4 ms block timeout. Everything on the
-	// probe's way was written to the rings before its answer arrived:
-	// each namespace's capture runs as the packet passes.
-	settle = 20 * time.Millisecond
 )
+
+// Settle is how long after the answer a trace keeps reading: a capture
+// ring hands a block that is not full over within twice capture's 4 ms
+// block timeout, and nothing else needs waiting for. Each namespace's
+// capture took its copy as the packet passed, so every copy on the probe's
+// way (and its answer's) was in the rings before the answer reached the
+// probe's socket.
+const Settle = 15 * time.Millisecond
 
 // Recording is everything a trace saw: the packets of every namespace, what
 // the probe's socket reported, the firewall counters before and after, and
@@ -153,12 +155,24 @@ func (r RecordedPacket) packet(vxlanPorts []uint16) capture.Packet {
 // Run sends the request's probe while capturing in every place, then
 // follows it: Record, then Analyze with the live kernel.
 func Run(ctx context.Context, req Request) (*Journey, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
+	// The analysis asks each namespace through a netlink socket of its
+	// own; opening them while the probe travels saves the time after.
+	k := LiveKernel(&Recording{})
+	defer k.Close()
+	warm := make(chan struct{})
+	go func() {
+		defer close(warm)
+		k.open(req.Places)
+	}()
 	rec, err := Record(ctx, req)
+	<-warm
 	if err != nil {
 		return nil, err
 	}
-	k := LiveKernel(rec)
-	defer k.Close()
+	k.rec = rec
 	return Analyze(rec, k), nil
 }
 
@@ -219,20 +233,11 @@ func Record(ctx context.Context, req Request) (*Recording, error) {
 		Firewalls: map[string]*FirewallChange{},
 		Kernel:    KernelAnswers{Links: map[string][]Link{}, Neighbours: map[string][]Neighbour{}},
 	}
-	caps := make([]*capture.Capture, 0, len(req.Places))
-	defer func() {
-		for _, c := range caps {
-			c.Close()
-		}
-	}()
-	for _, pl := range req.Places {
-		c, err := capture.Open(pl.Namespace, "", capture.Options{
-			Snaplen: snaplen, BufferSize: ringSize, Label: pl.Name, SkipDecode: true, VXLANPorts: req.VXLANPorts,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("trace: capture in %s: %w", pl.Name, err)
-		}
-		caps = append(caps, c)
+	caps, err := openAll(req)
+	// Closing waits for the kernel (see closeAll): the recording does not.
+	defer func() { go closeAll(caps) }()
+	if err != nil {
+		return nil, err
 	}
 
 	// One reader per capture, each keeping its packets in ring order.
@@ -276,15 +281,22 @@ func Record(ctx context.Context, req Request) (*Recording, error) {
 	}
 	rec.Outcome = out
 	if out.Kind != AnswerNotSent {
-		// Let the rings hand over their last blocks.
 		select {
-		case <-time.After(settle):
+		case <-time.After(Settle):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
+	// What the readers have not taken yet, Ready still holds.
 	stopReading()
 	wg.Wait()
+	for i, c := range caps {
+		rest, err := c.Ready()
+		if err != nil && !errors.Is(err, capture.ErrClosed) {
+			return nil, fmt.Errorf("trace: capture in %s: %w", c.Label(), err)
+		}
+		got[i] = append(got[i], rest...)
+	}
 	after := readFirewalls(req.Places)
 	for ns, b := range before {
 		if a, ok := after[ns]; ok {
@@ -308,6 +320,55 @@ func Record(ctx context.Context, req Request) (*Recording, error) {
 	// namespaces their times order them.
 	slices.SortStableFunc(rec.Packets, func(a, b RecordedPacket) int { return a.Time.Compare(b.Time) })
 	return rec, nil
+}
+
+// openAll opens a capture in every place at once: setting up a ring waits
+// for a network grace period, and in parallel those waits overlap.
+func openAll(req Request) ([]*capture.Capture, error) {
+	caps := make([]*capture.Capture, len(req.Places))
+	errs := make([]error, len(req.Places))
+	var wg sync.WaitGroup
+	for i, pl := range req.Places {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Rings, not plain sockets, for their timestamps: a ring
+			// stamps a packet as it passes, where a plain socket may
+			// stamp it only when it is read, and the journey's order
+			// across namespaces is the order of those stamps.
+			caps[i], errs[i] = capture.Open(pl.Namespace, "", capture.Options{
+				Snaplen: snaplen, BufferSize: ringSize, Label: pl.Name, SkipDecode: true, VXLANPorts: req.VXLANPorts,
+			})
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("trace: capture in %s: %w", pl.Name, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	var open []*capture.Capture
+	for _, c := range caps {
+		if c != nil {
+			open = append(open, c)
+		}
+	}
+	return open, errors.Join(errs...)
+}
+
+// closeAll closes the captures at once. The kernel waits for network
+// grace periods (synchronize_net) as it releases a packet socket with a
+// ring: tens of milliseconds each on a busy machine, which in parallel
+// overlap, and which Record leaves to the background so that nobody waits
+// for them to see a journey.
+func closeAll(caps []*capture.Capture) {
+	var wg sync.WaitGroup
+	for _, c := range caps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Close()
+		}()
+	}
+	wg.Wait()
 }
 
 // readFirewalls reads the nftables counters of every place at once; places
