@@ -46,14 +46,17 @@ func mainErr() int {
 		noPlan   = flag.Bool("no-plan", false, "skip the plan table")
 		capt     = flag.Duration("capture", 3*time.Second, "traffic per capture measurement; 0 skips the capture table")
 		onlyCap  = flag.Bool("only-capture", false, "run only the capture table")
+		traces   = flag.Int("trace", 10, "traces per backend in the trace latency table; 0 skips it")
+		onlyTr   = flag.Bool("only-trace", false, "run only the trace latency table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
 			"the start and memory of built-in web-server containers, pod-to-pod\n"+
 			"throughput per backend, packet capture under load (-only-capture runs that\n"+
-			"alone), and the time and memory of validating and planning large labs, with\n"+
-			"the targets of issues 2, 3, 4, 8 and 13. Needs root, except for -plan-only.\n\n")
+			"alone), labctl trace's latency per backend (-only-trace), and the time and\n"+
+			"memory of validating and planning large labs, with the targets of issues 2,\n"+
+			"3, 4, 8 and 13. Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -67,9 +70,15 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyCap {
-		*noUp, *ctrs, *tput, *noPlan = true, 0, 0, true
+		*noUp, *ctrs, *tput, *noPlan, *traces = true, 0, 0, true, 0
 		if *capt <= 0 {
 			*capt = 3 * time.Second
+		}
+	}
+	if *onlyTr {
+		*noUp, *ctrs, *tput, *noPlan, *capt = true, 0, 0, true, 0
+		if *traces <= 0 {
+			*traces = 10
 		}
 	}
 	if !*noPlan || *onlyPlan {
@@ -141,6 +150,10 @@ func mainErr() int {
 		}
 		if err == nil && *capt > 0 {
 			reportCapture(os.Stdout, b.capture(ctx, *capt), *capt)
+			err = ctx.Err()
+		}
+		if err == nil && *traces > 0 {
+			reportTrace(os.Stdout, b.trace(ctx, *traces), *traces)
 			err = ctx.Err()
 		}
 		if err != nil {
