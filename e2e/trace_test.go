@@ -197,6 +197,14 @@ func TestTraceUnreachablePod(t *testing.T) {
 	if doc.Kind != "Trace" || doc.Request.Arrived || doc.Request.Stop.Place != "node1" || doc.Request.Stop.Reason != trace.ReasonNoRoute {
 		t.Errorf("-o json: %+v:\n%s", doc, out)
 	}
+
+	// The lab's picture, from the running lab: the same as from its file.
+	graph := c.must("graph", name)
+	for _, want := range []string{name + " · 2 nodes · 3 pods · host-gw", "pod1a", "192.168.2.20", "node1 ⇄ node2  host-gw"} {
+		if !strings.Contains(graph, want) {
+			t.Errorf("labctl graph %s lacks %q:\n%s", name, want, graph)
+		}
+	}
 }
 
 // A full-size packet with DF set meets a smaller MTU on node1's way out:

@@ -50,7 +50,7 @@ func Analyze(rec *Recording, k Kernel) *Journey {
 	origin := a.origin()
 	if origin == nil {
 		j.Request = a.notSent()
-		j.Answer = a.answer(nil)
+		j.Answer = a.answer(nil, nil)
 		if j.Answer.Kind == AnswerNotSent {
 			j.Request.Stop.Reason = ReasonNotSent
 		}
@@ -66,7 +66,7 @@ func Analyze(rec *Recording, k Kernel) *Journey {
 		p := a.path(replyObs, reply, j.Request.Hops)
 		j.Reply = &p
 	}
-	j.Answer = a.answer(reply)
+	j.Answer = a.answer(reply, request)
 	a.judge(j, request, reply)
 	if rep := j.Reply; rep != nil && rep.Arrived {
 		// NAT on the way: the sender sees the answer come from another
@@ -464,7 +464,7 @@ func (a *analysis) probeLength() int {
 
 // answer says how the probe ended, from the answer's packet when one was
 // captured, else from what the socket reported.
-func (a *analysis) answer(reply *obs) Answer {
+func (a *analysis) answer(reply *obs, request []*obs) Answer {
 	out := a.rec.Outcome
 	ans := Answer{Kind: out.Kind, From: out.From, RTT: out.RTT}
 	req := a.rec.Request
@@ -474,7 +474,7 @@ func (a *analysis) answer(reply *obs) Answer {
 		switch {
 		case isError(h.ICMP):
 			ans.Kind = AnswerError
-			if h.ICMP.Type == capture.ICMPUnreachable && (h.ICMP.Code == 2 || h.ICMP.Code == 3) {
+			if refused(reply, request) {
 				ans.Kind = AnswerRefused
 			}
 			ans.Summary = fmt.Sprintf("%s from %s", icmpText(h.ICMP), h.IPv4.Src)
@@ -527,8 +527,7 @@ func (a *analysis) judge(j *Journey, request []*obs, reply *obs) {
 			// Answered from where it was last seen: it arrived there
 			// (a DNAT on the way changed whose address it was).
 			req.Arrived, last.Action = true, ActDelivered
-		case reply != nil && isError(reply.inner.ICMP) && reply.inner.ICMP.Type == capture.ICMPUnreachable &&
-			(reply.inner.ICMP.Code == 2 || reply.inner.ICMP.Code == 3):
+		case refused(reply, request):
 			req.Arrived, last.Action = true, ActDelivered
 		default:
 			if last.Out != "" {
@@ -555,6 +554,27 @@ func (a *analysis) judge(j *Journey, request []*obs, reply *obs) {
 		last.Action = ActLeft
 	}
 	rep.Stop = a.diagnose(last, a.same(reply), nil)
+}
+
+// refused says whether the answer is the destination's own "port (or
+// protocol) unreachable": it got the probe, and nothing serves the port.
+// The same message from anyone else is a firewall rejecting the probe on
+// the destination's behalf (nftables' plain reject sends it).
+func refused(reply *obs, request []*obs) bool {
+	if reply == nil || !isError(reply.inner.ICMP) {
+		return false
+	}
+	m := reply.inner.ICMP
+	if m.Type != capture.ICMPUnreachable || (m.Code != 2 && m.Code != 3) {
+		return false
+	}
+	from := reply.inner.IPv4.Src
+	for _, o := range request {
+		if o.inner.IPv4.Dst == from {
+			return true
+		}
+	}
+	return false
 }
 
 func ms(d time.Duration) string {

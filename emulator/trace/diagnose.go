@@ -170,10 +170,16 @@ func (a *analysis) fromICMP(stop *Stop, h *Hop, last Sighting, reply *obs) *Stop
 				stop.Evidence = append(stop.Evidence, ev...)
 			}
 		}
-	case 9, 10, 13:
+	case 2, 3, 9, 10, 13:
+		// The destination's own port unreachable is an answer, not a
+		// stop (judge): from anyone else it is a reject rule's.
 		stop.Reason = ReasonDropRule
 		stop.Detail = fmt.Sprintf("a rule in %s rejects it: it answered %s", router, what)
+		if m.Code == 2 || m.Code == 3 {
+			stop.Detail = fmt.Sprintf("%s answered %s for %s, an address it does not own: a firewall rule there rejects it", router, what, last.Dst)
+		}
 		stop.Evidence = append(stop.Evidence, a.grew(ns)...)
+		stop.Evidence = append(stop.Evidence, a.rejecting(ns)...)
 	default:
 		stop.Reason = ReasonUnreached
 		stop.Detail = fmt.Sprintf("%s answered %s", router, what)
@@ -244,11 +250,26 @@ func (a *analysis) grew(ns string) []string {
 	}
 	var out []string
 	for _, r := range fc.After.Rules {
-		if r.Verdict != "drop" && r.Verdict != "reject" {
+		if !r.Counted || r.Verdict != "drop" && r.Verdict != "reject" {
 			continue
 		}
 		if n := r.Packets - before[ruleKey(r)]; r.Packets > before[ruleKey(r)] {
 			out = append(out, fmt.Sprintf("%s: counter +%d", r, n))
+		}
+	}
+	return out
+}
+
+// rejecting lists the namespace's rules that reject, counted or not.
+func (a *analysis) rejecting(ns string) []string {
+	fc, ok := a.rec.Firewalls[ns]
+	if !ok || fc.After == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range fc.After.Rules {
+		if r.Verdict == "reject" && !r.Counted {
+			out = append(out, r.String()+": a rule that rejects")
 		}
 	}
 	return out

@@ -347,14 +347,16 @@ func (r replay) Neighbours(ns string) ([]Neighbour, error) {
 	return n, nil
 }
 
-// RuleCount is an nftables rule with a counter, and what it does to the
-// packets it counts.
+// RuleCount is an nftables rule that counts, drops or rejects: what it
+// does to packets and how many it counted.
 type RuleCount struct {
 	Family  string `json:"family"`
 	Table   string `json:"table"`
 	Chain   string `json:"chain"`
 	Handle  uint64 `json:"handle"`
 	Verdict string `json:"verdict"` // drop, reject, accept, jump <chain>, ... ("" for none)
+	// Counted says the rule has a counter; Packets is what it counted.
+	Counted bool   `json:"counted,omitempty"`
 	Packets uint64 `json:"packets"`
 	Comment string `json:"comment,omitempty"`
 }
@@ -376,7 +378,8 @@ type ChainPolicy struct {
 }
 
 // Firewall is what a namespace's nftables rules counted: every rule with a
-// counter and the base chains that drop by default.
+// counter or that drops or rejects, and the base chains that drop by
+// default.
 type Firewall struct {
 	Rules    []RuleCount   `json:"rules,omitempty"`
 	Dropping []ChainPolicy `json:"dropping,omitempty"`
@@ -412,19 +415,18 @@ func readFirewall(ns string) (*Firewall, error) {
 		}
 		for _, r := range rules {
 			rc := RuleCount{Family: family, Table: ch.Table.Name, Chain: ch.Name, Handle: r.Handle}
-			counted := false
 			for _, e := range r.Exprs {
 				switch e := e.(type) {
 				case *expr.Counter:
 					rc.Packets += e.Packets
-					counted = true
+					rc.Counted = true
 				case *expr.Verdict:
 					rc.Verdict = verdictName(e)
 				case *expr.Reject:
 					rc.Verdict = "reject"
 				}
 			}
-			if counted {
+			if rc.Counted || rc.Verdict == "drop" || rc.Verdict == "reject" {
 				if comment, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
 					rc.Comment = comment
 				}

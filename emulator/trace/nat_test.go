@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
 	"github.com/labctl/labctl/emulator/kubeproxy"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
@@ -27,7 +32,7 @@ import (
 // The cluster CIDR is 10.131.0.0/16, so the client is a pod to kube-proxy
 // and keeps its address; "outside" is not, and kube-proxy masquerades it.
 // Service web has cluster IP 10.133.0.10, port 80 (TCP and UDP) to the
-// server's 8080.
+// server's 8080; service empty (10.133.0.11) has no endpoints.
 type natLab struct {
 	client, outside, node, server Place
 }
@@ -35,6 +40,9 @@ type natLab struct {
 var (
 	serviceIP = netip.MustParseAddr("10.133.0.10")
 	serverIP  = netip.MustParseAddr("10.131.2.2")
+	// emptyServiceIP is service empty's, which has no endpoints:
+	// kube-proxy rejects what is sent to it.
+	emptyServiceIP = netip.MustParseAddr("10.133.0.11")
 )
 
 func newNATLab(t *testing.T) *natLab {
@@ -68,6 +76,10 @@ func newNATLab(t *testing.T) *natLab {
 			cmds = append(cmds, []string{"-n", side.ns, "route", "add", "default", "via", side.gw})
 		}
 	}
+	// A node's default route (to the outside world) covers the service
+	// CIDR: a cluster IP with no endpoints must pass routing to reach
+	// kube-proxy's reject.
+	cmds = append(cmds, []string{"-n", n, "route", "add", "default", "via", "10.132.0.2"})
 	for _, c := range cmds {
 		nstest.IP(t, c...)
 	}
@@ -90,6 +102,10 @@ func newNATLab(t *testing.T) *natLab {
 			{Name: "http", Protocol: kubeproxy.TCP, Port: 80, TargetPort: 8080, Endpoints: eps},
 			{Name: "echo", Protocol: kubeproxy.UDP, Port: 80, TargetPort: 8080, Endpoints: eps},
 		},
+	}, {
+		Name:      "empty",
+		ClusterIP: emptyServiceIP,
+		Ports:     []kubeproxy.ServicePort{{Protocol: kubeproxy.TCP, Port: 80}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -240,4 +256,80 @@ func (l *natLab) renames() []string {
 		out = append(out, nsName(p.Namespace), p.Name)
 	}
 	return out
+}
+
+// A probe a firewall stops: kube-proxy rejecting a service without
+// endpoints (the node answers "port unreachable" for the service), and a
+// rule of our own that drops and counts. The journey stops at the node for
+// a drop rule, and says which.
+func TestFirewallStops(t *testing.T) {
+	l := newNATLab(t)
+	dropUDP9(t, l.node.Namespace)
+	for _, tc := range []struct {
+		name     string
+		to       netip.Addr
+		probe    Probe
+		answer   string
+		evidence string
+	}{
+		{"reject", emptyServiceIP, Probe{Protocol: TCP, Port: 80}, AnswerError, "reject-chain"},
+		{"drop", serverIP, Probe{Protocol: UDP, Port: 9}, AnswerNone, "counter +1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req := Request{From: l.client, To: tc.to, Probe: tc.probe, Places: l.places(), Timeout: Duration(300 * time.Millisecond)}
+			rec, err := Record(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := LiveKernel(rec)
+			defer k.Close()
+			j := Analyze(rec, k)
+			text := j.Text(false)
+			s := j.Request.Stop
+			if j.Answer.Kind != tc.answer || j.Request.Arrived || s == nil || s.Place != "node" || s.Reason != ReasonDropRule {
+				t.Fatalf("answer %q (want %q), stop %+v, want node for a drop rule:\n%s", j.Answer.Kind, tc.answer, s, text)
+			}
+			if !strings.Contains(strings.Join(s.Evidence, "\n"), tc.evidence) {
+				t.Errorf("evidence %q does not name %q:\n%s", s.Evidence, tc.evidence, text)
+			}
+			if *record != "" {
+				saveRecording(t, rec, "firewall-"+tc.name, l.renames())
+			}
+		})
+	}
+}
+
+// dropUDP9 adds, in the namespace at ns, a forward chain whose one rule
+// counts and drops UDP to port 9: `nft add rule inet tracetest forward
+// udp dport 9 counter drop`.
+func dropUDP9(t *testing.T, ns string) {
+	t.Helper()
+	f, err := os.Open(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := c.AddTable(&nftables.Table{Name: "tracetest", Family: nftables.TableFamilyINet})
+	accept := nftables.ChainPolicyAccept
+	chain := c.AddChain(&nftables.Chain{
+		Name: "forward", Table: table, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept,
+	})
+	c.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(9)},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
