@@ -89,9 +89,9 @@ there), 1 when it did not.
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.icmp, "icmp", false, "send an ICMP echo request (the default)")
-	f.Uint16Var(&o.tcp, "tcp", 0, "send a TCP SYN to this port")
-	f.Uint16Var(&o.udp, "udp", 0, "send a UDP datagram to this port")
-	f.IntVarP(&o.size, "size", "s", 0, "ICMP or UDP payload bytes (default 56 for ICMP, as ping; 32 for UDP)")
+	f.Uint16Var(&o.tcp, "tcp", 0, "send a TCP SYN to `PORT`")
+	f.Uint16Var(&o.udp, "udp", 0, "send a UDP datagram to `PORT`")
+	f.IntVarP(&o.size, "size", "s", 0, "ICMP or UDP payload `BYTES` (default 56 for ICMP, as ping; 32 for UDP)")
 	f.BoolVar(&o.df, "df", false, "set don't-fragment on the ICMP probe (as ping -M do)")
 	f.DurationVar(&o.timeout, "timeout", trace.DefaultTimeout, "how long to wait for the answer")
 	f.StringVarP(&o.output, "output", "o", "table", "table, wide or json")

@@ -444,9 +444,12 @@ func sendTCP(ctx context.Context, req Request, timeout time.Duration) (Outcome, 
 	switch {
 	case err == nil:
 		out.Kind, out.From, out.RTT = AnswerReply, req.To, Duration(rtt)
-		if ap, ok := netip.ParseAddrPort(c.LocalAddr().String()); ok == nil {
+		if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
 			out.LocalPort = ap.Port()
 		}
+		// A probe has nothing to say: reset the connection rather than
+		// leave the server a request-less one and both sides TIME_WAIT.
+		_ = c.SetLinger(0)
 		c.Close()
 	case ctx.Err() != nil:
 		return out, ctx.Err()
