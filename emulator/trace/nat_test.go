@@ -189,16 +189,7 @@ func TestNAT(t *testing.T) {
 			[]string{"dnat 10.131.2.1:", "snat 10.131.2.2:8080 → 10.133.0.10:80"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req := Request{From: tc.from(), To: serviceIP, Probe: Probe{Protocol: tc.protocol, Port: 80}, Places: l.places()}
-			rec, err := Record(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			k := LiveKernel(rec)
-			defer k.Close()
-			j := Analyze(rec, k)
+			j, rec := traceLive(t, Request{From: tc.from(), To: serviceIP, Probe: Probe{Protocol: tc.protocol, Port: 80}, Places: l.places()})
 			text := j.Text(true)
 			if j.Answer.Kind != AnswerReply || !j.Request.Arrived || j.Reply == nil || !j.Reply.Arrived {
 				t.Fatalf("answer %q, request arrived %v, reply %v:\n%s", j.Answer.Kind, j.Request.Arrived, j.Reply, text)
@@ -231,6 +222,20 @@ func TestNAT(t *testing.T) {
 			}
 		})
 	}
+}
+
+// traceLive runs a trace and keeps its recording, for -record.
+func traceLive(t *testing.T, req Request) (*Journey, *Recording) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := Record(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := LiveKernel(rec)
+	defer k.Close()
+	return Analyze(rec, k), rec
 }
 
 // checkNAT compares rewrites with the expected ones, each a prefix (a
@@ -276,16 +281,7 @@ func TestFirewallStops(t *testing.T) {
 		{"drop", serverIP, Probe{Protocol: UDP, Port: 9}, AnswerNone, "counter +1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req := Request{From: l.client, To: tc.to, Probe: tc.probe, Places: l.places(), Timeout: Duration(300 * time.Millisecond)}
-			rec, err := Record(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			k := LiveKernel(rec)
-			defer k.Close()
-			j := Analyze(rec, k)
+			j, rec := traceLive(t, Request{From: l.client, To: tc.to, Probe: tc.probe, Places: l.places(), Timeout: Duration(300 * time.Millisecond)})
 			text := j.Text(false)
 			s := j.Request.Stop
 			if j.Answer.Kind != tc.answer || j.Request.Arrived || s == nil || s.Place != "node" || s.Reason != ReasonDropRule {
