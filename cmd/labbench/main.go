@@ -49,15 +49,18 @@ func mainErr() int {
 		scen     = flag.String("scenario", "scenarios/two-node-basics.yaml", "scenario to time run and grade with, and a class of; \"\" skips the scenario table")
 		class    = flag.Int("class", 30, "copies of the scenario's lab brought up and graded at once")
 		onlyScen = flag.Bool("scenario-only", false, "measure only the scenario table")
+		traces   = flag.Int("trace", 10, "traces per backend in the trace latency table; 0 skips it")
+		onlyTr   = flag.Bool("only-trace", false, "run only the trace latency table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
 			"Times labctl up and down against the bash script of its own --dry-run output,\n"+
 			"the start and memory of built-in web-server containers, pod-to-pod\n"+
 			"throughput per backend, packet capture under load (-only-capture runs that\n"+
-			"alone), the time and memory of validating and planning large labs, and the\n"+
-			"scenario runner: run and grade of one lab and a class of labs at once, with\n"+
-			"the targets of issues 2, 3, 4, 8, 12 and 13. Needs root, except for -plan-only.\n\n")
+			"alone), labctl trace's latency per backend (-only-trace), the time and memory\n"+
+			"of validating and planning large labs, and the scenario runner: run and grade\n"+
+			"of one lab and a class of labs at once, with the targets of issues 2, 3, 4, 8,\n"+
+			"12 and 13. Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -66,7 +69,7 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyScen {
-		*noPlan, *noUp, *ctrs, *tput, *capt = true, true, 0, 0, 0
+		*noPlan, *noUp, *ctrs, *tput, *capt, *traces = true, true, 0, 0, 0, 0
 	}
 	list, err := parseSizes(*sizes)
 	if err != nil {
@@ -74,9 +77,15 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyCap {
-		*noUp, *ctrs, *tput, *noPlan, *scen = true, 0, 0, true, ""
+		*noUp, *ctrs, *tput, *noPlan, *scen, *traces = true, 0, 0, true, "", 0
 		if *capt <= 0 {
 			*capt = 3 * time.Second
+		}
+	}
+	if *onlyTr {
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen = true, 0, 0, true, 0, ""
+		if *traces <= 0 {
+			*traces = 10
 		}
 	}
 	if !*noPlan || *onlyPlan {
@@ -160,6 +169,10 @@ func mainErr() int {
 			if err = ctx.Err(); err == nil {
 				err = r.err
 			}
+		}
+		if err == nil && *traces > 0 {
+			reportTrace(os.Stdout, b.trace(ctx, *traces), *traces)
+			err = ctx.Err()
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {

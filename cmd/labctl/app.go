@@ -119,6 +119,7 @@ usual tools (ip netns exec <namespace> ip route).
 		newVersionCmd(g, build), newCompletionCmd(g), newInternalCmd())
 	registerCompletions(g, root)
 	root.AddCommand(newRunCmd(g), newGradeCmd(g), newStopCmd(g))
+	root.AddCommand(newTraceCmd(g), newGraphCmd(g))
 	return root
 }
 

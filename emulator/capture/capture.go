@@ -422,6 +422,41 @@ func (c *Capture) Next(ctx context.Context) (Packet, error) {
 	return p, nil
 }
 
+// Ready returns, without waiting, every packet the capture holds now:
+// what a read took but Next has not returned yet, and what the kernel has
+// queued (with a ring: in the blocks it has handed over, which it does
+// within a few milliseconds). It ends reading once the traffic of interest
+// has passed: labctl trace drains its captures with it after the probe's
+// answer arrived.
+func (c *Capture) Ready() ([]Packet, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	out := c.pending
+	c.pending = nil
+	var err error
+	for {
+		batch, done, terr := c.take(context.Background(), false)
+		if terr != nil {
+			err = terr
+			break
+		}
+		out = append(out, batch...)
+		done()
+		if len(batch) == 0 {
+			break
+		}
+	}
+	c.count(len(out))
+	if c.opts.Record != nil {
+		for _, p := range out {
+			if werr := c.opts.Record.WritePacket(p); werr != nil && err == nil {
+				err = fmt.Errorf("record packet: %w", werr)
+			}
+		}
+	}
+	return out, err
+}
+
 func (c *Capture) count(n int) {
 	c.statsMu.Lock()
 	c.stats.Received += uint64(n)

@@ -32,7 +32,10 @@ type PingOptions struct {
 
 // PingResult is the outcome of every echo Ping sent.
 type PingResult struct {
-	Dst      netip.Addr
+	Dst netip.Addr
+	// ID is the ICMP identifier of the echoes, so that a capture can tell
+	// them from other pings' (labctl trace follows them this way).
+	ID       uint16
 	Sent     int // echo requests the kernel accepted
 	Received int // echoes answered by an echo reply
 	// Duplicates counts extra replies to an echo already answered, as a
@@ -156,6 +159,7 @@ func Ping(ctx context.Context, nsPath string, dst netip.Addr, opts PingOptions) 
 		return res, fmt.Errorf("ping %s: %w", dst, err)
 	}
 	defer s.close()
+	res.ID = s.id
 	err = s.run(ctx, &res)
 	if err != nil {
 		err = fmt.Errorf("ping %s: %w", dst, err)
