@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
 )
