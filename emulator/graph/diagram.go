@@ -50,9 +50,14 @@ func (g *Graph) layout() layout {
 		c := cluster{id: id, label: strings.TrimSpace(n.Name + state(n.State))}
 		eth := id + "eth0"
 		br := id + "br"
+		brLabel := lines(n.Bridge, fmt.Sprintf("%s/%d", n.Gateway, n.PodCIDR.Bits()))
+		if n.Bridge == "" {
+			// Calico: no bridge; the node's routes stand in its place.
+			brLabel = lines("routes", "blackhole "+n.PodCIDR.String(), "proxy ARP "+n.Gateway.String())
+		}
 		c.boxes = append(c.boxes,
 			box{id: eth, kind: "eth", label: lines("eth0", n.Prefix.String())},
-			box{id: br, kind: "bridge", label: lines(n.Bridge, fmt.Sprintf("%s/%d", n.Gateway, n.PodCIDR.Bits()))},
+			box{id: br, kind: "bridge", label: brLabel},
 		)
 		// Cables run top-down: the underlay switch, each node's eth0,
 		// its bridge, its pods.

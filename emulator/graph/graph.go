@@ -65,6 +65,9 @@ type Node struct {
 	// its eth0).
 	Veth    string
 	PodCIDR netip.Prefix
+	// Bridge is the pod bridge holding Gateway; "" on a Calico node, whose
+	// pods each have a veth of their own, routed, with Gateway
+	// (169.254.1.1) answered by proxy ARP.
 	Bridge  string
 	Gateway netip.Addr
 	// Tunnels are the node's VXLAN and IPIP devices, when its pairs use
@@ -100,7 +103,7 @@ type Pod struct {
 	Name       string
 	Namespace  string
 	IP         netip.Addr
-	Veth       string // the host side, a port of the node's bridge
+	Veth       string // the host side: a port of the node's bridge, or Calico's cali* veth
 	Deployment string
 	Containers int
 	State      string // live only
@@ -219,7 +222,7 @@ func FromTopology(t *spec.Topology) *Graph {
 				Name:       p.Name,
 				Namespace:  plan.NamespaceName(t.Name, p.Name),
 				IP:         p.IP,
-				Veth:       plan.VethName(p.Name),
+				Veth:       t.HostVeth(p.Name),
 				Deployment: p.Deployment,
 				Containers: len(p.Containers),
 			})

@@ -33,7 +33,13 @@ func (g *Graph) Text() string {
 	var rows [][3]string
 	for _, n := range g.Nodes {
 		rows = append(rows, [3]string{}, [3]string{fmt.Sprintf("%s  eth0 %s ─ %s on %s%s", n.Name, n.Prefix, n.Veth, g.Underlay.Bridge, state(n.State))})
-		rows = append(rows, [3]string{"  " + n.Bridge, fmt.Sprintf("%s/%d", n.Gateway, n.PodCIDR.Bits()), "gateway of " + n.PodCIDR.String()})
+		if n.Bridge == "" {
+			// Calico: no bridge; the node routes to each pod's /32 and
+			// keeps its own block as a blackhole.
+			rows = append(rows, [3]string{"  routes", "blackhole " + n.PodCIDR.String(), fmt.Sprintf("pods via %s (proxy ARP)", n.Gateway)})
+		} else {
+			rows = append(rows, [3]string{"  " + n.Bridge, fmt.Sprintf("%s/%d", n.Gateway, n.PodCIDR.Bits()), "gateway of " + n.PodCIDR.String()})
+		}
 		for _, t := range n.Tunnels {
 			addr := "-"
 			if t.Addr.IsValid() {
@@ -46,7 +52,11 @@ func (g *Graph) Text() string {
 			if i == len(n.Pods)-1 {
 				branch = "  └─ "
 			}
-			rows = append(rows, [3]string{branch + p.Name, p.IP.String(), fmt.Sprintf("eth0 ─ %s on %s%s", p.Veth, n.Bridge, state(p.State))})
+			where := "on " + n.Bridge
+			if n.Bridge == "" {
+				where = "(routed /32)"
+			}
+			rows = append(rows, [3]string{branch + p.Name, p.IP.String(), fmt.Sprintf("eth0 ─ %s %s%s", p.Veth, where, state(p.State))})
 		}
 		if len(n.Pods) == 0 {
 			rows = append(rows, [3]string{"  └─ no pods", "-", ""})
