@@ -104,7 +104,7 @@ usual tools (ip netns exec <namespace> ip route).
 		defaultDir = lab.DefaultStateDir
 	}
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultDir, "where labctl records its labs (env LABCTL_STATE_DIR)")
-	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newInternalCmd())
+	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g))
 	return root
 }
 

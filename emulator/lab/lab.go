@@ -4,6 +4,7 @@
 package lab
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/labctl/emulator/helper"
+	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
@@ -188,11 +191,22 @@ func (m Manager) startDatapath(rec *Record, ns plan.Namespace, d *Datapath) erro
 		return err
 	}
 	defer log.Close()
-	proc, err := startProcess(ns.Name, exe, []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name}, log, state.Join(rel))
+	logPath := state.Join(rel)
+	id, err := helper.Start(context.Background(), helper.Options{
+		Role:       ipipd.HelperRole,
+		Config:     ipipd.HelperConfig{Device: d.Device, Namespace: ns.Name},
+		Executable: exe,
+		Args:       []string{"labctl-ipip-datapath", rec.Name + "/" + ns.Object, d.Device},
+		Namespace:  kernel.NamespacePath(ns.Name),
+		Log:        log,
+	})
+	if errors.Is(err, helper.ErrNoReport) || errors.Is(err, helper.ErrNotReady) {
+		err = fmt.Errorf("%w (see %s)", err, logPath)
+	}
 	if err != nil {
 		return fmt.Errorf("node %q: start userspace ipip datapath: %w", ns.Object, err)
 	}
-	d.Process = &proc
+	d.Process = &Process{PID: id.PID, StartTime: id.StartTime, Log: logPath}
 	return nil
 }
 
