@@ -297,7 +297,7 @@ func TestNamespaceWatch(t *testing.T) {
 			if sameFile("/proc/self/ns/uts", fmt.Sprintf("/proc/%d/ns/uts", id.PID)) {
 				t.Errorf("the helper did not get a UTS namespace of its own")
 			}
-			time.Sleep(2 * watchInterval)
+			time.Sleep(watchInterval + 200*time.Millisecond)
 			if !id.Alive() {
 				t.Fatalf("the helper ended while its namespace is there")
 			}

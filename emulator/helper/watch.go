@@ -15,7 +15,7 @@ var ErrNamespaceGone = errors.New("network namespace is gone")
 
 // watchInterval is how often a helper looks at its namespace's name: a
 // helper ends within about this long after its lab is deleted.
-const watchInterval = 500 * time.Millisecond
+const watchInterval = time.Second
 
 // watchNamespace returns a context that is cancelled with ErrNamespaceGone
 // once path no longer refers to the network namespace this process runs in:
