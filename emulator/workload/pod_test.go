@@ -532,6 +532,33 @@ func TestStartFailures(t *testing.T) {
 	}
 }
 
+// A container that cannot start fails the pod's start even when it is
+// restarted (after a backoff shorter than the others take to start) before
+// the pod reports: the first failure counts, not the last.
+func TestStartFailureBeforeOthersAreReady(t *testing.T) {
+	n := newNet(t, 1)
+	opts := testOptions()
+	opts.Backoff = Backoff{Initial: Duration(time.Millisecond), Max: Duration(time.Millisecond), Reset: Duration(10 * time.Second)}
+	for i := range 3 {
+		ctrs := []Container{{Name: "bad", Command: []string{"/nonexistent/program"}}}
+		for j := range 6 {
+			ctrs = append(ctrs, Container{Name: fmt.Sprintf("web%d", j), Builtin: builtin.WebServer, Ports: []Port{{ContainerPort: 8000 + j}}})
+		}
+		spec := PodSpec{Lab: n.lab, Pod: "pod-slow", Namespace: n.path(0), StateDir: filepath.Join(t.TempDir(), "pod"), Containers: ctrs}
+		shim, err := StartPod(context.Background(), spec, opts)
+		if err == nil {
+			stopAndCheck(t, shim, n.path(0))
+			t.Fatalf("run %d: StartPod succeeded", i)
+		}
+		if want := `container "bad": exec /nonexistent/program`; !strings.Contains(err.Error(), want) {
+			t.Errorf("run %d: error %q lacks %q", i, err, want)
+		}
+		if left := procsInNetns(n.path(0)); len(left) > 0 {
+			t.Fatalf("run %d: processes %v left in the namespace", i, left)
+		}
+	}
+}
+
 // A container with its own root filesystem sees only it, builtins work in
 // it, and exec enters it.
 func TestRootFS(t *testing.T) {

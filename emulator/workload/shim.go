@@ -67,9 +67,12 @@ type ctr struct {
 	readyCh   chan string
 	readyDone bool
 	startErr  string
-	oomBase   uint64
-	backoff   time.Duration
-	timer     *time.Timer
+	// firstErr is why the container's first run could not start: the
+	// pod's start fails with it, even if a restart came before the report.
+	firstErr string
+	oomBase  uint64
+	backoff  time.Duration
+	timer    *time.Timer
 }
 
 type eventKind int
@@ -253,6 +256,9 @@ func (s *shim) start(c *ctr) {
 	if err := s.fork(c); err != nil {
 		s.logf("container %q: %v", c.spec.Name, err)
 		c.startErr, c.readyDone = err.Error(), true
+		if c.status.Restarts == 0 {
+			c.firstErr = c.startErr
+		}
 		s.ended(c, Termination{ExitCode: 128, Reason: ReasonStartError, Message: err.Error(), FinishedAt: time.Now()})
 		return
 	}
@@ -403,6 +409,9 @@ func (s *shim) readied(c *ctr, msg string) {
 	c.readyDone = true
 	if msg != "" {
 		c.startErr = msg
+		if c.status.Restarts == 0 {
+			c.firstErr = msg
+		}
 		s.logf("container %q: %s", c.spec.Name, msg)
 		if c.running {
 			s.killContainer(c) // an init that timed out; one that failed exits by itself
@@ -426,8 +435,8 @@ func (s *shim) maybeReport() {
 		if !c.readyDone {
 			return
 		}
-		if c.startErr != "" && c.status.Restarts == 0 {
-			failed = append(failed, fmt.Sprintf("container %q: %s", c.spec.Name, c.startErr))
+		if c.firstErr != "" {
+			failed = append(failed, fmt.Sprintf("container %q: %s", c.spec.Name, c.firstErr))
 		}
 	}
 	msg := strings.Join(failed, "; ")
