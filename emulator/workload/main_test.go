@@ -123,6 +123,11 @@ func testRole(role string) int {
 			names = append(names, e.Name())
 		}
 		fmt.Printf("root=%s\n", strings.Join(names, ","))
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "LABCTL_") {
+				fmt.Printf("leaked=%s\n", kv)
+			}
+		}
 		if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
 			fmt.Printf("cgroup=%s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ";"))
 		}

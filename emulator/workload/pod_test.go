@@ -148,6 +148,9 @@ func TestContainerEnvironment(t *testing.T) {
 			t.Errorf("container output lacks %q:\n%s", want, logs)
 		}
 	}
+	if strings.Contains(logs, "leaked=") {
+		t.Errorf("labctl's variables reached the container:\n%s", logs)
+	}
 	// Exec sees the same: namespaces, environment, working directory, plus
 	// variables of its own.
 	out, errOut, code := execIn(t, ExecOptions{StateDir: spec.StateDir, Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=report", "EXTRA=yes", "WLTEST_SLEEP="}})
@@ -175,6 +178,44 @@ func TestContainerEnvironment(t *testing.T) {
 	_, errOut, code = execIn(t, ExecOptions{StateDir: spec.StateDir, Argv: []string{"no-such-program"}})
 	if code != 99 || !strings.Contains(errOut, `"no-such-program": executable file not found`) {
 		t.Errorf("exec of a missing program: exit %d, %q", code, errOut)
+	}
+}
+
+// ExecCommand runs a command in a container as a child labctl (the helper
+// role container-exec), whose output and exit code are the command's, and
+// exits as a shell would when the command cannot run.
+func TestExecCommand(t *testing.T) {
+	n := newNet(t, 1)
+	_, spec := startPod(t, n, 0, "pod-exec", Container{Name: "client", Builtin: builtin.Client})
+	for _, tc := range []struct {
+		name string
+		opts ExecOptions
+		code int
+		out  string // in stdout
+		err  string // in stderr
+	}{
+		{"exit code", ExecOptions{Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=exit", "WLTEST_CODE=3"}}, 3, "exiting with 3", ""},
+		{"environment", ExecOptions{Container: "client", Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=report"}}, 0,
+			"hostname=pod-exec\n", ""},
+		{"not found", ExecOptions{Argv: []string{"no-such-program"}}, 127, "", `"no-such-program": executable file not found`},
+		{"no container", ExecOptions{Container: "nope", Argv: []string{"true"}}, 1, "", `pod "pod-exec" has no container "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.StateDir = spec.StateDir
+			cmd, err := ExecCommand(testBinary(), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			_ = cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out.String(), errOut.String(), tc.code, tc.out, tc.err)
+			}
+			if strings.Contains(out.String(), "leaked=") {
+				t.Errorf("labctl's variables reached the command: %s", out.String())
+			}
+		})
 	}
 }
 
