@@ -72,8 +72,9 @@ const maxReport = 1 << 20
 
 // Start starts the helper o describes and waits until it reports ready.
 // The helper is detached: its own session, stdin /dev/null, working
-// directory /, no Pdeathsig; it outlives the caller, and its parent will be
-// init once the caller exits. It returns the helper's identity, to stop it
+// directory /, no Pdeathsig; it outlives the caller (then init, or a
+// subreaper, is its parent). Nothing reaps it while the caller runs but
+// its Stop (process.ID.Stop reaps a child). It returns the helper's identity, to stop it
 // later (process.ID.Stop). If the helper reports an error (*ReportedError),
 // exits first (ErrNoReport), does not report within o.ReadyTimeout
 // (ErrNotReady) or ctx ends, Start stops it and returns the error with the
