@@ -14,10 +14,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/labctl/labctl/emulator/builtin"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/probe"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
 	"golang.org/x/sys/unix"
@@ -39,7 +41,7 @@ type ctrResult struct {
 	network    []time.Duration // labctl's timer: until the network was ready
 	started    []time.Duration // labctl's timer: all containers started
 	// Memory samples of every process of every run.
-	webStart, webServed, supervisor []workload.MemoryUsage
+	webStart, webServed, supervisor []process.MemoryUsage
 	err                             error
 }
 
@@ -139,9 +141,9 @@ func (b *bench) containerRun(ctx context.Context, r *ctrResult, topo *spec.Topol
 			return fmt.Errorf("pod %s: %w", pod.Name, err)
 		}
 	}
-	var webServed []workload.MemoryUsage
+	var webServed []process.MemoryUsage
 	for _, pid := range webPIDs {
-		mu, err := workload.Memory(pid)
+		mu, err := process.Memory(pid)
 		if err != nil {
 			return fmt.Errorf("web server %d after a request: %w", pid, err)
 		}
@@ -161,7 +163,7 @@ func (b *bench) containerRun(ctx context.Context, r *ctrResult, topo *spec.Topol
 
 // readPods checks that every pod's web server runs and returns its PID and
 // memory, and the memory of every pod's supervisor.
-func readPods(mgr lab.Manager, topo *spec.Topology) (pids []int, web, sup []workload.MemoryUsage, err error) {
+func readPods(mgr lab.Manager, topo *spec.Topology) (pids []int, web, sup []process.MemoryUsage, err error) {
 	for _, pod := range topo.Pods() {
 		st, err := workload.ReadStatus(mgr.PodStateDir(topo.Name, pod.Name))
 		if err != nil {
@@ -171,11 +173,11 @@ func readPods(mgr lab.Manager, topo *spec.Topology) (pids []int, web, sup []work
 			return nil, nil, nil, fmt.Errorf("pod %s: web server not running: %+v", pod.Name, st.Containers)
 		}
 		pid := st.Containers[0].PID
-		w, err := workload.Memory(pid)
+		w, err := process.Memory(pid)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("pod %s: web server %d: %w", pod.Name, pid, err)
 		}
-		s, err := workload.Memory(st.Shim.PID)
+		s, err := process.Memory(st.Shim.PID)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("pod %s: supervisor %d: %w", pod.Name, st.Shim.PID, err)
 		}
@@ -203,7 +205,7 @@ func getWebBody(ctx context.Context, client *http.Client, ip string) error {
 	if err != nil {
 		return err
 	}
-	if want := workload.WebBody(ip, "/labbench"); resp.StatusCode != http.StatusOK || string(body) != want {
+	if want := builtin.WebBody(ip, "/labbench"); resp.StatusCode != http.StatusOK || string(body) != want {
 		return fmt.Errorf("GET /labbench: %s %q, want 200 %q", resp.Status, body, want)
 	}
 	return nil
@@ -279,7 +281,7 @@ func reportContainerRun(w io.Writer, r *ctrResult, memory bool) {
 	fmt.Fprintln(tw, "process\tmeasured\tsamples\tRSS MiB mean (max)\tPSS MiB mean\ttarget\tok")
 	for _, row := range []struct {
 		what, when string
-		ms         []workload.MemoryUsage
+		ms         []process.MemoryUsage
 		target     bool
 	}{
 		{"web-server container", "started", r.webStart, true},
@@ -326,7 +328,7 @@ func cellFine(ds []time.Duration) string {
 	return fmt.Sprintf("%.2f ms (%.2f)", float64(median(ds))/1e6, float64(slices.Min(ds))/1e6)
 }
 
-func memStats(ms []workload.MemoryUsage) (meanRSS, maxRSS, meanPSS int64) {
+func memStats(ms []process.MemoryUsage) (meanRSS, maxRSS, meanPSS int64) {
 	if len(ms) == 0 {
 		return 0, 0, 0
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/process"
 	scenarioreport "github.com/labctl/labctl/emulator/report"
 	"github.com/labctl/labctl/emulator/scenario"
 	"github.com/labctl/labctl/emulator/workload"
@@ -144,7 +145,7 @@ func (b *bench) class(ctx context.Context, r *scenarioResult, s *scenario.Scenar
 				pids = append(pids, c.PID)
 			}
 			for _, pid := range pids {
-				if m, err := workload.Memory(pid); err == nil {
+				if m, err := process.Memory(pid); err == nil {
 					pss += m.PSS
 				}
 			}

@@ -9,13 +9,15 @@ import (
 	"context"
 	"os"
 
-	"github.com/labctl/labctl/emulator/workload"
+	"github.com/labctl/labctl/emulator/helper"
 )
 
 func main() {
-	// The same binary is also each pod's supervisor, container init, the
-	// builtin servers and the curl/ping applets; those never reach the CLI.
-	if code, handled := workload.Main(); handled {
+	// The same binary is also labctl's helper processes (each pod's
+	// supervisor, container init and so the builtin servers, the IPIP
+	// datapath) and the curl/ping applets; those never reach the CLI. The
+	// packages that start them register them (emulator/helper).
+	if code, handled := helper.Main(); handled {
 		os.Exit(code)
 	}
 	os.Exit(run(context.Background(), os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, os.Getenv))

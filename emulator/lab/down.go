@@ -12,8 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/cgroups"
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/netns"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -240,7 +242,7 @@ func (p *provenance) owns(pid int) bool {
 		return true
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	return err == nil && strings.Contains(string(data), "/"+workload.CgroupRoot+"/"+p.lab+"/")
+	return err == nil && strings.Contains(string(data), "/"+cgroups.Root+"/"+p.lab+"/")
 }
 
 // stopRecorded stops the lab's supervisors and helper processes as its
@@ -249,7 +251,7 @@ func (m Manager) stopRecorded(rec *Record, proof *provenance) (stopped int, skip
 	var shims []workload.Shim
 	for pod, s := range rec.Pods {
 		switch {
-		case !workload.ProcessAlive(s.PID, s.StartTime):
+		case !s.Process().Alive():
 		case proof.owns(s.PID):
 			shims = append(shims, s)
 			stopped++
@@ -285,14 +287,14 @@ func endProcesses(pids []int, proof *provenance, grace time.Duration) int {
 	var mu sync.Mutex
 	n := 0
 	for _, pid := range pids {
-		start, err := workload.ProcessStartTime(pid)
+		id, err := process.Of(pid)
 		// Checked again after reading the start time: the PID may have
 		// been reused since the scan.
 		if err != nil || !proof.owns(pid) {
 			continue
 		}
 		wg.Go(func() {
-			if workload.StopProcess(pid, start, grace) == nil {
+			if id.Stop(grace) == nil {
 				mu.Lock()
 				n++
 				mu.Unlock()

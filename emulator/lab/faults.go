@@ -9,6 +9,7 @@ import (
 	"github.com/labctl/labctl/emulator/kernel"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -123,7 +124,7 @@ func (m Manager) stopContainer(rec *Record, pod, container string) error {
 	if !proof.owns(c.PID) {
 		return fmt.Errorf("%s: process %d is not the pod's; left alone", what, c.PID)
 	}
-	if err := workload.StopProcess(c.PID, c.PIDStartTime, workload.DefaultGracePeriod); err != nil {
+	if err := (process.ID{PID: c.PID, StartTime: c.PIDStartTime}).Stop(workload.DefaultGracePeriod); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
-	"github.com/labctl/labctl/emulator/workload"
 )
 
 // Health is whether a recorded lab is whole: every namespace there and
@@ -59,7 +58,7 @@ func (m Manager) Health(rec *Record) Health {
 	sort.Strings(pods)
 	for _, pod := range pods {
 		s := rec.Pods[pod]
-		if !workload.ProcessAlive(s.PID, s.StartTime) {
+		if !s.Process().Alive() {
 			h.DeadPods = append(h.DeadPods, pod)
 			h.Problems = append(h.Problems, fmt.Sprintf("the supervisor of pod %q (process %d) is not running", pod, s.PID))
 		}

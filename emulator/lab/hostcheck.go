@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/labctl/labctl/emulator/applet"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/spec"
-	"github.com/labctl/labctl/emulator/workload"
 )
 
 // HostError is something this host cannot give a valid lab: a file the
@@ -243,7 +243,7 @@ func findProgram(c spec.Container, root string) string {
 		}
 		return ""
 	}
-	if slices.Contains(workload.AppletNames(), prog) {
+	if slices.Contains(applet.Names(), prog) {
 		return ""
 	}
 	path := defaultPath

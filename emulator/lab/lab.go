@@ -4,6 +4,7 @@
 package lab
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,8 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labctl/labctl/emulator/helper"
 	"github.com/labctl/labctl/emulator/ipipd"
 	"github.com/labctl/labctl/emulator/kernel"
+	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/statedir"
@@ -189,12 +192,22 @@ func (m Manager) startDatapath(rec *Record, ns plan.Namespace, d *Datapath) erro
 		return err
 	}
 	defer log.Close()
-	args := []string{"internal", "ipip-datapath", "--device", d.Device, "--netns", ns.Name, "--stats", ipipd.StatsFileFor(state.Join(rel))}
-	proc, err := startProcess(ns.Name, exe, args, log, state.Join(rel))
+	logPath := state.Join(rel)
+	id, err := helper.Start(context.Background(), helper.Options{
+		Role:       ipipd.HelperRole,
+		Config:     ipipd.HelperConfig{Device: d.Device, Namespace: ns.Name, StatsFile: ipipd.StatsFileFor(state.Join(rel))},
+		Executable: exe,
+		Args:       []string{"labctl-ipip-datapath", rec.Name + "/" + ns.Object, d.Device},
+		Namespace:  netns.Path(ns.Name),
+		Log:        log,
+	})
+	if errors.Is(err, helper.ErrNoReport) || errors.Is(err, helper.ErrNotReady) {
+		err = fmt.Errorf("%w (see %s)", err, logPath)
+	}
 	if err != nil {
 		return fmt.Errorf("node %q: start userspace ipip datapath: %w", ns.Object, err)
 	}
-	d.Process = &proc
+	d.Process = &Process{PID: id.PID, StartTime: id.StartTime, Log: logPath}
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/labctl/labctl/emulator/builtin"
+	"github.com/labctl/labctl/emulator/cgroups"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
@@ -111,9 +113,9 @@ func containerStartWorkers() int { return 4 * runtime.GOMAXPROCS(0) }
 
 func toWorkload(c spec.Container) workload.Container {
 	w := workload.Container{
-		Name: c.Name, Builtin: workload.Builtin(c.Builtin), Command: c.Command, Args: c.Args,
+		Name: c.Name, Builtin: builtin.Name(c.Builtin), Command: c.Command, Args: c.Args,
 		WorkingDir: c.WorkingDir, RootFS: c.RootFS, RestartPolicy: workload.RestartPolicy(c.RestartPolicy),
-		Resources: workload.Resources{
+		Resources: cgroups.Resources{
 			CPURequestMilli: c.Resources.CPURequestMilli, CPULimitMilli: c.Resources.CPULimitMilli,
 			MemoryRequest: c.Resources.MemoryRequest, MemoryLimit: c.Resources.MemoryLimit,
 		},

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/builtin"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -68,7 +70,7 @@ func benchStart(b *testing.B, pods, perPod int) {
 	opts := Options{Executable: exe, Cgroups: os.Getenv("WLBENCH_CGROUPS"), AppletDir: filepath.Join(dir, "bin")}
 	var ctrs []Container
 	for j := range perPod {
-		ctrs = append(ctrs, Container{Name: fmt.Sprintf("web-%d", j), Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 80 + j}}})
+		ctrs = append(ctrs, Container{Name: fmt.Sprintf("web-%d", j), Builtin: builtin.WebServer, Ports: []Port{{ContainerPort: 80 + j}}})
 	}
 	shims := make([]Shim, pods)
 	errs := make([]error, pods)
@@ -105,7 +107,7 @@ func benchStart(b *testing.B, pods, perPod int) {
 			started = append(started, shims[i])
 		}
 	}
-	var web, sup []MemoryUsage
+	var web, sup []process.MemoryUsage
 	for _, s := range started {
 		st, err := ReadStatus(s.StateDir)
 		if err != nil {
@@ -113,11 +115,11 @@ func benchStart(b *testing.B, pods, perPod int) {
 			continue
 		}
 		for _, c := range st.Containers {
-			if m, err := Memory(c.PID); err == nil {
+			if m, err := process.Memory(c.PID); err == nil {
 				web = append(web, m)
 			}
 		}
-		if m, err := Memory(s.PID); err == nil {
+		if m, err := process.Memory(s.PID); err == nil {
 			sup = append(sup, m)
 		}
 	}
@@ -186,7 +188,7 @@ func benchStateDir(b *testing.B) string {
 }
 
 // summarize returns the mean RSS, mean PSS and largest RSS in MB.
-func summarize(ms []MemoryUsage) (rss, pss, rssMax float64) {
+func summarize(ms []process.MemoryUsage) (rss, pss, rssMax float64) {
 	if len(ms) == 0 {
 		return 0, 0, 0
 	}

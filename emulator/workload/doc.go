@@ -1,29 +1,32 @@
 // Package workload runs the containers of lab pods: processes in their pod's
 // network namespace (so containers of a pod share localhost), with the pod
 // name as hostname, Kubernetes-style restart policies, requests and limits
-// mapped onto cgroups the way the kubelet maps them, per-container logs,
-// exec, and builtin workloads (web-server, echo-server, client) compiled
-// into the labctl binary so a lab needs nothing installed on the host.
+// on cgroups, per-container logs, status, and exec into a container. It is
+// the pods-and-supervisors room; the pieces it is built from have rooms of
+// their own:
+//
+//	emulator/helper    how the labctl binary runs as a supervisor or container init (roles, ready report, namespace watch, Start)
+//	emulator/cgroups   cgroup driver, requests and limits -> cgroup files, born-in-cgroup forks, kill and remove
+//	emulator/process   process identity (PID + start time), pidfd signals, memory
+//	emulator/builtin   web-server, echo-server, client: workloads compiled into the binary
+//	emulator/applet    curl and ping inside containers, as links to the binary
 //
 // # API
 //
 //	shim, err := workload.StartPod(ctx, workload.PodSpec{...}, workload.Options{})
-//	err = workload.StopPod(shim, grace)          // or StopPods(shims, grace)
-//	st, err := workload.ReadStatus(stateDir)     // phase, containers (Summary()), restarts, exit codes, cgroup driver
+//	err = workload.StopPod(shim, grace)            // or StopPods(shims, grace)
+//	st, err := workload.ReadStatus(stateDir)       // phase, containers (Summary()), restarts, exit codes, cgroup driver
 //	err = workload.Exec(workload.ExecOptions{...}) // replaces the process; returns only on error
+//	cmd, err := workload.ExecCommand(exe, opts)    // the same as a child process
 //	err = workload.ReadLogs(ctx, w, stateDir, workload.LogOptions{...}) // kubectl logs: -f, --previous, --tail, --timestamps
-//	err = workload.SweepLab(lab, "")             // last resort when the lab's Shims are lost
-//	cpu, err := quantity.ParseCPU("100m"); mem, err := quantity.ParseMemory("200Mi")
-//	d, err := workload.DetectCgroups("")         // d.String(): which cgroup interface is in use
+//	err = workload.SweepLab(lab, "")               // last resort when the lab's Shims are lost
 //
 // # Wiring into labctl
 //
-// main() must first give the binary's other parts their turn, before any
-// flag parsing:
-//
-//	if code, handled := workload.Main(); handled {
-//		os.Exit(code)
-//	}
+// main() first gives the binary's helper roles their turn, before any flag
+// parsing (helper.Main); this package registers its three: the supervisor
+// ("pod-shim"), container init ("container-init") and the container side of
+// ExecCommand ("container-exec").
 //
 // Lab lifecycle: `up` calls StartPod for each pod with containers after the
 // network is applied (the pod's namespace exists and has its addresses),
@@ -38,17 +41,17 @@
 // # Processes
 //
 // Each pod has one supervisor process, "labctl-shim <lab>/<pod>": the pause
-// container and containerd-shim in one. StartPod starts it detached (own
-// session, so it survives the `labctl up` that started it) in the pod's
-// network namespace and a new UTS namespace. It starts every container as
-// "labctl-init", which joins the container's cgroups, enters the root
-// filesystem if there is one, and executes the command or runs the builtin
-// in place. Containers die with their supervisor (PR_SET_PDEATHSIG), the
-// supervisor adopts their orphans (PR_SET_CHILD_SUBREAPER), and everything
-// of a pod lives in its cgroups, which StopPod empties with SIGKILL as a
-// last step, so no process outlives its lab. PIDs are always recorded with
-// their start time and signalled through pidfds, so a reused PID is never
-// hit.
+// container and containerd-shim in one. StartPod starts it with
+// helper.Start: detached (own session, so it survives the `labctl up` that
+// started it) in the pod's network namespace and a new UTS namespace. It
+// starts every container as "labctl-init", which joins the container's
+// cgroups, enters the root filesystem if there is one, and executes the
+// command or runs the builtin in place. Containers die with their
+// supervisor (PR_SET_PDEATHSIG), the supervisor adopts their orphans
+// (PR_SET_CHILD_SUBREAPER), and everything of a pod lives in its cgroups,
+// which StopPod empties with SIGKILL as a last step, so no process outlives
+// its lab. PIDs are always recorded with their start time and signalled
+// through pidfds (emulator/process), so a reused PID is never hit.
 //
 // # Files
 //
@@ -66,17 +69,18 @@
 //
 // # Cgroups
 //
-// <hierarchy>/labctl/<lab>/<pod>/<container> and .../<pod>/_shim. cgroup v2
-// when its root offers the cpu and memory controllers (cpu request ->
-// cpu.weight, limit -> cpu.max, memory request -> memory.low, limit ->
-// memory.max), else cgroup v1 (cpu.shares, cpu.cfs_quota_us/
-// cpu.cfs_period_us, memory.soft_limit_in_bytes, memory.limit_in_bytes),
-// mounting the v1 hierarchies under /run/labctl/cgroup if nobody has,
-// else none (limits refused, processes tracked by PID only). As the kubelet
-// does, a limit without a request requests the limit, BestEffort containers
-// get cpu.shares 2, and the pod cgroup gets the sum of the requests (and of
-// the CPU limits, when every container has one). ReadStatus says which
-// driver is in use and lists the values written, per pod and per container.
+// <hierarchy>/labctl/<lab>/<pod>/<container> and .../<pod>/_shim, made and
+// filled by emulator/cgroups: cgroup v2 when its root offers the cpu and
+// memory controllers (cpu request -> cpu.weight, limit -> cpu.max, memory
+// request -> memory.low, limit -> memory.max), else cgroup v1 (cpu.shares,
+// cpu.cfs_quota_us/cpu.cfs_period_us, memory.soft_limit_in_bytes,
+// memory.limit_in_bytes), mounting the v1 hierarchies under
+// /run/labctl/cgroup if nobody has, else none (limits refused, processes
+// tracked by PID only). As the kubelet does, a limit without a request
+// requests the limit, BestEffort containers get cpu.shares 2, and the pod
+// cgroup gets the sum of the requests (and of the CPU limits, when every
+// container has one). ReadStatus says which driver is in use and lists the
+// values written, per pod and per container.
 //
 // Requires Linux 5.3 (pidfd_open); exec into containers uses setns on a
 // pidfd from 5.8 and /proc/PID/ns before.

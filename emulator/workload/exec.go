@@ -1,10 +1,8 @@
 package workload
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -13,6 +11,9 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/process"
 )
 
 // ExecOptions name a container and the command to run in it.
@@ -77,9 +78,10 @@ func Exec(opts ExecOptions) error {
 		}
 		return fail(fmt.Errorf("container is not running: %s: %w", state, ErrNotRunning))
 	}
-	pidfd, err := openProcess(cs.PID, cs.PIDStartTime)
+	ctrProc := process.ID{PID: cs.PID, StartTime: cs.PIDStartTime}
+	pidfd, err := ctrProc.Open()
 	if err != nil {
-		if errors.Is(err, errGone) {
+		if errors.Is(err, process.ErrGone) {
 			return fail(fmt.Errorf("container process %d is gone: %w", cs.PID, ErrNotRunning))
 		}
 		return fail(err)
@@ -90,17 +92,15 @@ func Exec(opts ExecOptions) error {
 		argv = []string{"/bin/sh"}
 	}
 	env := mergeEnv(pc.Spec.environ(c, pc.AppletDir), opts.Env)
-	for _, dir := range cs.Cgroups {
-		if err := writeProcs(dir, os.Getpid()); err != nil {
-			unix.Close(pidfd)
-			return fail(err)
-		}
+	if err := cgroups.Move(os.Getpid(), cs.Cgroups...); err != nil {
+		unix.Close(pidfd)
+		return fail(err)
 	}
 	// The new program inherits the namespaces of the thread that calls
 	// execve: pin it, and never unlock it (it is replaced or, on error, the
 	// process is about to exit anyway).
 	runtime.LockOSThread()
-	if err := enterNamespaces(pidfd, cs.PID, cs.PIDStartTime); err != nil {
+	if err := enterNamespaces(pidfd, ctrProc); err != nil {
 		return fail(err)
 	}
 	if c.RootFS != "" {
@@ -130,7 +130,7 @@ func Exec(opts ExecOptions) error {
 // through a pidfd; there the /proc/PID/ns files are opened and the process
 // is checked to still be the same one afterwards, so the files opened were
 // its namespaces.
-func enterNamespaces(pidfd, pid int, startTime uint64) error {
+func enterNamespaces(pidfd int, ctr process.ID) error {
 	err := unix.Setns(pidfd, unix.CLONE_NEWNET|unix.CLONE_NEWUTS)
 	if !errors.Is(err, unix.EINVAL) {
 		if err != nil {
@@ -145,14 +145,14 @@ func enterNamespaces(pidfd, pid int, startTime uint64) error {
 		}
 	}()
 	for _, ns := range []string{"net", "uts"} {
-		fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open("/proc/"+strconv.Itoa(ctr.PID)+"/ns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open %s namespace: %w", ns, err)
 		}
 		fds = append(fds, fd)
 	}
-	if !alive(pid, startTime) {
-		return fmt.Errorf("container process %d is gone: %w", pid, ErrNotRunning)
+	if !ctr.Alive() {
+		return fmt.Errorf("container process %d is gone: %w", ctr.PID, ErrNotRunning)
 	}
 	for i, nstype := range []int{unix.CLONE_NEWNET, unix.CLONE_NEWUTS} {
 		if err := unix.Setns(fds[i], nstype); err != nil {
@@ -181,10 +181,3 @@ func mergeEnv(base, extra []string) []string {
 
 // ErrNotRunning says a container has no running process to exec into.
 var ErrNotRunning = errors.New("not running")
-
-// Logs copies a container's output (stdout and stderr, in the order
-// written) of its current run to w, as ReadLogs with only Container and
-// Follow set.
-func Logs(ctx context.Context, w io.Writer, stateDir, container string, follow bool) error {
-	return ReadLogs(ctx, w, stateDir, LogOptions{Container: container, Follow: follow, Tail: -1})
-}

@@ -1,40 +1,50 @@
 package workload
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/labctl/labctl/emulator/builtin"
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/helper"
 )
 
 // Container init is the labctl binary in the container's first moments: it
 // joins the container's cgroups (before anything is allocated that should
 // count), enters its root filesystem, changes to the working directory and
 // executes the command, or runs the builtin in place. It reports failure on
-// fd 3; fd 3 is close-on-exec, so a successful exec reports success by EOF.
+// its ready pipe (helper.Ready); the pipe is close-on-exec, so a successful
+// exec reports success by closing it, and a builtin reports ready once it
+// serves.
 
-func runInit() int {
-	ready := os.NewFile(3, "ready")
-	var cfg initConfig
-	err := json.Unmarshal([]byte(os.Getenv(envInit)), &cfg)
-	os.Unsetenv(envRole)
-	os.Unsetenv(envInit)
-	if err != nil {
-		return initFailed(ready, fmt.Errorf("read init config: %w", err))
-	}
-	for _, dir := range cfg.Cgroups {
-		if err := writeProcs(dir, os.Getpid()); err != nil {
-			return initFailed(ready, err)
-		}
+// initConfig is what container init needs, passed by the supervisor.
+type initConfig struct {
+	Lab, Pod, Name string
+	Builtin        builtin.Name
+	Argv           []string
+	Env            []string
+	WorkingDir     string
+	RootFS         string
+	Cgroups        []string // to join; empty when it was born in them
+	Port           int
+	PodIP          string
+}
+
+func runInit(_ context.Context, cfg initConfig) int {
+	if err := cgroups.Move(os.Getpid(), cfg.Cgroups...); err != nil {
+		return initFailed(err)
 	}
 	if cfg.RootFS != "" {
 		if err := enterRootFS(cfg.RootFS); err != nil {
-			return initFailed(ready, fmt.Errorf("root filesystem %s: %w", cfg.RootFS, err))
+			return initFailed(fmt.Errorf("root filesystem %s: %w", cfg.RootFS, err))
 		}
 	}
 	wd := cfg.WorkingDir
@@ -42,7 +52,7 @@ func runInit() int {
 		wd = "/"
 	}
 	if err := os.Chdir(wd); err != nil {
-		return initFailed(ready, fmt.Errorf("working directory: %w", err))
+		return initFailed(fmt.Errorf("working directory: %w", err))
 	}
 	if cfg.Builtin != "" {
 		os.Clearenv()
@@ -50,21 +60,41 @@ func runInit() int {
 			k, v, _ := strings.Cut(kv, "=")
 			os.Setenv(k, v)
 		}
-		return runBuiltin(&cfg, ready)
+		return runBuiltin(&cfg)
 	}
 	path, err := lookPath(cfg.Argv[0], envValue(cfg.Env, "PATH"), "/")
 	if err != nil {
-		return initFailed(ready, err)
+		return initFailed(err)
 	}
-	unix.CloseOnExec(3)
 	err = unix.Exec(path, cfg.Argv, cfg.Env)
-	return initFailed(ready, fmt.Errorf("exec %s: %w", cfg.Argv[0], err))
+	return initFailed(fmt.Errorf("exec %s: %w", cfg.Argv[0], err))
 }
 
-func initFailed(ready *os.File, err error) int {
+// runBuiltin runs the container's builtin in this process; it stops on
+// SIGTERM (or SIGINT) and then exits 0.
+func runBuiltin(cfg *initConfig) int {
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
+	defer stop()
+	served := false
+	err := builtin.Run(ctx, cfg.Builtin, builtin.Config{Pod: cfg.Pod, Container: cfg.Name, Port: cfg.Port, PodIP: cfg.PodIP}, func() {
+		helper.Ready(nil)
+		served = true
+	})
+	if err != nil {
+		if !served {
+			// Before serving, an error is a failure to start (a port in
+			// use, say), which `labctl up` reports.
+			return initFailed(fmt.Errorf("%s: %w", cfg.Builtin, err))
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cfg.Builtin, err)
+		return 1
+	}
+	return 0
+}
+
+func initFailed(err error) int {
 	fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
-	_, _ = ready.WriteString("E" + err.Error())
-	ready.Close()
+	helper.Ready(err)
 	return 127
 }
 

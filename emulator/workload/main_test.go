@@ -18,7 +18,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/helper"
 	"github.com/labctl/labctl/emulator/netns"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -31,7 +34,7 @@ import (
 var testPrefix = nstest.Prefix("wl")
 
 func TestMain(m *testing.M) {
-	if code, ok := Main(); ok {
+	if code, ok := helper.Main(); ok {
 		os.Exit(code)
 	}
 	if role := os.Getenv("WLTEST_ROLE"); role != "" {
@@ -65,12 +68,12 @@ func checkLeftovers() int {
 			return 1
 		}
 	}
-	if d, err := DetectCgroups(CgroupAuto); err == nil {
-		for _, h := range d.hierarchies() {
-			entries, _ := os.ReadDir(filepath.Join(h, CgroupRoot))
+	if d, err := cgroups.Detect(cgroups.Auto); err == nil {
+		for _, h := range d.Hierarchies() {
+			entries, _ := os.ReadDir(filepath.Join(h, cgroups.Root))
 			for _, e := range entries {
 				if strings.HasPrefix(e.Name(), testPrefix) {
-					fmt.Fprintf(os.Stderr, "leak: cgroup %s left behind\n", filepath.Join(h, CgroupRoot, e.Name()))
+					fmt.Fprintf(os.Stderr, "leak: cgroup %s left behind\n", filepath.Join(h, cgroups.Root, e.Name()))
 					return 1
 				}
 			}
@@ -123,6 +126,11 @@ func testRole(role string) int {
 			names = append(names, e.Name())
 		}
 		fmt.Printf("root=%s\n", strings.Join(names, ","))
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "LABCTL_") {
+				fmt.Printf("leaked=%s\n", kv)
+			}
+		}
 		if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
 			fmt.Printf("cgroup=%s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ";"))
 		}
@@ -142,8 +150,8 @@ func testRole(role string) int {
 				fmt.Println("start child:", err)
 				return 1
 			}
-			st, _ := ProcessStartTime(cmd.Process.Pid)
-			fmt.Printf("child=%d start=%d\n", cmd.Process.Pid, st)
+			id, _ := process.Of(cmd.Process.Pid)
+			fmt.Printf("child=%d start=%d\n", cmd.Process.Pid, id.StartTime)
 		}
 		select {}
 	case "startpod":
@@ -176,6 +184,9 @@ func testRole(role string) int {
 }
 
 func uniqueName() string { return nstest.Unique(testPrefix) }
+
+// alive reports whether the process recorded as pid and start still runs.
+func alive(pid int, start uint64) bool { return process.ID{PID: pid, StartTime: start}.Alive() }
 
 func run(t testing.TB, name string, args ...string) {
 	t.Helper()
@@ -285,7 +296,7 @@ func procsInNetns(nsPath string) []int {
 		}
 		var st unix.Stat_t
 		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) == nil && st.Ino == want.Ino && st.Dev == want.Dev {
-			if ps, err := readProcStat(pid); err == nil && ps.state != 'Z' {
+			if ps, err := process.ReadStat(pid); err == nil && ps.State != 'Z' {
 				pids = append(pids, pid)
 			}
 		}

@@ -6,18 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/labctl/labctl/emulator/netns"
+	"github.com/labctl/labctl/emulator/applet"
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/helper"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/statedir"
 )
 
@@ -41,13 +42,18 @@ var DefaultBackoff = Backoff{
 	Reset:   Duration(10 * time.Second),
 }
 
+// shimCgroup is the supervisor's leaf below its pod's cgroup: on cgroup v2
+// a cgroup whose children have controllers may not hold processes itself.
+// Container names are DNS labels, so they never clash with it.
+const shimCgroup = "_shim"
+
 // Options tune StartPod; the zero value is right for the labctl binary.
 type Options struct {
-	// Executable is the binary whose Main runs the supervisor, container
-	// init and builtins; default os.Executable(). Tests pass their own test
-	// binary, whose TestMain calls Main.
+	// Executable is the binary that runs the supervisor, container init
+	// and builtins (through helper.Main); default os.Executable(). Tests
+	// pass their own test binary, whose TestMain calls helper.Main.
 	Executable string
-	// Cgroups is CgroupAuto (default), CgroupV2, CgroupV1 or CgroupNone.
+	// Cgroups is cgroups.Auto (default), V2, V1 or None.
 	Cgroups string
 	// Backoff between restarts; default DefaultBackoff.
 	Backoff Backoff
@@ -66,11 +72,6 @@ type Options struct {
 // saves a few hundred KB of resident memory per process. Commands executed
 // by init never see it.
 const goRuntimeEnv = "GOMAXPROCS=1"
-
-// readyMessage is the supervisor's one report to StartPod.
-type readyMessage struct {
-	Error string `json:"error,omitempty"`
-}
 
 // StartPod starts a pod's supervisor in the pod's network namespace and a
 // UTS namespace of its own (hostname = spec.Hostname), and returns once
@@ -117,12 +118,12 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	if opts.AppletDir == "" {
 		opts.AppletDir = filepath.Join(spec.StateDir, appletDir)
 	}
-	driver, err := DetectCgroups(opts.Cgroups)
+	driver, err := cgroups.Detect(opts.Cgroups)
 	if err != nil {
 		return fail(err)
 	}
 	for _, c := range spec.Containers {
-		if driver.Name == CgroupNone && !c.Resources.IsZero() {
+		if driver.Name == cgroups.None && !c.Resources.IsZero() {
 			return fail(fmt.Errorf("container %q: resources need cgroups, and there are none: %s", c.Name, driver.Note))
 		}
 		if c.RootFS != "" {
@@ -139,21 +140,22 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		AppletDir:   opts.AppletDir,
 		ReadyWithin: Duration(opts.ReadyTimeout),
 	}
-	// On cgroup v1 the supervisor is born in its cgroup (see spawnIn).
-	// Whatever StartPod fails on, it removes the pod's cgroups.
+	// On cgroup v1 the supervisor is born in its cgroup (see
+	// cgroups.Spawner). Whatever StartPod fails on, it removes the pod's
+	// cgroups.
 	var shimHome []string
 	started := false
 	defer func() {
 		if !started {
-			for _, dir := range driver.podCgroupDirs(spec.Lab, spec.Pod) {
-				_ = removeCgroup(dir)
+			for _, dir := range driver.PodDirs(spec.Lab, spec.Pod) {
+				_ = cgroups.Remove(dir)
 			}
 		}
 	}()
-	if driver.bornInCgroups() {
-		pc, err := driver.createPod(spec.Lab, spec.Pod)
+	if driver.BornIn() {
+		pc, err := driver.CreatePod(spec.Lab, spec.Pod)
 		if err == nil {
-			shimHome, err = pc.child(shimCgroup)
+			shimHome, err = pc.Child(shimCgroup)
 		}
 		if err != nil {
 			return fail(err)
@@ -164,82 +166,50 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		return fail(err)
 	}
 
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	defer readyR.Close()
 	logf, err := dir.OpenFile(shimLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		readyW.Close()
 		return fail(err)
 	}
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		readyW.Close()
-		logf.Close()
-		return fail(err)
-	}
-	attr := &syscall.ProcAttr{
-		Dir: "/", // pin no directory of the caller
-		Env: []string{
-			envRole + "=" + roleShim,
-			envStateDir + "=" + spec.StateDir,
-			"PATH=" + defaultPath,
-			goRuntimeEnv,
-		},
-		Files: []uintptr{null.Fd(), logf.Fd(), logf.Fd(), readyW.Fd()},
-		Sys: &syscall.SysProcAttr{
-			Setsid:     true, // out of the caller's session: Ctrl-C and logout leave it alone
-			Cloneflags: unix.CLONE_NEWUTS,
-		},
-	}
-	var pid int
-	// The child inherits the network namespace of the thread that forks it.
-	fork := func() error {
-		var err error
-		pid, err = syscall.ForkExec(exe, []string{"labctl-shim", spec.Lab + "/" + spec.Pod}, attr)
-		return err
-	}
-	if shimHome != nil {
+	readyWithin := opts.ReadyTimeout + time.Second
+	id, err := helper.Start(ctx, helper.Options{
+		Role:       roleShim,
+		Config:     spec.StateDir,
+		Executable: exe,
+		Args:       []string{"labctl-shim", spec.Lab + "/" + spec.Pod},
+		Env:        []string{"PATH=" + defaultPath, goRuntimeEnv},
+		Namespace:  spec.Namespace,
+		Cloneflags: unix.CLONE_NEWUTS,
 		// Forked from a thread that joined the supervisor's cgroups and
 		// is then thrown away (the supervisor uses no Pdeathsig).
-		err = netns.DoThrowaway(spec.Namespace, func() error {
-			if err := joinThread(shimHome); err != nil {
-				return err
-			}
-			return fork()
-		})
-	} else {
-		err = netns.Do(spec.Namespace, fork)
-	}
-	readyW.Close()
+		Cgroups:      shimHome,
+		Log:          logf,
+		ReadyTimeout: readyWithin,
+		// A supervisor that failed stops its containers first.
+		StopGrace: spec.GracePeriod + 3*time.Second,
+	})
 	logf.Close()
-	null.Close()
-	if err != nil {
-		return fail(fmt.Errorf("start supervisor %s: %w", exe, err))
-	}
-	start, err := ProcessStartTime(pid) // cannot be reused yet: it is our unreaped child
-	if err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL) // our child, not yet reaped: safe
-		reap(pid)
-		return fail(fmt.Errorf("supervisor %d: %w", pid, err))
+	if err != nil && id.PID == 0 { // it never started
+		return fail(err)
 	}
 	shim := Shim{
-		Lab: spec.Lab, Pod: spec.Pod, PID: pid, StartTime: start,
-		StateDir: spec.StateDir, Cgroups: driver.podCgroupDirs(spec.Lab, spec.Pod),
-	}
-
-	msg, err := readReady(ctx, readyR, opts.ReadyTimeout+time.Second)
-	if err == nil && msg.Error != "" {
-		err = errors.New(msg.Error)
+		Lab: spec.Lab, Pod: spec.Pod, PID: id.PID, StartTime: id.StartTime,
+		StateDir: spec.StateDir, Cgroups: driver.PodDirs(spec.Lab, spec.Pod),
 	}
 	if err != nil {
-		if msg.Error == "" {
+		var reported *helper.ReportedError
+		switch {
+		case errors.Is(err, helper.ErrNotReady):
+			err = fmt.Errorf("containers did not start within %v", readyWithin)
+		case errors.Is(err, helper.ErrNoReport):
+			err = errors.New("the supervisor exited before its containers started")
+		}
+		if !errors.As(err, &reported) {
 			if tail := lastLine(dir, shimLog); tail != "" {
 				err = fmt.Errorf("%w (supervisor: %s)", err, tail)
 			}
 		}
+		// Start stopped the supervisor; what is left of the pod (its
+		// cgroups, a status claiming containers run) goes now.
 		if serr := StopPod(shim, 0); serr != nil {
 			err = errors.Join(err, serr)
 		}
@@ -287,7 +257,7 @@ func prepareStateDir(dir *statedir.Dir, cfg *podConfig) error {
 // and start at once: Symlink replaces a link by rename, never removes it
 // first.
 func appletLinks(dir *statedir.Dir, exe string) error {
-	for _, name := range AppletNames() {
+	for _, name := range applet.Names() {
 		if target, err := dir.Readlink(name); err == nil && target == exe {
 			continue
 		}
@@ -296,30 +266,6 @@ func appletLinks(dir *statedir.Dir, exe string) error {
 		}
 	}
 	return nil
-}
-
-// readReady waits for the supervisor's report; EOF without one means it
-// died.
-func readReady(ctx context.Context, r *os.File, timeout time.Duration) (readyMessage, error) {
-	var msg readyMessage
-	_ = r.SetReadDeadline(time.Now().Add(timeout))
-	stop := context.AfterFunc(ctx, func() { _ = r.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	b, err := io.ReadAll(r)
-	switch {
-	case ctx.Err() != nil:
-		return msg, ctx.Err()
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return msg, fmt.Errorf("containers did not start within %v", timeout)
-	case err != nil:
-		return msg, err
-	case len(b) == 0:
-		return msg, errors.New("the supervisor exited before its containers started")
-	}
-	if err := json.Unmarshal(b, &msg); err != nil {
-		return msg, fmt.Errorf("supervisor said %q: %w", b, err)
-	}
-	return msg, nil
 }
 
 // lastLine is the last line of a log, read from its last few KB.
@@ -372,26 +318,27 @@ func StopPod(shim Shim, grace time.Duration) error {
 			}
 		}
 	}
-	switch fd, zombie, err := openShim(shim); {
+	switch fd, err := shim.Process().Open(); {
 	case err == nil:
 		if state != nil && grace > 0 {
 			_ = state.WriteFile(stopFile, []byte(grace.String()), 0o644)
 		}
 		// The supervisor needs the grace period plus time to kill and reap.
-		if err := terminate(fd, wait+3*time.Second); err != nil {
+		if err := process.Terminate(fd, wait+3*time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("signal supervisor %d: %w", shim.PID, err))
 		}
 		unix.Close(fd)
-		reap(shim.PID)
-	case zombie:
-		reap(shim.PID)
-	case !errors.Is(err, errGone):
+		shim.Process().Reap()
+	case errors.Is(err, process.ErrGone):
+		// It exited, and if it was our child it waits to be reaped.
+		shim.Process().Reap()
+	default:
 		errs = append(errs, err)
 	}
 
 	// Whatever the supervisor left (it was killed, or died earlier).
 	for _, dir := range shim.Cgroups {
-		if left := killCgroup(dir, 5*time.Second); len(left) > 0 {
+		if left := cgroups.Kill(dir, 5*time.Second); len(left) > 0 {
 			errs = append(errs, fmt.Errorf("cgroup %s: processes %v survived SIGKILL", dir, left))
 		}
 	}
@@ -401,17 +348,14 @@ func StopPod(shim Shim, grace time.Duration) error {
 	}
 	if stErr == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
 		for _, c := range st.Containers {
-			if err := signalProcess(c.PID, c.PIDStartTime, unix.SIGKILL); err != nil {
+			if err := (process.ID{PID: c.PID, StartTime: c.PIDStartTime}).Signal(unix.SIGKILL); err != nil {
 				errs = append(errs, fmt.Errorf("container %q: %w", c.Name, err))
 			}
 		}
 	}
 	for _, dir := range shim.Cgroups {
-		if err := removeCgroup(dir); err != nil {
+		if err := cgroups.RemovePod(dir); err != nil {
 			errs = append(errs, err)
-		}
-		if ownedCgroup(filepath.Dir(dir)) && filepath.Base(filepath.Dir(dir)) != CgroupRoot {
-			removeIfEmpty(filepath.Dir(dir))
 		}
 	}
 	if left := PodProcesses(shim); len(left) > 0 {
@@ -424,18 +368,6 @@ func StopPod(shim Shim, grace time.Duration) error {
 		return fmt.Errorf("stop pod %q: %w", shim.Pod, err)
 	}
 	return nil
-}
-
-// openShim opens the supervisor if it is still the recorded process; zombie
-// says it has exited but was not reaped, which is safe to do now: its PID
-// cannot be reused before that.
-func openShim(shim Shim) (fd int, zombie bool, err error) {
-	fd, err = openProcess(shim.PID, shim.StartTime)
-	if errors.Is(err, errGone) {
-		st, serr := readProcStat(shim.PID)
-		zombie = serr == nil && st.startTime == shim.StartTime && st.state == 'Z'
-	}
-	return fd, zombie, err
 }
 
 // markStopped records a pod whose supervisor was killed as stopped, so its
@@ -473,12 +405,12 @@ func StopPods(shims []Shim, grace time.Duration) error {
 // processes. After StopPod it is empty.
 func PodProcesses(shim Shim) []int {
 	var pids []int
-	if alive(shim.PID, shim.StartTime) {
+	if shim.Process().Alive() {
 		pids = append(pids, shim.PID)
 	}
 	for _, dir := range shim.Cgroups {
-		if ownedCgroup(dir) {
-			pids = append(pids, cgroupProcs(dir)...)
+		if cgroups.Owned(dir) {
+			pids = append(pids, cgroups.Procs(dir)...)
 		}
 	}
 	if dir, err := openPodDir(shim.StateDir); err == nil {
@@ -486,7 +418,7 @@ func PodProcesses(shim Shim) []int {
 		dir.Close()
 		if err == nil && st.Shim.PID == shim.PID && st.Shim.StartTime == shim.StartTime {
 			for _, c := range st.Containers {
-				if alive(c.PID, c.PIDStartTime) {
+				if (process.ID{PID: c.PID, StartTime: c.PIDStartTime}).Alive() {
 					pids = append(pids, c.PID)
 				}
 			}
@@ -499,21 +431,20 @@ func PodProcesses(shim Shim) []int {
 // SweepLab kills every process in the lab's cgroups and removes them: the
 // last resort for `labctl down` when the lab's record (and so its Shims) is
 // lost. It knows nothing about pods without cgroups (driver none).
-func SweepLab(lab string, cgroups string) error {
+func SweepLab(lab string, cgroupDriver string) error {
 	if !validName(lab) {
 		return fmt.Errorf("sweep lab %q: not a usable name", lab)
 	}
-	d, err := DetectCgroups(cgroups)
+	d, err := cgroups.Detect(cgroupDriver)
 	if err != nil {
 		return fmt.Errorf("sweep lab %q: %w", lab, err)
 	}
 	var errs []error
-	for _, h := range d.hierarchies() {
-		dir := filepath.Join(h, CgroupRoot, lab)
-		if left := killCgroup(dir, 5*time.Second); len(left) > 0 {
+	for _, dir := range d.LabDirs(lab) {
+		if left := cgroups.Kill(dir, 5*time.Second); len(left) > 0 {
 			errs = append(errs, fmt.Errorf("cgroup %s: processes %v survived SIGKILL", dir, left))
 		}
-		if err := removeCgroup(dir); err != nil {
+		if err := cgroups.Remove(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -524,25 +455,12 @@ func SweepLab(lab string, cgroups string) error {
 }
 
 // Labs lists the labs that have cgroups, for `labctl down --all`.
-func Labs(cgroups string) ([]string, error) {
-	d, err := DetectCgroups(cgroups)
+func Labs(cgroupDriver string) ([]string, error) {
+	d, err := cgroups.Detect(cgroupDriver)
 	if err != nil {
 		return nil, err
 	}
-	var labs []string
-	for _, h := range d.hierarchies() {
-		entries, err := os.ReadDir(filepath.Join(h, CgroupRoot))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		for _, e := range entries {
-			if e.IsDir() && !slices.Contains(labs, e.Name()) {
-				labs = append(labs, e.Name())
-			}
-		}
-	}
-	slices.Sort(labs)
-	return labs, nil
+	return d.Labs()
 }
 
 // DefaultContainer is the container exec and logs use when none is named:

@@ -21,7 +21,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/builtin"
+	"github.com/labctl/labctl/emulator/cgroups"
 	"github.com/labctl/labctl/emulator/probe"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/internal/nstest"
 )
 
@@ -34,8 +37,8 @@ func TestPodsWebServerAndClient(t *testing.T) {
 	var shims []Shim
 	for i, pod := range pods {
 		shim, spec := startPod(t, n, i, pod,
-			Container{Name: "curl-client", Builtin: BuiltinClient},
-			Container{Name: "web-server", Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 80}}},
+			Container{Name: "curl-client", Builtin: builtin.Client},
+			Container{Name: "web-server", Builtin: builtin.WebServer, Ports: []Port{{ContainerPort: 80}}},
 		)
 		dirs = append(dirs, spec.StateDir)
 		shims = append(shims, shim)
@@ -67,13 +70,13 @@ func TestPodsWebServerAndClient(t *testing.T) {
 		{"http://" + n.ips[1] + "/some/path?q=1", n.ips[1], "/some/path?q=1"},
 	} {
 		out, errOut, code := execIn(t, ExecOptions{StateDir: dirs[0], Container: "curl-client", Argv: []string{"curl", "-sS", tc.url}})
-		if want := WebBody(tc.ip, tc.path); code != 0 || out != want {
+		if want := builtin.WebBody(tc.ip, tc.path); code != 0 || out != want {
 			t.Errorf("curl %s: exit %d, got %q, want %q (stderr %q)", tc.url, code, out, want, errOut)
 		}
 	}
 	// And the other way round, from pod2.
 	out, _, code := execIn(t, ExecOptions{StateDir: dirs[1], Container: "curl-client", Argv: []string{"curl", "-s", "http://" + n.ips[0] + "/from-pod2"}})
-	if want := WebBody(n.ips[0], "/from-pod2"); code != 0 || out != want {
+	if want := builtin.WebBody(n.ips[0], "/from-pod2"); code != 0 || out != want {
 		t.Errorf("curl from pod2: exit %d, %q, want %q", code, out, want)
 	}
 
@@ -88,11 +91,11 @@ func TestPodsWebServerAndClient(t *testing.T) {
 
 	// curl's exit codes for what students meet.
 	_, errOut, code := execIn(t, ExecOptions{StateDir: dirs[0], Container: "curl-client", Argv: []string{"curl", "-sS", "127.0.0.1:81"}})
-	if code != curlConnect || !strings.Contains(errOut, "Failed to connect to 127.0.0.1 port 81") {
+	if code != 7 /* curl: could not connect */ || !strings.Contains(errOut, "Failed to connect to 127.0.0.1 port 81") {
 		t.Errorf("curl to a closed port: exit %d, stderr %q; want 7", code, errOut)
 	}
 	_, _, code = execIn(t, ExecOptions{StateDir: dirs[0], Container: "curl-client", Argv: []string{"curl", "-s", "-m", "0.3", "http://10.125.0.99/"}})
-	if code != curlTimeout {
+	if code != 28 /* curl: timeout */ {
 		t.Errorf("curl to nobody: exit %d, want 28", code)
 	}
 	out, _, code = execIn(t, ExecOptions{StateDir: dirs[0], Container: "curl-client", Argv: []string{"curl", "-s", "-o", "/dev/null", "-w", `%{http_code} %{remote_ip}\n`, "-X", "POST", "http://" + n.ips[1] + "/"}})
@@ -145,6 +148,9 @@ func TestContainerEnvironment(t *testing.T) {
 			t.Errorf("container output lacks %q:\n%s", want, logs)
 		}
 	}
+	if strings.Contains(logs, "leaked=") {
+		t.Errorf("labctl's variables reached the container:\n%s", logs)
+	}
 	// Exec sees the same: namespaces, environment, working directory, plus
 	// variables of its own.
 	out, errOut, code := execIn(t, ExecOptions{StateDir: spec.StateDir, Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=report", "EXTRA=yes", "WLTEST_SLEEP="}})
@@ -156,7 +162,7 @@ func TestContainerEnvironment(t *testing.T) {
 	// Exec joins the container's cgroups.
 	st, _ := ReadStatus(spec.StateDir)
 	if c := container(st, "report"); len(c.Cgroups) > 0 {
-		rel := "/" + CgroupRoot + "/" + n.lab + "/pod-env/report"
+		rel := "/" + cgroups.Root + "/" + n.lab + "/pod-env/report"
 		if !strings.Contains(out, rel) {
 			t.Errorf("exec did not join %s:\n%s", rel, out)
 		}
@@ -172,6 +178,44 @@ func TestContainerEnvironment(t *testing.T) {
 	_, errOut, code = execIn(t, ExecOptions{StateDir: spec.StateDir, Argv: []string{"no-such-program"}})
 	if code != 99 || !strings.Contains(errOut, `"no-such-program": executable file not found`) {
 		t.Errorf("exec of a missing program: exit %d, %q", code, errOut)
+	}
+}
+
+// ExecCommand runs a command in a container as a child labctl (the helper
+// role container-exec), whose output and exit code are the command's, and
+// exits as a shell would when the command cannot run.
+func TestExecCommand(t *testing.T) {
+	n := newNet(t, 1)
+	_, spec := startPod(t, n, 0, "pod-exec", Container{Name: "client", Builtin: builtin.Client})
+	for _, tc := range []struct {
+		name string
+		opts ExecOptions
+		code int
+		out  string // in stdout
+		err  string // in stderr
+	}{
+		{"exit code", ExecOptions{Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=exit", "WLTEST_CODE=3"}}, 3, "exiting with 3", ""},
+		{"environment", ExecOptions{Container: "client", Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=report"}}, 0,
+			"hostname=pod-exec\n", ""},
+		{"not found", ExecOptions{Argv: []string{"no-such-program"}}, 127, "", `"no-such-program": executable file not found`},
+		{"no container", ExecOptions{Container: "nope", Argv: []string{"true"}}, 1, "", `pod "pod-exec" has no container "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.StateDir = spec.StateDir
+			cmd, err := ExecCommand(testBinary(), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			_ = cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, out.String(), errOut.String(), tc.code, tc.out, tc.err)
+			}
+			if strings.Contains(out.String(), "leaked=") {
+				t.Errorf("labctl's variables reached the command: %s", out.String())
+			}
+		})
 	}
 }
 
@@ -234,7 +278,7 @@ func TestMemoryLimitOOMKill(t *testing.T) {
 	n := newNet(t, 1)
 	hog := named(testCmd("alloc"), "hog")
 	hog.RestartPolicy = RestartNever
-	hog.Resources = Resources{MemoryRequest: 16 << 20, MemoryLimit: 48 << 20}
+	hog.Resources = cgroups.Resources{MemoryRequest: 16 << 20, MemoryLimit: 48 << 20}
 	_, spec := startPod(t, n, 0, "pod-oom", hog)
 	st := waitStatus(t, spec.StateDir, 20*time.Second, "the OOM kill", func(st PodStatus) bool {
 		return container(st, "hog").State == StateTerminated
@@ -263,13 +307,13 @@ func TestMemoryLimitOOMKill(t *testing.T) {
 func TestCPULimitThrottles(t *testing.T) {
 	n := newNet(t, 1)
 	busy := named(testCmd("busy"), "busy")
-	busy.Resources = Resources{CPURequestMilli: 100, CPULimitMilli: 200}
+	busy.Resources = cgroups.Resources{CPURequestMilli: 100, CPULimitMilli: 200}
 	_, spec := startPod(t, n, 0, "pod-cpu", busy)
 	st, _ := ReadStatus(spec.StateDir)
 	c := container(st, "busy")
 	// The pod cgroup carries the sum of its containers' values, as the
 	// kubelet's does.
-	if want := (CgroupSetting{"cpu.cfs_quota_us", "20000"}); st.Cgroup.Name == CgroupV1 && !slices.Contains(st.CgroupSettings, want) {
+	if want := (cgroups.Setting{File: "cpu.cfs_quota_us", Value: "20000"}); st.Cgroup.Name == cgroups.V1 && !slices.Contains(st.CgroupSettings, want) {
 		t.Errorf("pod cgroup settings %v lack %v", st.CgroupSettings, want)
 	}
 	// The pod's quota equals the container's, and the supervisor's bit of
@@ -343,7 +387,7 @@ func TestStopKillsEverything(t *testing.T) {
 	n := newNet(t, 1)
 	shim, spec := startPod(t, n, 0, "pod-stop",
 		named(testCmd("stubborn"), "stubborn"),
-		Container{Name: "client", Builtin: BuiltinClient},
+		Container{Name: "client", Builtin: builtin.Client},
 	)
 	var child, childStart int
 	waitStatus(t, spec.StateDir, 5*time.Second, "the grandchild", func(PodStatus) bool {
@@ -380,7 +424,7 @@ func TestSupervisorKilled(t *testing.T) {
 	n := newNet(t, 1)
 	shim, spec := startPod(t, n, 0, "pod-kill",
 		named(testCmd("stubborn"), "stubborn"),
-		Container{Name: "web", Builtin: BuiltinWebServer},
+		Container{Name: "web", Builtin: builtin.WebServer},
 	)
 	before, _ := ReadStatus(spec.StateDir)
 	if err := unix.Kill(shim.PID, unix.SIGKILL); err != nil {
@@ -412,15 +456,15 @@ func TestSupervisorKilled(t *testing.T) {
 // process outlives its lab.
 func TestNamespaceGoneStopsPod(t *testing.T) {
 	n := newNet(t, 1)
-	shim, _ := startPod(t, n, 0, "pod-orphan", Container{Name: "web", Builtin: BuiltinWebServer})
+	shim, _ := startPod(t, n, 0, "pod-orphan", Container{Name: "web", Builtin: builtin.WebServer})
 	// newNet's cleanup skips a namespace that is already gone.
 	run(t, "ip", "netns", "del", n.names[0])
-	fd, err := openProcess(shim.PID, shim.StartTime)
+	fd, err := shim.Process().Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if !waitPidfd(fd, 5*time.Second) {
+	if !process.Wait(fd, 5*time.Second) {
 		t.Errorf("the supervisor still runs 5s after its namespace was deleted")
 	}
 }
@@ -437,13 +481,14 @@ func TestPIDReuseGuard(t *testing.T) {
 		_ = victim.Process.Kill()
 		_ = victim.Wait()
 	}()
-	start, err := ProcessStartTime(victim.Process.Pid)
+	id, err := process.Of(victim.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := id.StartTime
 	// Its cgroups are not labctl's either: a directory that is not a
 	// cgroup is never emptied or removed.
-	notCgroup := filepath.Join(t.TempDir(), CgroupRoot, "lab", "pod")
+	notCgroup := filepath.Join(t.TempDir(), cgroups.Root, "lab", "pod")
 	if err := os.MkdirAll(filepath.Join(notCgroup, "empty"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +515,7 @@ func TestPIDReuseGuard(t *testing.T) {
 
 	// A live pod with a wrong start time in the record survives too.
 	n := newNet(t, 1)
-	shim, spec := startPod(t, n, 0, "pod-reuse", Container{Name: "client", Builtin: BuiltinClient})
+	shim, spec := startPod(t, n, 0, "pod-reuse", Container{Name: "client", Builtin: builtin.Client})
 	wrong := shim
 	wrong.StartTime++
 	wrong.Cgroups = nil
@@ -493,12 +538,12 @@ func TestStartFailures(t *testing.T) {
 		want string
 	}{
 		{"missing-program", []Container{
-			{Name: "web", Builtin: BuiltinWebServer},
+			{Name: "web", Builtin: builtin.WebServer},
 			{Name: "bad", Command: []string{"/nonexistent/program"}},
 		}, `container "bad": exec /nonexistent/program: stat /nonexistent/program: no such file or directory`},
 		{"port-in-use", []Container{
-			{Name: "web", Builtin: BuiltinWebServer},
-			{Name: "web2", Builtin: BuiltinWebServer},
+			{Name: "web", Builtin: builtin.WebServer},
+			{Name: "web2", Builtin: builtin.WebServer},
 		}, "address already in use"},
 		{"missing-workdir", []Container{
 			{Name: "wd", Command: []string{"true"}, WorkingDir: "/nonexistent"},
@@ -518,13 +563,40 @@ func TestStartFailures(t *testing.T) {
 			if left := procsInNetns(n.path(0)); len(left) > 0 {
 				t.Errorf("processes %v left in the namespace", left)
 			}
-			d, _ := DetectCgroups(CgroupAuto)
-			for _, dir := range d.podCgroupDirs(n.lab, "pod-fail") {
+			d, _ := cgroups.Detect(cgroups.Auto)
+			for _, dir := range d.PodDirs(n.lab, "pod-fail") {
 				if _, err := os.Stat(dir); err == nil {
 					t.Errorf("cgroup %s left behind", dir)
 				}
 			}
 		})
+	}
+}
+
+// A container that cannot start fails the pod's start even when it is
+// restarted (after a backoff shorter than the others take to start) before
+// the pod reports: the first failure counts, not the last.
+func TestStartFailureBeforeOthersAreReady(t *testing.T) {
+	n := newNet(t, 1)
+	opts := testOptions()
+	opts.Backoff = Backoff{Initial: Duration(time.Millisecond), Max: Duration(time.Millisecond), Reset: Duration(10 * time.Second)}
+	for i := range 3 {
+		ctrs := []Container{{Name: "bad", Command: []string{"/nonexistent/program"}}}
+		for j := range 6 {
+			ctrs = append(ctrs, Container{Name: fmt.Sprintf("web%d", j), Builtin: builtin.WebServer, Ports: []Port{{ContainerPort: 8000 + j}}})
+		}
+		spec := PodSpec{Lab: n.lab, Pod: "pod-slow", Namespace: n.path(0), StateDir: filepath.Join(t.TempDir(), "pod"), Containers: ctrs}
+		shim, err := StartPod(context.Background(), spec, opts)
+		if err == nil {
+			stopAndCheck(t, shim, n.path(0))
+			t.Fatalf("run %d: StartPod succeeded", i)
+		}
+		if want := `container "bad": exec /nonexistent/program`; !strings.Contains(err.Error(), want) {
+			t.Errorf("run %d: error %q lacks %q", i, err, want)
+		}
+		if left := procsInNetns(n.path(0)); len(left) > 0 {
+			t.Fatalf("run %d: processes %v left in the namespace", i, left)
+		}
 	}
 }
 
@@ -535,7 +607,7 @@ func TestRootFS(t *testing.T) {
 	root := makeRootFS(t)
 	report := Container{Name: "report", Command: []string{"/wltest"}, RootFS: root, WorkingDir: "/tmp",
 		Env: []EnvVar{{"WLTEST_ROLE", "report"}, {"WLTEST_SLEEP", "1"}}}
-	web := Container{Name: "web", Builtin: BuiltinWebServer, RootFS: root}
+	web := Container{Name: "web", Builtin: builtin.WebServer, RootFS: root}
 	_, spec := startPod(t, n, 0, "pod-root", report, web)
 	waitStatus(t, spec.StateDir, 5*time.Second, "the report", func(PodStatus) bool {
 		b, _ := os.ReadFile(LogPath(spec.StateDir, "report"))
@@ -560,7 +632,7 @@ func TestRootFS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(body) != WebBody(n.ips[0], "/rootfs") {
+	if string(body) != builtin.WebBody(n.ips[0], "/rootfs") {
 		t.Errorf("web server in a root filesystem answered %q", body)
 	}
 	// Nothing the container mounted is visible on the host.
@@ -625,7 +697,7 @@ func rootListing(t *testing.T, root string) string {
 // The echo server answers on TCP and UDP.
 func TestEchoServer(t *testing.T) {
 	n := newNet(t, 2)
-	startPod(t, n, 0, "pod-echo", Container{Name: "echo", Builtin: BuiltinEchoServer, Ports: []Port{{ContainerPort: 7007}}})
+	startPod(t, n, 0, "pod-echo", Container{Name: "echo", Builtin: builtin.EchoServer, Ports: []Port{{ContainerPort: 7007}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	addr := n.ips[0] + ":7007"
@@ -657,7 +729,7 @@ func TestEchoServer(t *testing.T) {
 // logs -f follows until the pod stops.
 func TestLogsFollow(t *testing.T) {
 	n := newNet(t, 1)
-	shim, spec := startPod(t, n, 0, "pod-logs", Container{Name: "web", Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 8080}}})
+	shim, spec := startPod(t, n, 0, "pod-logs", Container{Name: "web", Builtin: builtin.WebServer, Ports: []Port{{ContainerPort: 8080}}})
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	done := make(chan error, 1)
@@ -730,7 +802,7 @@ func TestConcurrentPods(t *testing.T) {
 			shims[i], errs[i] = StartPod(context.Background(), PodSpec{
 				Lab: n.lab, Pod: fmt.Sprintf("pod%d", i), Namespace: n.path(0),
 				StateDir:   filepath.Join(t.TempDir(), "pod"),
-				Containers: []Container{{Name: "client", Builtin: BuiltinClient}},
+				Containers: []Container{{Name: "client", Builtin: builtin.Client}},
 			}, opts)
 		})
 	}
@@ -773,7 +845,7 @@ func TestPodOutlivesStarter(t *testing.T) {
 	n := newNet(t, 1)
 	spec := PodSpec{Lab: n.lab, Pod: "pod-up", Namespace: n.path(0), PodIP: n.ips[0],
 		StateDir:   filepath.Join(t.TempDir(), "pod-up"),
-		Containers: []Container{{Name: "web", Builtin: BuiltinWebServer}}}
+		Containers: []Container{{Name: "web", Builtin: builtin.WebServer}}}
 	b, _ := json.Marshal(spec)
 	cmd := exec.Command(testBinary())
 	cmd.Env = append(os.Environ(), "WLTEST_ROLE=startpod", "WLTEST_SPEC="+string(b))
@@ -797,7 +869,7 @@ func TestPodOutlivesStarter(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(body) != WebBody(n.ips[0], "/after-up") {
+	if string(body) != builtin.WebBody(n.ips[0], "/after-up") {
 		t.Errorf("web server answered %q", body)
 	}
 	if err := StopPod(shim, time.Second); err != nil {
@@ -823,7 +895,7 @@ func TestProcessesBornInTheirCgroups(t *testing.T) {
 	for i := range 4 {
 		wg.Go(func() {
 			shim, spec := startPod(t, n, i, fmt.Sprintf("pod-cg%d", i),
-				Container{Name: "web", Builtin: BuiltinWebServer, Ports: []Port{{ContainerPort: 8080 + i}}},
+				Container{Name: "web", Builtin: builtin.WebServer, Ports: []Port{{ContainerPort: 8080 + i}}},
 				Container{Name: "sleeper", Command: []string{"sleep", "60"}})
 			mu.Lock()
 			shims, dirs = append(shims, shim), append(dirs, spec.StateDir)
@@ -836,7 +908,7 @@ func TestProcessesBornInTheirCgroups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Cgroup.Name == CgroupNone {
+		if st.Cgroup.Name == cgroups.None {
 			t.Skip("no cgroups on this machine")
 		}
 		want := map[int][]string{}
@@ -888,9 +960,17 @@ func threadsOf(t *testing.T, pid int) []int {
 // readTasks lists the threads in a cgroup (v1 tasks, v2 cgroup.threads).
 func readTasks(t *testing.T, dir string) []int {
 	for _, f := range []string{"tasks", "cgroup.threads"} {
-		if ids := readProcsFile(filepath.Join(dir, f)); ids != nil {
-			return ids
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue
 		}
+		var ids []int
+		for _, f := range strings.Fields(string(b)) {
+			if id, err := strconv.Atoi(f); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		return ids
 	}
 	return nil
 }

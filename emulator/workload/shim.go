@@ -1,10 +1,9 @@
 package workload
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -15,6 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/helper"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/quantity"
 	"github.com/labctl/labctl/emulator/statedir"
 )
@@ -22,7 +24,8 @@ import (
 // The supervisor ("shim") is one process per pod, the equivalent of the pause
 // container plus containerd-shim: it holds the pod's network and UTS
 // namespaces, starts the containers, restarts them by policy, keeps
-// status.json current and stops everything on SIGTERM.
+// status.json current and stops everything on SIGTERM, or when the pod's
+// network namespace is gone (helper's namespace watch).
 //
 // All its state belongs to one goroutine, locked to its thread: containers
 // are forked from that thread because PR_SET_PDEATHSIG fires when the
@@ -35,22 +38,20 @@ type shim struct {
 	stateDir    string
 	dir         *statedir.Dir // stateDir, held open for the supervisor's life
 	self        Shim
-	cg          *podCgroups // nil without cgroups
-	podSettings []CgroupSetting
+	cg          *cgroups.Pod // nil without cgroups
+	podSettings []cgroups.Setting
 	ctrs        []*ctr
 	byPID       map[int]*ctr
 	events      chan event
-	ready       *os.File // the report to StartPod; nil once sent
-	dirty       bool     // status.json is out of date
+	pending     bool // StartPod still waits for the report
+	dirty       bool // status.json is out of date
 
 	stopping   bool
 	killed     bool // grace period over, SIGKILL sent
 	failure    string
-	netnsDev   uint64
-	netnsIno   uint64
 	shimCgroup bool
 	// spawner forks containers into their cgroups (cgroup v1).
-	spawner *spawner
+	spawner *cgroups.Spawner
 }
 
 type ctr struct {
@@ -67,9 +68,12 @@ type ctr struct {
 	readyCh   chan string
 	readyDone bool
 	startErr  string
-	oomBase   uint64
-	backoff   time.Duration
-	timer     *time.Timer
+	// firstErr is why the container's first run could not start: the
+	// pod's start fails with it, even if a restart came before the report.
+	firstErr string
+	oomBase  uint64
+	backoff  time.Duration
+	timer    *time.Timer
 }
 
 type eventKind int
@@ -86,22 +90,20 @@ type event struct {
 	gen  int
 }
 
-func runShim(stateDir string) int {
-	os.Unsetenv(envRole)
-	os.Unsetenv(envStateDir)
-	ready := os.NewFile(3, "ready")
-	unix.CloseOnExec(3)
+// runShim is the supervisor's main; its configuration is the pod's state
+// directory, and ctx ends when the pod's network namespace is gone.
+func runShim(ctx context.Context, stateDir string) int {
 	// Checked again here: the supervisor trusts nothing it was not handed
 	// through statedir either.
 	dir, err := openPodDir(stateDir)
 	if err != nil {
-		report(ready, fmt.Sprintf("supervisor: %v", err))
+		helper.Ready(fmt.Errorf("supervisor: %w", err))
 		return 1
 	}
 	defer dir.Close()
 	cfg, err := readPodConfigIn(dir)
 	if err != nil {
-		report(ready, fmt.Sprintf("supervisor: %v", err))
+		helper.Ready(fmt.Errorf("supervisor: %w", err))
 		return 1
 	}
 	s := &shim{
@@ -110,18 +112,24 @@ func runShim(stateDir string) int {
 		dir:      dir,
 		byPID:    map[int]*ctr{},
 		events:   make(chan event, 64),
-		ready:    ready,
+		pending:  true,
 	}
 	s.self = Shim{Lab: cfg.Spec.Lab, Pod: cfg.Spec.Pod, PID: os.Getpid(), StateDir: stateDir,
-		Cgroups: cfg.Cgroup.podCgroupDirs(cfg.Spec.Lab, cfg.Spec.Pod)}
-	s.self.StartTime, _ = ProcessStartTime(os.Getpid())
-	return s.run()
+		Cgroups: cfg.Cgroup.PodDirs(cfg.Spec.Lab, cfg.Spec.Pod)}
+	if self, err := process.Of(os.Getpid()); err == nil {
+		s.self.StartTime = self.StartTime
+	}
+	return s.run(ctx)
 }
 
-func report(ready *os.File, msg string) {
-	b, _ := json.Marshal(readyMessage{Error: msg})
-	_, _ = ready.Write(b)
-	ready.Close()
+// report tells StartPod how the start went: msg is empty or why not.
+func (s *shim) report(msg string) {
+	s.pending = false
+	if msg == "" {
+		helper.Ready(nil)
+	} else {
+		helper.Ready(errors.New(msg))
+	}
 }
 
 func (s *shim) logf(format string, args ...any) {
@@ -129,7 +137,7 @@ func (s *shim) logf(format string, args ...any) {
 		s.cfg.Spec.Lab, s.cfg.Spec.Pod, fmt.Sprintf(format, args...))
 }
 
-func (s *shim) run() int {
+func (s *shim) run(ctx context.Context) int {
 	runtime.LockOSThread() // never unlocked: see the comment at the top
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGCHLD)
@@ -137,8 +145,7 @@ func (s *shim) run() int {
 
 	if err := s.setup(); err != nil {
 		s.logf("%v", err)
-		report(s.ready, err.Error())
-		s.ready = nil
+		s.report(err.Error())
 		s.cleanupOwnCgroups()
 		return 1
 	}
@@ -148,6 +155,7 @@ func (s *shim) run() int {
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	nsGone := ctx.Done()
 	for {
 		s.maybeReport()
 		if s.stopping && !s.anyRunning() {
@@ -166,10 +174,12 @@ func (s *shim) run() int {
 			s.handle(ev)
 		case <-tick.C:
 			s.reap() // in case a SIGCHLD was merged away
-			if !s.stopping && !s.netnsPresent() {
-				s.logf("network namespace %s is gone: stopping", s.cfg.Spec.Namespace)
-				s.stop()
-			}
+		case <-nsGone:
+			// A supervisor whose lab was deleted behind its back stops,
+			// so no process outlives its lab.
+			nsGone = nil
+			s.logf("network namespace %s is gone: stopping", s.cfg.Spec.Namespace)
+			s.stop()
 		}
 	}
 	s.finish()
@@ -191,31 +201,31 @@ func (s *shim) setup() error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
 	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &st); err == nil {
-		s.netnsDev, s.netnsIno = st.Dev, st.Ino
-	}
-	if s.cfg.Cgroup.Name != CgroupNone {
-		cg, err := s.cfg.Cgroup.createPod(spec.Lab, spec.Pod)
+	if s.cfg.Cgroup.Name != cgroups.None {
+		cg, err := s.cfg.Cgroup.CreatePod(spec.Lab, spec.Pod)
 		if err != nil {
 			return err
 		}
 		s.cg = cg
-		if s.podSettings, err = cg.limitPod(spec.Containers); err != nil {
+		var rs []cgroups.Resources
+		for _, c := range spec.Containers {
+			rs = append(rs, c.Resources)
+		}
+		if s.podSettings, err = cg.Limit(rs); err != nil {
 			return err
 		}
-		home, err := cg.child(shimCgroup)
+		home, err := cg.Child(shimCgroup)
 		if err != nil {
 			return err
 		}
 		if !s.cfg.BornInCgroups {
-			if err := cg.join(shimCgroup, os.Getpid()); err != nil {
+			if err := cg.Join(shimCgroup, os.Getpid()); err != nil {
 				return err
 			}
 		}
 		s.shimCgroup = true
-		if s.cfg.Cgroup.bornInCgroups() {
-			s.spawner = newSpawner(home)
+		if s.cfg.Cgroup.BornIn() {
+			s.spawner = cgroups.NewSpawner(home)
 		}
 	}
 	for i := range spec.Containers {
@@ -238,30 +248,6 @@ func (s *shim) setup() error {
 	return nil
 }
 
-// netnsPresent reports whether the pod's namespace is still mounted where
-// the lab put it. A supervisor whose lab was deleted behind its back stops,
-// so no process outlives its lab.
-func (s *shim) netnsPresent() bool {
-	var st unix.Stat_t
-	if err := unix.Stat(s.cfg.Spec.Namespace, &st); err != nil {
-		return !errors.Is(err, unix.ENOENT)
-	}
-	return s.netnsIno == 0 || (st.Dev == s.netnsDev && st.Ino == s.netnsIno)
-}
-
-// initConfig is what container init needs, passed in its environment.
-type initConfig struct {
-	Lab, Pod, Name string
-	Builtin        Builtin
-	Argv           []string
-	Env            []string
-	WorkingDir     string
-	RootFS         string
-	Cgroups        []string
-	Port           int
-	PodIP          string
-}
-
 // start forks a container's init. Failures to even fork are treated like an
 // init that reported an error: the container ends with StartError.
 func (s *shim) start(c *ctr) {
@@ -274,6 +260,9 @@ func (s *shim) start(c *ctr) {
 		}
 		s.logf("container %q: %v", c.spec.Name, err)
 		c.startErr, c.readyDone = err.Error(), true
+		if c.status.Restarts == 0 {
+			c.firstErr = c.startErr
+		}
 		s.ended(c, Termination{ExitCode: 128, Reason: ReasonStartError, Message: err.Error(), FinishedAt: time.Now()})
 		return
 	}
@@ -285,12 +274,12 @@ func (s *shim) start(c *ctr) {
 func (s *shim) fork(c *ctr) error {
 	spec := c.spec
 	if s.cg != nil {
-		dirs, settings, err := s.cg.containerCgroup(spec.Name, spec.Resources)
+		dirs, settings, err := s.cg.Container(spec.Name, spec.Resources)
 		if err != nil {
 			return err
 		}
 		c.dirs, c.status.Cgroups, c.status.CgroupSettings = dirs, dirs, settings
-		c.oomBase = s.cfg.Cgroup.oomKills(dirs)
+		c.oomBase = s.cfg.Cgroup.OOMKills(dirs)
 	}
 	ic := initConfig{
 		Lab: s.cfg.Spec.Lab, Pod: s.cfg.Spec.Pod, Name: spec.Name,
@@ -306,10 +295,11 @@ func (s *shim) fork(c *ctr) error {
 	if !born {
 		ic.Cgroups = c.dirs // init joins them itself
 	}
-	b, err := json.Marshal(ic)
+	env, err := helper.Environ(roleInit, ic)
 	if err != nil {
 		return err
 	}
+	env = append(env, goRuntimeEnv)
 	if c.log == nil {
 		if c.log, err = openContainerLog(s.dir, spec.Name, s.logf); err != nil {
 			return err
@@ -346,7 +336,7 @@ func (s *shim) fork(c *ctr) error {
 		var err error
 		pid, err = syscall.ForkExec("/proc/self/exe", []string{title, s.cfg.Spec.Lab + "/" + s.cfg.Spec.Pod + "/" + spec.Name}, &syscall.ProcAttr{
 			Dir: "/",
-			Env: []string{envRole + "=" + roleInit, envInit + "=" + string(b), goRuntimeEnv},
+			Env: env,
 			// stdout and stderr share one pipe, so lines of the two
 			// streams stay in the order they were written (logwrite.go).
 			Files: []uintptr{null.Fd(), out.Fd(), out.Fd(), w.Fd()},
@@ -355,7 +345,7 @@ func (s *shim) fork(c *ctr) error {
 		return err
 	}
 	if born {
-		err = s.spawner.spawnIn(c.dirs, forkInit)
+		err = s.spawner.SpawnIn(c.dirs, forkInit)
 	} else {
 		err = forkInit()
 	}
@@ -367,7 +357,9 @@ func (s *shim) fork(c *ctr) error {
 	c.pid, c.running = pid, true
 	s.byPID[pid] = c
 	c.status.PID = pid
-	c.status.PIDStartTime, _ = ProcessStartTime(pid)
+	if id, err := process.Of(pid); err == nil {
+		c.status.PIDStartTime = id.StartTime
+	}
 	c.status.StartedAt = time.Now()
 	c.status.State, c.status.Reason, c.status.Message = StateWaiting, ReasonCreating, ""
 	c.readyCh = make(chan string, 1)
@@ -375,15 +367,19 @@ func (s *shim) fork(c *ctr) error {
 	return nil
 }
 
-// awaitReady reads the container's start report: EOF alone means started
-// (the command was executed, or the builtin listens); text is an error.
+// awaitReady reads the container's start report: ready (a builtin
+// listens) or the pipe closed without a report (the command was executed)
+// mean started; an error is the reason it did not start.
 func (s *shim) awaitReady(r *os.File, c *ctr, gen int) {
 	defer r.Close()
-	_ = r.SetReadDeadline(time.Now().Add(time.Duration(s.cfg.ReadyWithin)))
-	b, err := io.ReadAll(r)
-	msg := strings.TrimPrefix(string(b), "E")
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		msg = fmt.Sprintf("not started within %v", time.Duration(s.cfg.ReadyWithin))
+	within := time.Duration(s.cfg.ReadyWithin)
+	var msg string
+	switch err := helper.AwaitReady(context.Background(), r, within); {
+	case err == nil, errors.Is(err, helper.ErrNoReport):
+	case errors.Is(err, helper.ErrNotReady):
+		msg = fmt.Sprintf("not started within %v", within)
+	default:
+		msg = err.Error()
 	}
 	c.readyCh <- msg
 	s.events <- event{kind: evReady, c: c, gen: gen}
@@ -423,6 +419,9 @@ func (s *shim) readied(c *ctr, msg string) {
 	c.readyDone = true
 	if msg != "" {
 		c.startErr = msg
+		if c.status.Restarts == 0 {
+			c.firstErr = msg
+		}
 		s.logf("container %q: %s", c.spec.Name, msg)
 		if c.running {
 			s.killContainer(c) // an init that timed out; one that failed exits by itself
@@ -438,7 +437,7 @@ func (s *shim) readied(c *ctr, msg string) {
 // maybeReport tells StartPod how the first start went, once every container
 // has answered.
 func (s *shim) maybeReport() {
-	if s.ready == nil {
+	if !s.pending {
 		return
 	}
 	var failed []string
@@ -446,13 +445,12 @@ func (s *shim) maybeReport() {
 		if !c.readyDone {
 			return
 		}
-		if c.startErr != "" && c.status.Restarts == 0 {
-			failed = append(failed, fmt.Sprintf("container %q: %s", c.spec.Name, c.startErr))
+		if c.firstErr != "" {
+			failed = append(failed, fmt.Sprintf("container %q: %s", c.spec.Name, c.firstErr))
 		}
 	}
 	msg := strings.Join(failed, "; ")
-	ready := s.ready
-	s.ready = nil
+	s.pending = false
 	if msg != "" {
 		// A pod that cannot start is not left half running.
 		s.failure = msg
@@ -461,7 +459,7 @@ func (s *shim) maybeReport() {
 	// Status first: whoever StartPod returns to may read it at once.
 	s.writeStatus()
 	s.flushStatus()
-	report(ready, msg)
+	s.report(msg)
 }
 
 // reap collects every exited child; PIDs that are not containers are
@@ -509,7 +507,7 @@ func (s *shim) exited(c *ctr, ws unix.WaitStatus) {
 	switch {
 	case c.startErr != "":
 		t.ExitCode, t.Reason, t.Message = 128, ReasonStartError, c.startErr
-	case s.cg != nil && s.cfg.Cgroup.oomKills(c.dirs) > c.oomBase:
+	case s.cg != nil && s.cfg.Cgroup.OOMKills(c.dirs) > c.oomBase:
 		t.Reason = ReasonOOMKilled
 		if c.spec.Resources.MemoryLimit > 0 {
 			t.Message = "memory limit " + quantity.FormatMemory(c.spec.Resources.MemoryLimit) + " reached"
@@ -620,7 +618,7 @@ func (s *shim) killContainer(c *ctr) {
 	_ = unix.Kill(-c.pid, unix.SIGKILL)
 	_ = unix.Kill(c.pid, unix.SIGKILL)
 	if len(c.dirs) > 0 {
-		killCgroup(c.dirs[len(c.dirs)-1], 0)
+		cgroups.Kill(c.dirs[len(c.dirs)-1], 0)
 	}
 }
 
@@ -631,7 +629,7 @@ func (s *shim) killLeftovers(c *ctr) {
 	if len(c.dirs) == 0 {
 		_ = unix.Kill(-c.pid, unix.SIGKILL)
 	} else {
-		if left := killCgroup(c.dirs[len(c.dirs)-1], time.Second); len(left) > 0 {
+		if left := cgroups.Kill(c.dirs[len(c.dirs)-1], time.Second); len(left) > 0 {
 			s.logf("container %q: processes %v survived SIGKILL", c.spec.Name, left)
 		}
 	}
@@ -654,7 +652,7 @@ func (s *shim) finish() {
 	if s.cg != nil {
 		for _, c := range s.ctrs {
 			for _, d := range c.dirs {
-				_ = removeCgroup(d)
+				_ = cgroups.Remove(d)
 			}
 		}
 	}
@@ -676,8 +674,8 @@ func (s *shim) cleanupOwnCgroups() {
 	if s.cg == nil || s.shimCgroup {
 		return
 	}
-	for _, d := range s.cg.dirs {
-		_ = removeCgroup(d)
+	for _, d := range s.cg.Dirs() {
+		_ = cgroups.Remove(d)
 	}
 }
 
@@ -698,7 +696,7 @@ func (s *shim) podStatus() PodStatus {
 	switch {
 	case s.stopping:
 		st.Phase = PhaseRunning // until finish() says Stopped
-	case s.ready != nil:
+	case s.pending:
 		st.Phase = PhasePending
 	case allDone && allOK:
 		st.Phase = PhaseSucceeded
@@ -716,7 +714,7 @@ func (s *shim) podStatus() PodStatus {
 func (s *shim) writeStatus() { s.dirty = true }
 
 func (s *shim) flushStatus() {
-	if !s.dirty || s.ready != nil {
+	if !s.dirty || s.pending {
 		return
 	}
 	s.dirty = false

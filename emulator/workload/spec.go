@@ -3,11 +3,14 @@ package workload
 import (
 	"errors"
 	"fmt"
-	"github.com/labctl/labctl/emulator/quantity"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/labctl/labctl/emulator/builtin"
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/quantity"
 )
 
 // RestartPolicy says whether a container that exited is started again, as a
@@ -18,27 +21,6 @@ const (
 	RestartAlways    RestartPolicy = "Always"    // always (the Kubernetes default)
 	RestartOnFailure RestartPolicy = "OnFailure" // only after a non-zero exit or a kill
 	RestartNever     RestartPolicy = "Never"     // never
-)
-
-// Builtin names a workload compiled into the labctl binary, so a lab runs
-// without anything installed on the host.
-type Builtin string
-
-const (
-	// BuiltinWebServer answers every GET like the textbook's python server:
-	// "HTTP Server IP address: <pod IP>" and "Request path: <path>".
-	BuiltinWebServer Builtin = "web-server"
-	// BuiltinEchoServer echoes TCP streams and UDP datagrams on one port.
-	BuiltinEchoServer Builtin = "echo-server"
-	// BuiltinClient idles until stopped; `labctl exec` into it finds curl and
-	// ping applets first in its PATH.
-	BuiltinClient Builtin = "client"
-)
-
-// Default ports of the builtin servers when the container lists none.
-const (
-	DefaultWebPort  = 80
-	DefaultEchoPort = 7 // the echo protocol's port (RFC 862)
 )
 
 // DefaultGracePeriod is how long a stopping container gets between SIGTERM
@@ -71,7 +53,7 @@ type Container struct {
 	Name string // DNS label, unique in the pod
 	// Builtin selects a workload inside the labctl binary; then Command and
 	// Args must be empty and the server listens on Ports[0] or its default.
-	Builtin Builtin
+	Builtin builtin.Name
 	Command []string // the program and its first arguments (Kubernetes "command")
 	Args    []string // appended to Command (Kubernetes "args")
 	// Env is added to the defaults (PATH, HOME, HOSTNAME, POD_NAME, POD_IP);
@@ -86,7 +68,9 @@ type Container struct {
 	// files.
 	RootFS        string
 	RestartPolicy RestartPolicy // overrides the pod's when set
-	Resources     Resources
+	// Resources are requests and limits, mapped onto the container's
+	// cgroups as the kubelet maps them.
+	Resources cgroups.Resources
 }
 
 // EnvVar is one environment variable.
@@ -101,31 +85,6 @@ type Port struct {
 	Name          string `json:"name,omitempty"`
 	ContainerPort int    `json:"containerPort"`
 	Protocol      string `json:"protocol,omitempty"` // TCP (default) or UDP
-}
-
-// Resources are requests and limits in Kubernetes' units; zero means unset.
-// Use quantity.ParseCPU and quantity.ParseMemory for quantities such as "100m" and "200Mi".
-// As Kubernetes defaults it, a limit without a request requests the limit.
-type Resources struct {
-	CPURequestMilli int64 `json:"cpuRequestMilli,omitempty"`
-	CPULimitMilli   int64 `json:"cpuLimitMilli,omitempty"`
-	MemoryRequest   int64 `json:"memoryRequest,omitempty"` // bytes
-	MemoryLimit     int64 `json:"memoryLimit,omitempty"`   // bytes
-}
-
-// IsZero reports whether no request or limit is set.
-func (r Resources) IsZero() bool { return r == Resources{} }
-
-// effective applies Kubernetes' defaulting: a request left out equals the
-// limit.
-func (r Resources) effective() Resources {
-	if r.CPURequestMilli == 0 {
-		r.CPURequestMilli = r.CPULimitMilli
-	}
-	if r.MemoryRequest == 0 {
-		r.MemoryRequest = r.MemoryLimit
-	}
-	return r
 }
 
 // isDNSLabel accepts Kubernetes container names: lowercase letters, digits
@@ -223,8 +182,8 @@ func (c *Container) check() []error {
 	if !isDNSLabel(c.Name) {
 		errs = append(errs, errors.New("name must be a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"))
 	}
-	switch c.Builtin {
-	case "":
+	switch {
+	case c.Builtin == "":
 		if len(c.Command) == 0 {
 			if len(c.Args) > 0 {
 				errs = append(errs, errors.New("args without a command: there is no image entrypoint to pass them to"))
@@ -234,12 +193,16 @@ func (c *Container) check() []error {
 		} else if c.Command[0] == "" {
 			errs = append(errs, errors.New("command is empty"))
 		}
-	case BuiltinWebServer, BuiltinEchoServer, BuiltinClient:
+	case c.Builtin.Known():
 		if len(c.Command) > 0 || len(c.Args) > 0 {
 			errs = append(errs, fmt.Errorf("builtin %q takes no command or args (its port is ports[0].containerPort)", c.Builtin))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("unknown builtin %q (known: %s, %s, %s)", c.Builtin, BuiltinWebServer, BuiltinEchoServer, BuiltinClient))
+		var known []string
+		for _, n := range builtin.Names() {
+			known = append(known, string(n))
+		}
+		errs = append(errs, fmt.Errorf("unknown builtin %q (known: %s)", c.Builtin, strings.Join(known, ", ")))
 	}
 	for _, e := range c.Env {
 		if !isEnvName(e.Name) {
@@ -283,10 +246,10 @@ func (c *Container) port() int {
 	if len(c.Ports) > 0 {
 		return c.Ports[0].ContainerPort
 	}
-	if c.Builtin == BuiltinEchoServer {
-		return DefaultEchoPort
+	if p := c.Builtin.DefaultPort(); p != 0 {
+		return p
 	}
-	return DefaultWebPort
+	return builtin.DefaultWebPort
 }
 
 // defaultPath is the PATH of a container that sets none, as in container
@@ -314,7 +277,7 @@ func (p *PodSpec) environ(c *Container, appletDir string) []string {
 	if p.PodIP != "" {
 		vars = append(vars, EnvVar{"POD_IP", p.PodIP})
 	}
-	if c.Builtin == BuiltinWebServer || c.Builtin == BuiltinEchoServer {
+	if c.Builtin.DefaultPort() != 0 { // a builtin server
 		vars = append(vars, EnvVar{"CONTAINER_PORT", fmt.Sprint(c.port())})
 	}
 	index := map[string]int{}

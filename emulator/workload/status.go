@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/statedir"
 )
 
@@ -50,18 +52,21 @@ type Shim struct {
 	Cgroups   []string `json:"cgroups,omitempty"` // the pod's cgroup directories
 }
 
+// Process is the supervisor's identity.
+func (s Shim) Process() process.ID { return process.ID{PID: s.PID, StartTime: s.StartTime} }
+
 // PodStatus is what the supervisor reports about a pod.
 type PodStatus struct {
-	Lab      string       `json:"lab"`
-	Pod      string       `json:"pod"`
-	Hostname string       `json:"hostname"`
-	PodIP    string       `json:"podIP,omitempty"`
-	Phase    string       `json:"phase"`
-	Shim     Shim         `json:"shim"`
-	Cgroup   CgroupDriver `json:"cgroup"`
+	Lab      string         `json:"lab"`
+	Pod      string         `json:"pod"`
+	Hostname string         `json:"hostname"`
+	PodIP    string         `json:"podIP,omitempty"`
+	Phase    string         `json:"phase"`
+	Shim     Shim           `json:"shim"`
+	Cgroup   cgroups.Driver `json:"cgroup"`
 	// CgroupSettings are the pod cgroup's values (the containers' are in
 	// ContainerStatus).
-	CgroupSettings []CgroupSetting   `json:"cgroupSettings,omitempty"`
+	CgroupSettings []cgroups.Setting `json:"cgroupSettings,omitempty"`
 	Containers     []ContainerStatus `json:"containers"`
 	UpdatedAt      time.Time         `json:"updatedAt"`
 }
@@ -83,11 +88,11 @@ type ContainerStatus struct {
 	LogStart int64 `json:"logStart,omitempty"`
 	// Termination describes the end of the current run when State is
 	// terminated; LastTermination the run before, as kubectl's "Last State".
-	Termination     *Termination    `json:"termination,omitempty"`
-	LastTermination *Termination    `json:"lastTermination,omitempty"`
-	RestartPolicy   RestartPolicy   `json:"restartPolicy"`
-	Cgroups         []string        `json:"cgroups,omitempty"`
-	CgroupSettings  []CgroupSetting `json:"cgroupSettings,omitempty"`
+	Termination     *Termination      `json:"termination,omitempty"`
+	LastTermination *Termination      `json:"lastTermination,omitempty"`
+	RestartPolicy   RestartPolicy     `json:"restartPolicy"`
+	Cgroups         []string          `json:"cgroups,omitempty"`
+	CgroupSettings  []cgroups.Setting `json:"cgroupSettings,omitempty"`
 }
 
 // Summary is the container's state in a few words for a status table:
@@ -205,7 +210,7 @@ func readStatus(dir *statedir.Dir) (PodStatus, error) {
 	if err != nil {
 		return st, fmt.Errorf("pod status: %w", err)
 	}
-	if st.Phase != PhaseStopped && !alive(st.Shim.PID, st.Shim.StartTime) {
+	if st.Phase != PhaseStopped && !st.Shim.Process().Alive() {
 		st.Phase = PhaseUnknown
 		for i := range st.Containers {
 			c := &st.Containers[i]
@@ -244,12 +249,12 @@ func writeJSON(dir *statedir.Dir, name string, v any) error {
 // podConfig is pod.json: the spec plus what StartPod resolved, read by the
 // supervisor, by container init (through the supervisor) and by Exec.
 type podConfig struct {
-	Spec        PodSpec      `json:"spec"`
-	Executable  string       `json:"executable"`
-	Cgroup      CgroupDriver `json:"cgroup"`
-	Backoff     Backoff      `json:"backoff"`
-	AppletDir   string       `json:"appletDir"`
-	ReadyWithin Duration     `json:"readyWithin"`
+	Spec        PodSpec        `json:"spec"`
+	Executable  string         `json:"executable"`
+	Cgroup      cgroups.Driver `json:"cgroup"`
+	Backoff     Backoff        `json:"backoff"`
+	AppletDir   string         `json:"appletDir"`
+	ReadyWithin Duration       `json:"readyWithin"`
 	// BornInCgroups: StartPod created the pod's cgroups and started the
 	// supervisor in its own, so it need not move itself there.
 	BornInCgroups bool `json:"bornInCgroups,omitempty"`

@@ -1,4 +1,4 @@
-package workload
+package cgroups
 
 import (
 	"os"
@@ -11,11 +11,11 @@ import (
 // against a directory that imitates a cgroup2 mount: the files they read
 // and write are plain files. It checks which files get which values, not
 // the kernel's reaction.
-func TestCgroupV2Layout(t *testing.T) {
+func TestV2Layout(t *testing.T) {
 	root := t.TempDir()
-	d := CgroupDriver{Name: CgroupV2, Unified: root}
-	pod := filepath.Join(root, CgroupRoot, "lab", "pod")
-	for _, dir := range []string{root, filepath.Join(root, CgroupRoot), filepath.Join(root, CgroupRoot, "lab"), pod} {
+	d := Driver{Name: V2, Unified: root}
+	pod := filepath.Join(root, Root, "lab", "pod")
+	for _, dir := range []string{root, filepath.Join(root, Root), filepath.Join(root, Root, "lab"), pod} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -27,39 +27,39 @@ func TestCgroupV2Layout(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("cpu io memory pids\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := d.createPod("lab", "pod")
+	pc, err := d.CreatePod("lab", "pod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pc.dirs) != 1 || pc.dirs[0] != pod || d.podCgroupDirs("lab", "pod")[0] != pod {
+	if len(pc.dirs) != 1 || pc.dirs[0] != pod || d.PodDirs("lab", "pod")[0] != pod {
 		t.Fatalf("pod cgroups %v, want [%s]", pc.dirs, pod)
 	}
 	for dir, want := range map[string]string{
-		root:                                   "cpu io memory pids\n",
-		filepath.Join(root, CgroupRoot):        "+cpu +memory",
-		filepath.Join(root, CgroupRoot, "lab"): "+cpu +memory",
-		pod:                                    "+cpu +memory",
+		root:                             "cpu io memory pids\n",
+		filepath.Join(root, Root):        "+cpu +memory",
+		filepath.Join(root, Root, "lab"): "+cpu +memory",
+		pod:                              "+cpu +memory",
 	} {
 		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
 		if string(b) != want {
 			t.Errorf("%s/cgroup.subtree_control = %q, want %q", dir, b, want)
 		}
 	}
-	podSet, err := pc.limitPod([]Container{
-		{Resources: Resources{CPURequestMilli: 100, CPULimitMilli: 200}},
-		{Resources: Resources{CPULimitMilli: 300}}, // requests its limit
+	podSet, err := pc.Limit([]Resources{
+		{CPURequestMilli: 100, CPULimitMilli: 200},
+		{CPULimitMilli: 300}, // requests its limit
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// shares 409 (400m) -> weight 16; quota of 500m.
-	if want := []CgroupSetting{{"cpu.weight", "16"}, {"cpu.max", "50000 100000"}}; !equalSettings(podSet, want) {
+	if want := []Setting{{"cpu.weight", "16"}, {"cpu.max", "50000 100000"}}; !equalSettings(podSet, want) {
 		t.Errorf("pod settings %v, want %v", podSet, want)
 	}
 	if b, _ := os.ReadFile(filepath.Join(pod, "cpu.max")); string(b) != "50000 100000" {
 		t.Errorf("pod cpu.max = %q", b)
 	}
-	dirs, wrote, err := pc.containerCgroup("web-server", Resources{CPURequestMilli: 100, CPULimitMilli: 200, MemoryRequest: 100 << 20, MemoryLimit: 200 << 20})
+	dirs, wrote, err := pc.Container("web-server", Resources{CPURequestMilli: 100, CPULimitMilli: 200, MemoryRequest: 100 << 20, MemoryLimit: 200 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +77,10 @@ func TestCgroupV2Layout(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ctr, "memory.events"), []byte("low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\noom_group_kill 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.oomKills(dirs); n != 2 {
+	if n := d.OOMKills(dirs); n != 2 {
 		t.Errorf("oomKills = %d, want 2", n)
 	}
-	if err := pc.join("web-server", 42); err != nil {
+	if err := pc.Join("web-server", 42); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(ctr, "cgroup.procs")); string(b) != "42" {
@@ -88,22 +88,22 @@ func TestCgroupV2Layout(t *testing.T) {
 	}
 }
 
-func TestCgroupV1Layout(t *testing.T) {
+func TestV1Layout(t *testing.T) {
 	cpu, mem := t.TempDir(), t.TempDir()
-	d := CgroupDriver{Name: CgroupV1, CPU: cpu, Memory: mem}
-	pc, err := d.createPod("lab", "pod")
+	d := Driver{Name: V1, CPU: cpu, Memory: mem}
+	pc, err := d.CreatePod("lab", "pod")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One container without a CPU limit: the pod has no quota, only shares.
-	podSet, err := pc.limitPod([]Container{{Resources: Resources{CPURequestMilli: 250}}, {}})
+	podSet, err := pc.Limit([]Resources{{CPURequestMilli: 250}, {}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []CgroupSetting{{"cpu.shares", "256"}}; !equalSettings(podSet, want) {
+	if want := []Setting{{"cpu.shares", "256"}}; !equalSettings(podSet, want) {
 		t.Errorf("pod settings %v, want %v", podSet, want)
 	}
-	dirs, _, err := pc.containerCgroup("c", Resources{CPULimitMilli: 200, MemoryLimit: 1 << 30})
+	dirs, _, err := pc.Container("c", Resources{CPULimitMilli: 200, MemoryLimit: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,30 +120,30 @@ func TestCgroupV1Layout(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dirs[1], "memory.oom_control"), []byte("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.oomKills(dirs); n != 3 {
+	if n := d.OOMKills(dirs); n != 3 {
 		t.Errorf("oomKills = %d, want 3", n)
 	}
 	// Co-mounted controllers share one directory per pod.
-	same := CgroupDriver{Name: CgroupV1, CPU: cpu, Memory: cpu}
-	if got := same.podCgroupDirs("l", "p"); len(got) != 1 {
+	same := Driver{Name: V1, CPU: cpu, Memory: cpu}
+	if got := same.PodDirs("l", "p"); len(got) != 1 {
 		t.Errorf("co-mounted hierarchies: %v", got)
 	}
 }
 
-func TestCgroupDriverString(t *testing.T) {
+func TestDriverString(t *testing.T) {
 	for _, tc := range []struct {
-		d    CgroupDriver
+		d    Driver
 		want string
 	}{
-		{CgroupDriver{Name: CgroupV2, Unified: "/sys/fs/cgroup"}, "cgroup v2 (/sys/fs/cgroup)"},
-		{CgroupDriver{Name: CgroupV1, CPU: "/a", Memory: "/b", Note: "v2: x"}, "cgroup v1 (cpu: /a, memory: /b); v2: x"},
-		{CgroupDriver{Name: CgroupNone}, "no cgroups: resource limits are not enforced"},
+		{Driver{Name: V2, Unified: "/sys/fs/cgroup"}, "cgroup v2 (/sys/fs/cgroup)"},
+		{Driver{Name: V1, CPU: "/a", Memory: "/b", Note: "v2: x"}, "cgroup v1 (cpu: /a, memory: /b); v2: x"},
+		{Driver{Name: None}, "no cgroups: resource limits are not enforced"},
 	} {
 		if got := tc.d.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)
 		}
 	}
-	if _, err := DetectCgroups("v3"); err == nil || !strings.Contains(err.Error(), `cgroup driver "v3" is not auto, v2, v1 or none`) {
-		t.Errorf("DetectCgroups(v3): %v", err)
+	if _, err := Detect("v3"); err == nil || !strings.Contains(err.Error(), `cgroup driver "v3" is not auto, v2, v1 or none`) {
+		t.Errorf("Detect(v3): %v", err)
 	}
 }

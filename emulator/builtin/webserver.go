@@ -1,4 +1,4 @@
-package workload
+package builtin
 
 import (
 	"bufio"
@@ -49,7 +49,7 @@ func WebBody(podIP, path string) string {
 	return "\nHTTP Server IP address: " + podIP + "\nRequest path: " + path + "\n"
 }
 
-func webServer(ctx context.Context, cfg *initConfig, serving func()) error {
+func webServer(ctx context.Context, cfg Config, serving func()) error {
 	ip := podIP(cfg)
 	ln, err := net.Listen("tcp4", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {

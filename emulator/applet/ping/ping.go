@@ -1,4 +1,4 @@
-package workload
+package ping
 
 import (
 	"context"
@@ -18,11 +18,9 @@ import (
 	"github.com/labctl/labctl/emulator/probe"
 )
 
-// The ping applet is iputils ping's everyday subset on top of probe.Ping, in
-// the namespace it runs in (/proc/self/ns/net). Each echo is its own probe,
-// so it prints replies as they come; the sequence numbers printed are the
-// applet's own.
-func pingMain(args []string) int {
+// Main runs ping with args (without the program name) and returns its exit
+// code: 0 when a reply came, 1 when none did, 2 on bad usage or an error.
+func Main(args []string) int {
 	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	count := fs.Int("c", 0, "stop after this many echoes (default: until interrupted)")

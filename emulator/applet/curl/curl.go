@@ -1,4 +1,4 @@
-package workload
+package curl
 
 import (
 	"context"
@@ -17,11 +17,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// The curl applet does what lab exercises ask of curl: GET (or another
-// method, with -d data) one or more URLs and print the body. It runs in the
-// namespace it was started in, like any program, and exits with curl's codes
-// for the failures students meet, so scripts that test $? behave alike.
 
 // curl's exit codes.
 const (
@@ -196,7 +191,9 @@ type curlError struct {
 
 func (e *curlError) Error() string { return fmt.Sprintf("(%d) %s", e.code, e.msg) }
 
-func curlMain(args []string) int {
+// Main runs curl with args (without the program name) and returns its exit
+// code.
+func Main(args []string) int {
 	o, err := parseCurlArgs(args)
 	switch {
 	case errors.Is(err, errHelp):

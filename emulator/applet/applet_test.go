@@ -1,0 +1,45 @@
+package applet
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/labctl/labctl/emulator/helper"
+)
+
+func TestMain(m *testing.M) {
+	if code, ok := helper.Main(); ok {
+		os.Exit(code)
+	}
+	if os.Getenv("APPLETTEST_CHILD") != "" {
+		os.Exit(99) // a link that ran no applet: never the tests again
+	}
+	os.Exit(m.Run())
+}
+
+// A link named after each applet runs it: without arguments each says what
+// is missing and exits 2, as curl and ping do.
+func TestLinksRunApplets(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, name := range Names() {
+		link := filepath.Join(dir, name)
+		if err := os.Symlink(exe, link); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(link)
+		cmd.Env = append(os.Environ(), "APPLETTEST_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(strings.ToLower(string(out)), name) {
+			t.Errorf("%s: %v: %s", name, err, out)
+		}
+	}
+}
