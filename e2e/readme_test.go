@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labctl/labctl/emulator/scenario"
 	"github.com/labctl/labctl/emulator/spec"
 )
 
@@ -47,20 +48,28 @@ func readmeBlocks(t *testing.T) []codeBlock {
 	return blocks
 }
 
-// Every YAML block of the README is a whole topology labctl accepts, so a
-// reader can paste any of them into a file and bring it up.
+// Every YAML block of the README is a whole topology labctl accepts (or,
+// marked "yaml scenario", a whole scenario), so a reader can paste any of
+// them into a file and use it. Blocks of other tools' YAML say whose
+// ("yaml github-actions") and are not checked.
 func TestReadmeYAMLValidates(t *testing.T) {
 	n := 0
 	for _, b := range readmeBlocks(t) {
-		if b.lang != "yaml" {
-			continue
-		}
-		n++
 		// Blank lines before the block make problems point at README
 		// lines.
 		text := strings.Repeat("\n", b.line-1) + b.text
-		if _, err := spec.Parse("README.md", []byte(text)); err != nil {
-			t.Errorf("README.md:%d: the yaml block is not a valid topology:\n%v", b.line, err)
+		switch b.lang {
+		case "yaml":
+			n++
+			if _, err := spec.Parse("README.md", []byte(text)); err != nil {
+				t.Errorf("README.md:%d: the yaml block is not a valid topology:\n%v", b.line, err)
+			}
+		case "yaml scenario":
+			// As if it were a file under scenarios/: its topology
+			// path is relative to it.
+			if _, err := scenario.Parse("../scenarios/README.yaml", []byte(text)); err != nil {
+				t.Errorf("README.md:%d: the yaml block is not a valid scenario:\n%v", b.line, err)
+			}
 		}
 	}
 	if n < 2 {
