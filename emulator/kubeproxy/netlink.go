@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -27,40 +28,73 @@ const (
 	elementsPerMessage = 256
 )
 
-// messages estimates how many netlink messages the batch of r has.
-func (r *Ruleset) messages() int {
-	n := 2 * len(r.Absent)
-	for _, t := range r.Tables {
-		n += 3 + len(t.Chains)
-		for _, s := range t.Sets {
-			n += 1 + (len(s.Elements)+elementsPerMessage-1)/elementsPerMessage
-		}
-		for _, c := range t.Chains {
-			n += 3 * len(c.Rules) // a rule, and at most one anonymous map of two messages
-		}
-	}
-	return n
-}
-
 // Program makes the ruleset the node's nftables state in the network
-// namespace at nsPath, in one netlink batch: each of our tables is created
-// if missing, deleted and written anew, all or nothing. Programming again
-// replaces the rules atomically, so services can change on a live lab;
-// counters and affinity sets start again from zero then. Tables that are
-// not ours are left alone. The host's own namespace is refused.
+// namespace at nsPath. Where the namespace has our tables already, it
+// replaces them in one netlink batch, one transaction, all or nothing, so
+// services can change on a live lab; counters and affinity sets start
+// again from zero then. A namespace without them (a node being built) gets
+// them in a few transactions instead, which is several times faster for
+// large rulesets (see chainsPerTransaction); should one fail, Program
+// removes what the others made. Tables that are not ours are left alone.
+// The host's own namespace is refused.
 func Program(nsPath string, r *Ruleset) error {
-	c, closeNS, err := dial(nsPath, r.messages())
-	if err != nil {
-		return fmt.Errorf("program rules of node %q: %w", r.Node, err)
-	}
-	defer closeNS()
-	if err := r.batch(c); err != nil {
-		return fmt.Errorf("program rules of node %q: %w", r.Node, err)
-	}
-	if err := c.Flush(); err != nil {
+	if err := program(nsPath, r); err != nil {
 		return fmt.Errorf("program rules of node %q in %s: %w", r.Node, nsPath, err)
 	}
 	return nil
+}
+
+func program(nsPath string, r *Ruleset) error {
+	fresh, err := fresh(nsPath, r)
+	if err != nil {
+		return err
+	}
+	queue := r.batch
+	if fresh {
+		queue = r.freshBatches
+	}
+	batches, err := marshal(queue)
+	if err != nil {
+		return err
+	}
+	for _, b := range batches {
+		if err := sendBatch(nsPath, b); err != nil {
+			if fresh {
+				if rerr := Remove(nsPath); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// fresh reports whether the namespace at nsPath has none of the tables r
+// writes or removes.
+func fresh(nsPath string, r *Ruleset) (bool, error) {
+	c, closeNS, err := dial(nsPath, 1)
+	if err != nil {
+		return false, err
+	}
+	defer closeNS()
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return false, fmt.Errorf("list tables: %w", err)
+	}
+	ours := map[string]bool{}
+	for _, name := range r.Absent {
+		ours[name] = true
+	}
+	for _, t := range r.Tables {
+		ours[t.Name] = true
+	}
+	for _, t := range tables {
+		if ours[t.Name] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Remove deletes our tables from the namespace at nsPath, in one batch,
@@ -82,23 +116,39 @@ func Remove(nsPath string) error {
 	return nil
 }
 
-// batch queues the whole ruleset on c: first the tables and their chains
-// (map elements name chains, so these must exist first), then the sets,
-// the rules, and last the elements.
-func (r *Ruleset) batch(c *nftables.Conn) error {
+// batch queues the whole ruleset on c as one transaction: first the
+// tables and their sets, then chains and rules (map elements name chains,
+// so these must exist first), and last the elements.
+func (r *Ruleset) batch(c *nftables.Conn) error { return r.queue(c, false) }
+
+// freshBatches queues the ruleset for a namespace that has none of our
+// tables yet, as several transactions: see chainsPerTransaction.
+func (r *Ruleset) freshBatches(c *nftables.Conn) error { return r.queue(c, true) }
+
+func (r *Ruleset) queue(c *nftables.Conn, split bool) error {
 	for _, name := range r.Absent {
 		t := &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}
 		c.AddTable(t)
 		c.DelTable(t)
 	}
 	for _, t := range r.Tables {
-		a := &assembler{conn: c, sets: map[string]*nftables.Set{}}
+		a := &assembler{conn: c, sets: map[string]*nftables.Set{}, split: split}
 		if err := a.assemble(t); err != nil {
 			return fmt.Errorf("table %q: %w", t.Name, err)
 		}
 	}
 	return nil
 }
+
+// chainsPerTransaction is how many chains go in one transaction when a
+// fresh table is written in several (about 80 services of three
+// endpoints). Each time the kernel binds an anonymous set (a service's
+// numgen map) to its rule it walks every object its transaction has added
+// so far, so one transaction costs the square of its size: a thousand
+// services in one take several times as long as in a dozen. The split is
+// safe only where nothing uses the table yet: until the last transaction,
+// which fills the service maps, no packet reaches a service chain.
+const chainsPerTransaction = 320
 
 // assembler turns one Table into netlink messages on a connection.
 type assembler struct {
@@ -108,6 +158,8 @@ type assembler struct {
 	chains map[string]*nftables.Chain
 	nextID uint32
 	err    error
+	// split lets the table go in several transactions (a fresh table).
+	split bool
 }
 
 // id numbers a set within the batch, so rules can name sets created in
@@ -128,14 +180,12 @@ func (a *assembler) assemble(t *Table) error {
 	// The rules of a chain with an anonymous map go in as soon as every
 	// chain they name exists, before everything else: each time the
 	// kernel binds an anonymous set to its rule it walks the whole
-	// transaction so far, so the shorter the batch before, the cheaper.
+	// transaction so far, so the shorter the transaction before, the
+	// cheaper. Other rules wait for the end of their transaction.
 	// Creation order, hence the listing, stays as the ruleset has it.
 	waiting := map[string][]*Chain{}
 	missing := map[*Chain]int{}
 	for _, ch := range t.Chains {
-		if !hasAnonymousMap(ch) {
-			continue
-		}
 		for _, ref := range chainRefs(ch) {
 			waiting[ref] = append(waiting[ref], ch)
 			missing[ch]++
@@ -143,28 +193,67 @@ func (a *assembler) assemble(t *Table) error {
 	}
 	a.chains = map[string]*nftables.Chain{}
 	emitted := map[*Chain]bool{}
+	var ready []*Chain // created, every chain they name too, rules not yet queued
+	blocked := 0       // created chains still waiting for a chain they name
+	inTransaction := 0
 	for _, ch := range t.Chains {
 		a.chains[ch.Name] = a.conn.AddChain(a.chain(ch))
-		for _, w := range waiting[ch.Name] {
-			if missing[w]--; missing[w] == 0 {
-				if err := a.rules(w); err != nil {
-					return err
-				}
-				emitted[w] = true
-			}
+		inTransaction++
+		if missing[ch] > 1 { // the chain itself counts among its refs
+			blocked++
 		}
+		for _, w := range waiting[ch.Name] {
+			missing[w]--
+			switch {
+			case missing[w] != 0:
+				continue
+			case w != ch:
+				blocked--
+			}
+			if !hasAnonymousMap(w) {
+				ready = append(ready, w)
+				continue
+			}
+			if err := a.rules(w); err != nil {
+				return err
+			}
+			emitted[w] = true
+		}
+		// End the transaction where every chain it made has its rules.
+		if a.split && inTransaction >= chainsPerTransaction && blocked == 0 {
+			if err := a.flushReady(ready, emitted); err != nil {
+				return err
+			}
+			ready = ready[:0]
+			if err := a.conn.Flush(); err != nil {
+				return err
+			}
+			inTransaction = 0
+		}
+	}
+	if err := a.flushReady(ready, emitted); err != nil {
+		return err
 	}
 	for _, ch := range t.Chains {
 		if !emitted[ch] {
-			if err := a.rules(ch); err != nil {
-				return err
-			}
+			return fmt.Errorf("chain %q sends packets to a chain the table lacks", ch.Name)
 		}
 	}
 	for _, s := range t.Sets {
 		if err := a.addElements(s); err != nil {
 			return fmt.Errorf("set %q: %w", s.Name, err)
 		}
+	}
+	return nil
+}
+
+// flushReady queues the rules of the chains in ready, in creation order.
+func (a *assembler) flushReady(ready []*Chain, emitted map[*Chain]bool) error {
+	for _, ch := range ready {
+		if err := a.rules(ch); err != nil {
+			return err
+		}
+		emitted[ch] = true
 	}
 	return nil
 }
@@ -313,6 +402,14 @@ func (a *assembler) set(name string) *nftables.Set {
 	return s
 }
 
+// anonymousName names an anonymous set outright, as the kernel would:
+// nft and the library send "__map%d" and leave the number to the kernel,
+// which then parses the name of every set the table has to find a free
+// one, for each new set; that made a quarter of programming a thousand
+// services. Names are unique in the table, since IDs are; nft prints
+// anonymous sets inline, so no one sees them.
+func anonymousName(id uint32) string { return "__map" + strconv.FormatUint(uint64(id), 10) }
+
 // anonymousMap creates the constant map of a `numgen ... vmap { }`: from
 // the numbers 0..n-1 (big-endian; see numgenVmap) to goto each chain.
 func (a *assembler) anonymousMap(chains []string) *nftables.Set {
@@ -320,7 +417,7 @@ func (a *assembler) anonymousMap(chains []string) *nftables.Set {
 	s := &nftables.Set{
 		Table:        a.table,
 		ID:           id,
-		Name:         "__map%d",
+		Name:         anonymousName(id),
 		Anonymous:    true,
 		Constant:     true,
 		IsMap:        true,

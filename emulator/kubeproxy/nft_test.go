@@ -99,3 +99,72 @@ func TestNetlinkAndScriptAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestFreshTableInTransactions: a namespace without our tables gets a
+// large ruleset in several transactions, and ends with the same ruleset
+// as one transaction gives (a namespace that has the tables), node-local
+// chains and ClientIP affinity sets among them.
+func TestFreshTableInTransactions(t *testing.T) {
+	needNft(t)
+	hostUnchanged(t)
+	services := bigServices(300)
+	for i := range services[:20] {
+		services[i].SessionAffinity = AffinityClientIP
+	}
+	for i := 20; i < 40; i++ {
+		services[i].Type, services[i].ExternalTrafficPolicy = NodePort, PolicyLocal
+		services[i].Ports[0].NodePort = uint16(30000 + i)
+	}
+	rs, err := Rules(labNode(1), services)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, err := marshal(rs.freshBatches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batches) < 3 {
+		t.Fatalf("a fresh table of 300 services went in %d transactions, want several", len(batches))
+	}
+	ns := nstest.AddNamespace(t, nstest.Unique(nsPrefix)+"-split")
+	if err := Program(netns.Path(ns), rs); err != nil {
+		t.Fatal(err)
+	}
+	fresh := nft(t, ns, "", "list", "ruleset")
+	if fresh != rs.Listing() {
+		t.Errorf("the fresh table is not the ruleset:\n%s", fresh)
+	}
+	// The second time the tables exist: one transaction replaces them.
+	if err := Program(netns.Path(ns), rs); err != nil {
+		t.Fatal(err)
+	}
+	if again := nft(t, ns, "", "list", "ruleset"); again != fresh {
+		t.Errorf("replacing the tables in one transaction gave another ruleset:\n%s", again)
+	}
+}
+
+// TestFailedBatchLeavesNothing: when the kernel refuses a transaction of a
+// fresh table, Program reports the kernel's error and removes what the
+// transactions before it made.
+func TestFailedBatchLeavesNothing(t *testing.T) {
+	needNft(t)
+	rs, err := Rules(labNode(1), bigServices(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rule that jumps to a chain the table lacks fails in the kernel
+	// (the builder never makes one): put it in the last chain.
+	last := rs.Tables[0].Chains[len(rs.Tables[0].Chains)-1]
+	last.Rules = append(last.Rules, Rule{Stmts: []stmt{verdictOf(jump)}})
+	ns := nstest.AddNamespace(t, nstest.Unique(nsPrefix)+"-fail")
+	err = Program(netns.Path(ns), rs)
+	if err == nil {
+		t.Fatal("a batch the kernel must refuse was accepted")
+	}
+	if !strings.Contains(err.Error(), "refused") {
+		t.Errorf("the error does not say the kernel refused the batch: %v", err)
+	}
+	if got := nft(t, ns, "", "list", "ruleset"); got != "" {
+		t.Errorf("a failed Program left rules behind (%v):\n%s", err, got)
+	}
+}
