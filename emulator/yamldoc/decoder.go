@@ -45,6 +45,8 @@ type state struct {
 	// guessed records, per mapping, the known keys an unknown key was taken
 	// for ("nmae" -> "name"), so the key is not also reported as missing.
 	guessed map[*yaml.Node]map[string]bool
+	// warnings are what is legal but likely not meant (warning.go).
+	warnings []Problem
 }
 
 // NewDecoder returns a decoder for a document read from file, which names
@@ -83,14 +85,20 @@ func (d *Decoder) Err() error {
 // value is placed at its key, where the path ends; a nil n reports a
 // problem without a position.
 func (d *Decoder) Addf(n *yaml.Node, path, format string, args ...any) {
-	p := Problem{File: d.file, Path: Join(d.prefix, path), Msg: fmt.Sprintf(format, args...)}
+	d.problems = append(d.problems, d.at(n, path, fmt.Sprintf(format, args...)))
+}
+
+// at locates a message about node n at path: at its key when n is a
+// mapping's value, nowhere when n is nil.
+func (d *Decoder) at(n *yaml.Node, path, msg string) Problem {
+	p := Problem{File: d.file, Path: Join(d.prefix, path), Msg: msg}
 	if k, ok := d.keyOf[n]; ok {
 		n = k
 	}
 	if n != nil {
 		p.Line, p.Col = n.Line, n.Column
 	}
-	d.problems = append(d.problems, p)
+	return p
 }
 
 // fileProblem reports a problem of the file as a whole: no position in it.
