@@ -19,6 +19,8 @@ type rawTopology struct {
 	nodesAt     *yaml.Node
 	links       []rawLink
 	deployments []rawDeployment
+	services    []rawService // services.go
+	servicesAt  *yaml.Node
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
@@ -41,6 +43,7 @@ type rawNetwork struct {
 	cni          *yaml.Node
 	hairpinMode  *yaml.Node
 	ipv6LL       *yaml.Node
+	clusterDNS   *yaml.Node // services.go
 	vxlan        rawVXLAN
 	ipip         rawIPIP
 }
@@ -116,7 +119,7 @@ type rawDeployment struct {
 // Keys the format reserves for features that have not landed yet. Using them
 // is an error rather than being silently ignored.
 var (
-	futureTopKeys       = map[string]string{"services": "services", "externals": "external hosts"}
+	futureTopKeys       = map[string]string{"externals": "external hosts"}
 	futureContainerKeys = map[string]string{"image": "container images (use builtin:, command: or rootfs:)"}
 )
 
@@ -161,6 +164,7 @@ func (d *decoder) decode(root *yaml.Node) (rawTopology, bool) {
 				t.deployments = append(t.deployments, d.decodeDeployment(item, path))
 			})
 		},
+		"services": func(v *yaml.Node) { d.decodeServices(v, &t) }, // services.go
 		"links": func(v *yaml.Node) {
 			d.List(v, "links", func(i int, item *yaml.Node, path string) {
 				l := rawLink{at: item, path: path}
@@ -187,6 +191,7 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 		"cni":              func(v *yaml.Node) { nw.cni = v },
 		"hairpinMode":      func(v *yaml.Node) { nw.hairpinMode = v },
 		"ipv6LinkLocal":    func(v *yaml.Node) { nw.ipv6LL = v },
+		"clusterDNS":       func(v *yaml.Node) { nw.clusterDNS = v }, // services.go
 		"vxlan": func(v *yaml.Node) {
 			nw.vxlan.at = v
 			d.Mapping(v, "network.vxlan", yamldoc.Keys{

@@ -150,6 +150,9 @@ func dump(t *Topology) string {
 			if p.Deployment != "" {
 				fmt.Fprintf(&b, " deployment=%s", p.Deployment)
 			}
+			if p.Namespace != "" {
+				fmt.Fprintf(&b, " namespace=%s", p.Namespace)
+			}
 			if len(p.Labels) > 0 {
 				fmt.Fprintf(&b, " labels=%v", p.Labels)
 			}
@@ -160,5 +163,47 @@ func dump(t *Topology) string {
 			}
 		}
 	}
+	dumpServices(&b, t)
 	return b.String()
+}
+
+// dumpServices renders the cluster DNS address, the services with their
+// ports and endpoints, and the warnings.
+func dumpServices(b *strings.Builder, t *Topology) {
+	if t.Network.ClusterDNS {
+		fmt.Fprintf(b, "clusterDNS %s\n", t.KubeDNSAddress())
+	}
+	for _, s := range t.Services {
+		fmt.Fprintf(b, "service %s/%s type=%s clusterIP=%s policy=%s affinity=%s", s.Namespace, s.Name, s.Type, s.ClusterIP, s.ExternalTrafficPolicy, s.SessionAffinity)
+		if s.AffinityTimeoutSeconds != 0 {
+			fmt.Fprintf(b, "/%ds", s.AffinityTimeoutSeconds)
+		}
+		if s.Selector != nil {
+			fmt.Fprintf(b, " selector=%v", s.Selector)
+		}
+		if s.System {
+			b.WriteString(" system")
+		}
+		b.WriteString("\n")
+		for _, p := range s.Ports {
+			fmt.Fprintf(b, "  port %q %s %d->%s", p.Name, p.Protocol, p.Port, p.TargetPortString())
+			if p.NodePort != 0 {
+				fmt.Fprintf(b, " nodePort=%d", p.NodePort)
+			}
+			b.WriteString(" endpoints=[")
+			for i, e := range p.Endpoints {
+				if i > 0 {
+					b.WriteString(" ")
+				}
+				fmt.Fprintf(b, "%s:%d", e.IP, e.Port)
+				if e.Pod != "" {
+					fmt.Fprintf(b, "(%s@%s)", e.Pod, e.Node)
+				}
+			}
+			b.WriteString("]\n")
+		}
+	}
+	for _, w := range t.Warnings {
+		fmt.Fprintf(b, "warning %s\n", w.Error())
+	}
 }

@@ -93,8 +93,8 @@ func TestJSONFieldNames(t *testing.T) {
 		}
 	}
 	check(reflect.TypeFor[Topology]())
-	if len(seen) < 12 {
-		t.Errorf("checked %d types of the model, want all 12", len(seen))
+	if len(seen) < 15 {
+		t.Errorf("checked %d types of the model, want all 15", len(seen))
 	}
 }
 

@@ -73,10 +73,12 @@ func Decode(d *yamldoc.Decoder, n *yaml.Node) *Topology {
 		return nil
 	}
 	v := &validator{decoder: dec}
+	prior := d.Warnings()
 	t := v.build(d.File(), raw)
 	if len(d.Problems()) > before {
 		return nil
 	}
+	t.Warnings = newWarnings(d.Warnings(), prior)
 	return t
 }
 
@@ -249,9 +251,11 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 	}
 
 	v.templates = v.expandDeployments(t, &raw)
+	v.addClusterDNSPod(t, &raw, ok) // services.go
 	v.buildNodes(t, raw, ok)
 	v.buildLinks(t, raw)
 	v.checkNodeDevices(t, raw)
+	v.buildServices(t, raw, ok) // services.go
 	return t
 }
 

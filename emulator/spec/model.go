@@ -4,7 +4,11 @@
 // It makes no system calls: everything here runs without root.
 package spec
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/labctl/labctl/emulator/yamldoc"
+)
 
 // Backend names how nodes carry pod traffic to each other.
 type Backend string
@@ -69,6 +73,12 @@ type Topology struct {
 	// Deployments are already expanded into pods on their nodes; this keeps
 	// what they asked for.
 	Deployments []Deployment `json:"deployments"`
+	// Services are Kubernetes Services (services.go), the cluster DNS
+	// service first when the lab has cluster DNS.
+	Services []Service `json:"services"`
+	// Warnings are what validation found legal but likely not meant, such
+	// as a selector that matches no pod: front ends show them.
+	Warnings []yamldoc.Problem `json:"warnings"`
 }
 
 // Deployment is a set of identical pods spread over nodes.
@@ -105,6 +115,10 @@ type Network struct {
 	// IPv6LinkLocal keeps IPv6 on in every namespace, so each device gets
 	// its fe80:: link-local address; off, IPv6 is disabled there.
 	IPv6LinkLocal bool `json:"ipv6LinkLocal"`
+	// ClusterDNS runs kubeadm's cluster DNS: the kube-dns service at the
+	// tenth address of the service CIDR and its CoreDNS pod on the first
+	// node (services.go). On by default in a lab with services.
+	ClusterDNS bool `json:"clusterDNS"`
 }
 
 // VXLANMode says how VXLAN carries pod traffic.
@@ -188,6 +202,7 @@ type Pod struct {
 	Deployment    string            `json:"deployment"` // the deployment that made it, if any
 	RestartPolicy RestartPolicy     `json:"restartPolicy"`
 	Containers    []Container       `json:"containers"`
+	Namespace     string            `json:"namespace"` // Kubernetes namespace: "" (default), or kube-system for the cluster DNS pod
 }
 
 // RestartPolicy says whether an exited container starts again.

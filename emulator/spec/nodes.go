@@ -200,6 +200,9 @@ func (p *nodePasses) podNames(n *Node, rn rawNode) {
 			p.claimVeth(podVeths, rp.at, rp.path+".name", "pod", pod.Name, p.t.HostVeth(pod.Name), where)
 			tmpl := p.templates[rp.deployment]
 			pod.Labels, pod.RestartPolicy, pod.Containers = tmpl.labels, tmpl.restartPolicy, tmpl.containers
+			if rp.deployment == clusterDNSTemplate { // services.go
+				pod.Deployment, pod.Namespace = "", ClusterDNSNamespace
+			}
 			p.countContainers(rp.at, rp.path+".template.containers", len(pod.Containers))
 			n.Pods = append(n.Pods, pod)
 			continue

@@ -443,10 +443,10 @@ func (v *validator) containerProgram(rc rawContainer, c *Container) bool {
 	ok := true
 	if s, good := v.String(rc.builtin, rc.path+".builtin"); good {
 		switch s {
-		case BuiltinWebServer, BuiltinEchoServer, BuiltinClient:
+		case BuiltinWebServer, BuiltinEchoServer, BuiltinClient, BuiltinDNS:
 			c.Builtin = s
 		default:
-			v.Addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient)
+			v.Addf(rc.builtin, rc.path+".builtin", "unknown builtin %q (use %s, %s, %s or %s)", s, BuiltinWebServer, BuiltinEchoServer, BuiltinClient, BuiltinDNS)
 			ok = false
 		}
 	}
