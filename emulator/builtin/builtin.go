@@ -24,12 +24,16 @@ const (
 	// Client idles until stopped; `labctl exec` into it finds the curl and
 	// ping applets first in its PATH.
 	Client Name = "client"
+	// DNS is the lab's cluster DNS server (dns.go), as CoreDNS answers
+	// the Kubernetes DNS schema, from the model $LABCTL_CLUSTER_DNS names.
+	DNS Name = "dns"
 )
 
 // Default ports of the builtin servers when the container lists none.
 const (
 	DefaultWebPort  = 80
-	DefaultEchoPort = 7 // the echo protocol's port (RFC 862)
+	DefaultEchoPort = 7  // the echo protocol's port (RFC 862)
+	DefaultDNSPort  = 53 // DNS, over UDP and TCP
 )
 
 // Config is what a builtin knows of its container.
@@ -53,6 +57,7 @@ var builtins = [...]struct {
 	{WebServer, DefaultWebPort, webServer},
 	{EchoServer, DefaultEchoPort, echoServer},
 	{Client, 0, client},
+	{DNS, DefaultDNSPort, dnsServer},
 }
 
 // Names lists the builtins.

@@ -7,7 +7,7 @@ import (
 )
 
 func TestNames(t *testing.T) {
-	if got := Names(); !slices.Equal(got, []Name{WebServer, EchoServer, Client}) {
+	if got := Names(); !slices.Equal(got, []Name{WebServer, EchoServer, Client, DNS}) {
 		t.Errorf("Names() = %v", got)
 	}
 	for _, tc := range []struct {
@@ -18,6 +18,7 @@ func TestNames(t *testing.T) {
 		{WebServer, true, 80},
 		{EchoServer, true, 7},
 		{Client, true, 0},
+		{DNS, true, 53},
 		{"nginx", false, 0},
 		{"", false, 0},
 	} {
