@@ -467,6 +467,8 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 		return c.setMTU(o.Device, o.MTU)
 	case plan.AddDropRule:
 		return addDropRule(o)
+	case plan.ProgramRuleset:
+		return programRuleset(here, o) // services.go
 	case plan.DeleteNeighbor:
 		return c.delNeighbor(o.Device, o.IP)
 	case plan.DeleteFDB:

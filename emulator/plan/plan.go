@@ -363,6 +363,11 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		}
 		ops = append(ops, nodeWiringOps(t, mesh, i, ns, mtu)...)
 		ops = append(ops, crossNodeOps(t, mesh, i, ns)...)
+		svcOps, err := serviceOps(t, i, ns, ops) // services.go
+		if err != nil {
+			return nil, fmt.Errorf("node %q: %w", n.Name, err)
+		}
+		ops = append(ops, svcOps...)
 		nodes.Units = append(nodes.Units, Unit{Namespace: ns, Ops: ops})
 
 		podVeths := map[string]string{}

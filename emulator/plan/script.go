@@ -31,7 +31,11 @@ func (p *Plan) WriteScript(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	fmt.Fprintf(b, "#!/usr/bin/env bash\n")
 	fmt.Fprintf(b, "# Lab %q as iproute2 commands: what `labctl up` does through netlink.\n", p.Lab)
-	fmt.Fprintf(b, "# Run as root; needs iproute2 and procps (sysctl).\n")
+	needs := "iproute2 and procps (sysctl)"
+	if p.programsRules() { // services.go
+		needs = "iproute2, procps (sysctl) and nftables (nft)"
+	}
+	fmt.Fprintf(b, "# Run as root; needs %s.\n", needs)
 	p.writeLeftOut(b)
 	fmt.Fprintf(b, "set -euo pipefail\n")
 	for _, s := range p.Stages {
