@@ -116,7 +116,7 @@ usual tools (ip netns exec <namespace> ip route).
 	// labctl's own completion command documents how to install it.
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newValidateCmd(g), newUpCmd(g), newDownCmd(g), newStatusCmd(g), newExecCmd(g), newLogsCmd(g), newCaptureCmd(g),
-		newVersionCmd(g, build), newCompletionCmd(g))
+		newVersionCmd(g, build), newCompletionCmd(g), newConntrackCmd(g))
 	registerCompletions(g, root)
 	root.AddCommand(newRunCmd(g), newGradeCmd(g), newStopCmd(g))
 	root.AddCommand(newTraceCmd(g), newGraphCmd(g))

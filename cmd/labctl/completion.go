@@ -198,6 +198,10 @@ func registerCompletions(g *globals, root *cobra.Command) {
 			_ = cmd.RegisterFlagCompletionFunc("output", fixed(outputFormats...))
 		case "exec":
 			cmd.ValidArgsFunction = c.target(false)
+		case "conntrack":
+			cmd.ValidArgsFunction = c.target(false)
+			_ = cmd.RegisterFlagCompletionFunc("output", fixed(outTable, outJSON, outYAML))
+			_ = cmd.RegisterFlagCompletionFunc("proto", fixed("tcp", "udp", "icmp"))
 		case "logs":
 			cmd.ValidArgsFunction = c.target(true)
 		case "version":

@@ -94,7 +94,7 @@ func writeStatusTable(w io.Writer, s *lab.Status, now time.Time, wide bool) {
 		fmt.Fprintf(w, "  file %s\n", s.File)
 	}
 	nw := topo.Network
-	fmt.Fprintf(w, "  underlay %s  cluster %s  services %s  mtu %d (pods %d)\n", nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.MTU, topo.PodMTU())
+	fmt.Fprintf(w, "  underlay %s  cluster %s  services %s%s  mtu %d (pods %d)\n", nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, clusterDNSText(topo), nw.MTU, topo.PodMTU())
 	if len(topo.Links) > 0 {
 		var links []string
 		for _, l := range topo.Links {
@@ -108,6 +108,7 @@ func writeStatusTable(w io.Writer, s *lab.Status, now time.Time, wide bool) {
 	fmt.Fprintln(w)
 	writeNamespaces(w, s, wide)
 	writePods(w, s, now, wide)
+	writeServices(w, s, wide) // services.go
 	if len(s.Datapaths) > 0 {
 		fmt.Fprintln(w, "\nIPIP datapaths:")
 		t := newTable(w, "  ")

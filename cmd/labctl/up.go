@@ -67,6 +67,7 @@ func runUp(ctx context.Context, o *upOptions) error {
 	if err != nil {
 		return err
 	}
+	printWarnings(o.io.ErrOut, t) // services.go
 	if o.name != "" {
 		if t, err = t.Renamed(o.name); err != nil {
 			return usageErrorf("--name: %v", err)

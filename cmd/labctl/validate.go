@@ -36,8 +36,9 @@ func runValidate(o *validateOptions) error {
 	if err != nil {
 		return err
 	}
+	printWarnings(o.io.ErrOut, t) // services.go
 	pods := len(t.Pods())
-	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s, backend %s\n",
-		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), backendSummary(t))
+	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s%s, backend %s\n",
+		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), servicesText(t), backendSummary(t))
 	return nil
 }

@@ -39,6 +39,9 @@ type Graph struct {
 	// Live says the graph was drawn from a running lab; node and pod
 	// states are set then.
 	Live bool
+	// Services are the lab's services (services.go): the text form lists
+	// them; the diagrams leave them out.
+	Services []Service
 }
 
 // MaxListedNodes bounds the labs whose every node pair is listed: a lab of
@@ -229,6 +232,7 @@ func FromTopology(t *spec.Topology) *Graph {
 		}
 		g.Nodes = append(g.Nodes, node)
 	}
+	g.Services = servicesOf(t) // services.go
 	return g
 }
 

@@ -10,9 +10,12 @@ import (
 
 // Text draws the lab for a terminal: a header with the lab's networks, one
 // block per node (its eth0 on the underlay, its bridge, tunnel devices and
-// pods), then the backend of the node pairs. Lines fit 80 columns unless
+// pods), then the backend of the node pairs, then the services. Lines fit 80 columns unless
 // names are unusually long; the TUI's topology pane shows it as is.
-func (g *Graph) Text() string {
+func (g *Graph) Text() string { return g.topologyText() + g.servicesText() }
+
+// topologyText is Text without the services.
+func (g *Graph) topologyText() string {
 	var b strings.Builder
 	nodes, pods := len(g.Nodes), g.Pods()
 	var backends []string

@@ -92,6 +92,7 @@ func (h host) check(t *spec.Topology) []error {
 	h.checkModules(t, add)
 	h.checkContainers(t, add)
 	h.checkCapacity(t, add)
+	h.checkServices(t, add) // services.go
 	return errs
 }
 

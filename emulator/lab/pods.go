@@ -47,6 +47,9 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 		for _, c := range pod.Containers {
 			ps.Containers = append(ps.Containers, toWorkload(c))
 		}
+		if err := m.provideDNSModel(rec, &ps); err != nil { // services.go
+			return err
+		}
 		specs = append(specs, ps)
 	}
 	if len(specs) == 0 {

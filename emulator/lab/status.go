@@ -36,6 +36,11 @@ type Status struct {
 	Namespaces []NamespaceStatus `json:"namespaces,omitempty"`
 	// Datapaths say what serves each node's IPIP device.
 	Datapaths []DatapathStatus `json:"datapaths,omitempty"`
+	// Services are the lab's services (services.go), with each endpoint's
+	// hits when read live; ServiceProblems say which nodes' counters could
+	// not be read.
+	Services        []ServiceStatus `json:"services,omitempty"`
+	ServiceProblems []string        `json:"serviceProblems,omitempty"`
 	// Unverified is set when namespaces could only be checked by name
 	// (not as root).
 	Unverified bool `json:"unverified,omitempty"`
@@ -143,6 +148,7 @@ func (m Manager) status(r *Record, opt StatusOptions) *Status {
 		}
 		s.Namespaces = append(s.Namespaces, st)
 	}
+	s.Services, s.ServiceProblems = m.servicesStatus(r, live, h) // services.go
 	return s
 }
 
