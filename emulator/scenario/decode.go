@@ -291,8 +291,6 @@ func (d *decoder) place(n *yaml.Node, path string) (Place, bool) {
 // endpointKeys are the forms of an endpoint written as a mapping; the
 // reserved ones arrive with services and external hosts.
 var reservedEndpoints = map[string]string{
-	"service":  "service endpoints (cluster IPs)",
-	"nodePort": "node port endpoints",
 	"external": "external hosts",
 }
 
@@ -307,9 +305,11 @@ func (d *decoder) endpoint(n *yaml.Node, path string) (Endpoint, bool) {
 			"pod":     func(v *yaml.Node) { set++; e, _ = d.named(v, path+".pod", EndpointPod) },
 			"node":    func(v *yaml.Node) { set++; e, _ = d.named(v, path+".node", EndpointNode) },
 			"address": func(v *yaml.Node) { set++; e.Kind = EndpointAddress; e.Addr, _ = d.Addr(v, path+".address") },
+			"service":  func(v *yaml.Node) { set++; e = d.serviceEndpoint(v, path+".service") },   // services.go
+			"nodePort": func(v *yaml.Node) { set++; e = d.nodePortEndpoint(v, path+".nodePort") }, // services.go
 		}, yamldoc.Reserved(reservedEndpoints))
 		if ok && set != 1 && len(n.Content) > 0 && !d.reservedUsed(n) {
-			d.Addf(n, path, "an endpoint is one of pod, node or address")
+			d.Addf(n, path, "an endpoint is one of pod, node, address, service or nodePort")
 		}
 		return e, e.Kind != "" && (e.Addr.IsValid() || d.topo == nil)
 	}
@@ -970,6 +970,9 @@ func (d *decoder) http(n *yaml.Node, path string) *HTTP {
 		}
 	case to != nil:
 		pt, p := 80, "/"
+		if h.To.Port != 0 {
+			pt = h.To.Port // a service's port, a node port
+		}
 		if port != nil {
 			pt = d.bounded(port, path+".port", 1, 65535, pt)
 		}
@@ -1031,9 +1034,18 @@ func (d *decoder) conn(n *yaml.Node, path string, udp bool) *Conn {
 	if to == nil {
 		d.Missing(n, path, "to", "a connection needs to: a pod, a node or an address")
 	}
-	if port == nil {
+	switch {
+	case port == nil && c.To.Port != 0:
+		c.Port = c.To.Port // a service's port, a node port
+	case port == nil && impliesPort(c.To):
+		// A service endpoint that did not resolve is reported already;
+		// one with several ports must be told which.
+		if c.To.Addr.IsValid() && c.To.Kind == EndpointService {
+			d.Missing(n, path, "port", "a connection needs port: %s has several", c.To)
+		}
+	case port == nil:
 		d.Missing(n, path, "port", "a connection needs port")
-	} else {
+	default:
 		c.Port = d.bounded(port, path+".port", 1, 65535, 0)
 	}
 	return c

@@ -11,6 +11,7 @@
 package scenario
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
 	"time"
@@ -122,9 +123,9 @@ type Place struct {
 	Name string // the node or pod; "underlay"
 }
 
-// Endpoint kinds: a pod or node (its address), or an address as written.
-// Services (a cluster IP, a node port) and external hosts come with
-// services; the grader resolves every kind to an address the same way.
+// Endpoint kinds: a pod or node (its address), an address as written, a
+// service (its cluster IP) or a node port (services.go); every kind is
+// resolved to an address when the scenario is read.
 const (
 	EndpointPod     = "pod"
 	EndpointNode    = "node"
@@ -134,13 +135,25 @@ const (
 // Endpoint is what a probe is aimed at.
 type Endpoint struct {
 	Kind string
-	Name string // the pod or node; "" for an address
+	Name string // the pod or node (of a node port); "" for an address or a service
 	Addr netip.Addr
+	// Service is the service (namespace/name) of a service or node port
+	// endpoint, and Port the port it implies (the service's port, or the
+	// node port), which a check may leave out; 0 when it does not imply
+	// one.
+	Service string
+	Port    int
 }
 
 // String names the endpoint as the scenario did: a pod or node by name,
-// an address as written.
+// an address as written, a service or a node's node port of a service.
 func (e Endpoint) String() string {
+	switch e.Kind {
+	case EndpointService:
+		return "service " + e.Service
+	case EndpointNodePort:
+		return fmt.Sprintf("%s's node port of service %s", e.Name, e.Service)
+	}
 	if e.Name != "" {
 		return e.Name
 	}
