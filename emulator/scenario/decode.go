@@ -302,9 +302,9 @@ func (d *decoder) endpoint(n *yaml.Node, path string) (Endpoint, bool) {
 		var e Endpoint
 		set := 0
 		ok := d.Mapping(n, path, yamldoc.Keys{
-			"pod":     func(v *yaml.Node) { set++; e, _ = d.named(v, path+".pod", EndpointPod) },
-			"node":    func(v *yaml.Node) { set++; e, _ = d.named(v, path+".node", EndpointNode) },
-			"address": func(v *yaml.Node) { set++; e.Kind = EndpointAddress; e.Addr, _ = d.Addr(v, path+".address") },
+			"pod":      func(v *yaml.Node) { set++; e, _ = d.named(v, path+".pod", EndpointPod) },
+			"node":     func(v *yaml.Node) { set++; e, _ = d.named(v, path+".node", EndpointNode) },
+			"address":  func(v *yaml.Node) { set++; e.Kind = EndpointAddress; e.Addr, _ = d.Addr(v, path+".address") },
 			"service":  func(v *yaml.Node) { set++; e = d.serviceEndpoint(v, path+".service") },   // services.go
 			"nodePort": func(v *yaml.Node) { set++; e = d.nodePortEndpoint(v, path+".nodePort") }, // services.go
 		}, yamldoc.Reserved(reservedEndpoints))

@@ -70,4 +70,3 @@ sections:
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
