@@ -51,6 +51,8 @@ func mainErr() int {
 		onlyScen = flag.Bool("scenario-only", false, "measure only the scenario table")
 		traces   = flag.Int("trace", 10, "traces per backend in the trace latency table; 0 skips it")
 		onlyTr   = flag.Bool("only-trace", false, "run only the trace latency table")
+		svcs     = flag.Int("services", 1000, "services (of 3 endpoints) in the services table; 0 skips it")
+		onlySvc  = flag.Bool("only-services", false, "run only the services table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
@@ -59,8 +61,10 @@ func mainErr() int {
 			"throughput per backend, packet capture under load (-only-capture runs that\n"+
 			"alone), labctl trace's latency per backend (-only-trace), the time and memory\n"+
 			"of validating and planning large labs, and the scenario runner: run and grade\n"+
-			"of one lab and a class of labs at once, with the targets of issues 2, 3, 4, 8,\n"+
-			"12 and 13. Needs root, except for -plan-only.\n\n")
+			"of one lab and a class of labs at once, and services (-only-services): a\n"+
+			"ClusterIP against a pod IP, programming kube-proxy's rules, up with and\n"+
+			"without them; with the targets of issues 2, 3, 4, 8, 11, 12 and 13. Needs\n"+
+			"root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -69,7 +73,7 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyScen {
-		*noPlan, *noUp, *ctrs, *tput, *capt, *traces = true, true, 0, 0, 0, 0
+		*noPlan, *noUp, *ctrs, *tput, *capt, *traces, *svcs = true, true, 0, 0, 0, 0, 0
 	}
 	list, err := parseSizes(*sizes)
 	if err != nil {
@@ -77,15 +81,21 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyCap {
-		*noUp, *ctrs, *tput, *noPlan, *scen, *traces = true, 0, 0, true, "", 0
+		*noUp, *ctrs, *tput, *noPlan, *scen, *traces, *svcs = true, 0, 0, true, "", 0, 0
 		if *capt <= 0 {
 			*capt = 3 * time.Second
 		}
 	}
 	if *onlyTr {
-		*noUp, *ctrs, *tput, *noPlan, *capt, *scen = true, 0, 0, true, 0, ""
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *svcs = true, 0, 0, true, 0, "", 0
 		if *traces <= 0 {
 			*traces = 10
+		}
+	}
+	if *onlySvc {
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *traces = true, 0, 0, true, 0, "", 0
+		if *svcs <= 0 {
+			*svcs = 1000
 		}
 	}
 	if !*noPlan || *onlyPlan {
@@ -173,6 +183,17 @@ func mainErr() int {
 		if err == nil && *traces > 0 {
 			reportTrace(os.Stdout, b.trace(ctx, *traces), *traces)
 			err = ctx.Err()
+		}
+		if err == nil && *svcs > 0 {
+			n := *runs
+			if n <= 0 {
+				n = 5
+			}
+			r := b.servicesBench(ctx, *svcs, 2000, n)
+			reportServices(os.Stdout, r)
+			if err = ctx.Err(); err == nil {
+				err = r.err
+			}
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
