@@ -5,10 +5,14 @@
 //
 // Rules turns a plain model (the node, its services and their endpoints)
 // into a Ruleset. The same Ruleset renders two ways: Script is input for
-// `nft -f` (what a dry run prints), and Program sends it to the kernel in
-// one netlink batch inside a node's network namespace, with
-// github.com/google/nftables, no nft binary needed. Both give the same
-// `nft list ruleset`, and Listing predicts it.
+// `nft -f` (what a dry run prints), and Program sends it to the kernel
+// over netlink inside a node's network namespace, with messages marshalled
+// by github.com/google/nftables, no nft binary needed: one batch (one
+// transaction) that replaces the node's tables, or, into a namespace that
+// has none yet, a few transactions of some eighty services each, several
+// times faster for large rulesets (the kernel binds each service's
+// anonymous numgen map by walking its whole transaction). Both give the
+// same `nft list ruleset`, and Listing predicts it.
 //
 // What a node gets, in table ip kube-proxy:
 //
