@@ -89,6 +89,10 @@ func TestUsageErrors(t *testing.T) {
 		{"status", "../labs/x"},
 		{"validate"},
 		{"up", "--workers", "many", "x.yaml"},
+		{"conntrack"},
+		{"conntrack", "node1", "-o", "wide"},
+		{"conntrack", "node1", "-p", "sctp"},
+		{"conntrack", "node1", "--dst", "node2"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, stderr, code := runCLI(t, args...)

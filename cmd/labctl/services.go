@@ -46,9 +46,9 @@ func writeServices(w io.Writer, s *lab.Status, wide bool) {
 					row = append(row, fmt.Sprintf("%s:%d", e.IP, e.Port), dash(e.Pod), dash(e.Node), hitsText(e.Hits))
 				}
 				if wide {
-					row = append(row, byNode(e), "", "", "")
+					row = append(row, byNode(e))
 					if i == 0 && j == 0 {
-						copy(row[len(row)-3:], []string{selectorText(svc.Selector), svc.ExternalTrafficPolicy, svc.SessionAffinity})
+						row = append(row, selectorText(svc.Selector), svc.ExternalTrafficPolicy, svc.SessionAffinity)
 					}
 				}
 				t.row(row...)

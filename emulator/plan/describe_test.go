@@ -179,7 +179,7 @@ func TestDescribeMessagesAreShell(t *testing.T) {
 // Each unit performs its operations from inside its own namespace: the
 // applier relies on it, checking Where once per operation.
 func TestOpsArePerformedFromTheirUnit(t *testing.T) {
-	for _, name := range []string{"two-node", "three-node-mixed", "three-node-vxlan-l2", "two-node-ipip", "calico-ipip", "calico-vxlan", "calico-no-encap"} {
+	for _, name := range []string{"two-node", "three-node-mixed", "three-node-vxlan-l2", "two-node-ipip", "calico-ipip", "calico-vxlan", "calico-no-encap", "three-node-service"} {
 		p := compileFile(t, "../../topologies/"+name+".yaml")
 		for _, s := range p.Stages {
 			for _, u := range s.Units {
