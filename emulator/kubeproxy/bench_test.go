@@ -70,8 +70,9 @@ func BenchmarkProgram1000Services(b *testing.B) {
 }
 
 // BenchmarkProgram10Nodes is the target: 1000 services of 3
-// endpoints into 10 fresh node namespaces, the nodes in parallel, rules
-// built for each node. One op is the whole cluster.
+// endpoints into 10 fresh node namespaces, the nodes in parallel, their
+// rules built as a lab's plan builds them (RulesForNodes). One op is the
+// whole cluster.
 func BenchmarkProgram10Nodes(b *testing.B) {
 	nstest.NeedRoot(b)
 	services := bigServices(1000)
@@ -88,18 +89,19 @@ func BenchmarkProgram10Nodes(b *testing.B) {
 			}
 		}
 		b.StartTimer()
+		nodes := make([]Node, len(nss))
+		for i := range nodes {
+			nodes[i] = labNode(1)
+			nodes[i].Name = fmt.Sprintf("node%d", i+1)
+		}
+		rulesets, err := RulesForNodes(nodes, services)
+		if err != nil {
+			b.Fatal(err)
+		}
 		var wg sync.WaitGroup
 		errs := make([]error, len(nss))
 		for i, ns := range nss {
-			wg.Go(func() {
-				node := labNode(1)
-				node.Name = fmt.Sprintf("node%d", i+1)
-				rs, err := Rules(node, services)
-				if err == nil {
-					err = Program(ns, rs)
-				}
-				errs[i] = err
-			})
+			wg.Go(func() { errs[i] = Program(ns, rulesets[i]) })
 		}
 		wg.Wait()
 		for _, err := range errs {

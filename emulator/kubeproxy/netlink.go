@@ -50,11 +50,7 @@ func program(nsPath string, r *Ruleset) error {
 	if err != nil {
 		return err
 	}
-	queue := r.batch
-	if fresh {
-		queue = r.freshBatches
-	}
-	batches, err := marshal(queue)
+	batches, err := r.batches(fresh)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func Rules(node Node, services []Service) (*Ruleset, error) {
 	if err := validate(&node, services); err != nil {
 		return nil, fmt.Errorf("rules for node %q: %w", node.Name, err)
 	}
-	rs := &Ruleset{Node: node.Name, Tables: []*Table{kubeProxy(&node, sortedServices(services))}}
+	rs := &Ruleset{Node: node.Name, Tables: []*Table{kubeProxy(&node, sortedServices(services))}, cache: &batchCache{}}
 	if node.MasqueradeOutside {
 		rs.Tables = append(rs.Tables, flannel(&node))
 	} else {

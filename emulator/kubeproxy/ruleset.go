@@ -17,6 +17,9 @@ type Ruleset struct {
 	// Absent lists tables of ours that must not exist, such as flannel's
 	// when masquerading is off: re-programming removes them.
 	Absent []string
+	// cache holds the marshalled batches, shared by the rulesets of nodes
+	// whose tables are the same (share.go); nil: marshal every time.
+	cache *batchCache
 }
 
 // Table is one nftables table of the ip family. Sets come before chains,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -63,6 +64,9 @@ func sendBatch(nsPath string, msgs []netlink.Message) error {
 	if len(msgs) < 3 {
 		return nil // begin and end only: nothing to do
 	}
+	// The messages may be shared with other nodes' batches: change the
+	// headers of a copy only.
+	msgs = slices.Clone(msgs)
 	f, err := openNamespace(nsPath)
 	if err != nil {
 		return err

@@ -345,6 +345,10 @@ func Compile(t *spec.Topology) (*Plan, error) {
 	pods := Stage{Name: "pods"}
 	underlayVeths := map[string]string{}
 	mesh := newMesh(t)
+	rulesets, err := nodeRulesets(t) // services.go
+	if err != nil {
+		return nil, err // validation lets no service through that kube-proxy cannot build
+	}
 	for i, n := range t.Nodes {
 		ns := NamespaceName(t.Name, n.Name)
 		p.Namespaces = append(p.Namespaces, Namespace{Name: ns, Role: RoleNode, Object: n.Name})
@@ -363,11 +367,7 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		}
 		ops = append(ops, nodeWiringOps(t, mesh, i, ns, mtu)...)
 		ops = append(ops, crossNodeOps(t, mesh, i, ns)...)
-		svcOps, err := serviceOps(t, i, ns, ops) // services.go
-		if err != nil {
-			return nil, fmt.Errorf("node %q: %w", n.Name, err)
-		}
-		ops = append(ops, svcOps...)
+		ops = append(ops, serviceOps(t, i, ns, ops, rulesets)...) // services.go
 		nodes.Units = append(nodes.Units, Unit{Namespace: ns, Ops: ops})
 
 		podVeths := map[string]string{}

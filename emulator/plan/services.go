@@ -65,12 +65,11 @@ func masqueradeOutside(*spec.Topology) bool { return false }
 //     address, as Calico's nodes get it already): a packet to a cluster IP
 //     that kube-proxy does not DNAT must be routed before its filter
 //     chains can reject it;
-//   - kube-proxy's ruleset.
-func serviceOps(t *spec.Topology, i int, ns string, planned []Op) ([]Op, error) {
+//   - kube-proxy's ruleset, rulesets[i] (nodeRulesets).
+func serviceOps(t *spec.Topology, i int, ns string, planned []Op, rulesets []*kubeproxy.Ruleset) []Op {
 	if !hasServices(t) {
-		return nil, nil
+		return nil
 	}
-	n := t.Nodes[i]
 	var ops []Op
 	if !t.Calico() {
 		ops = append(ops, SetSysctl{ns, []Sysctl{{"net.bridge.bridge-nf-call-iptables", "1"}}})
@@ -78,11 +77,21 @@ func serviceOps(t *spec.Topology, i int, ns string, planned []Op) ([]Op, error) 
 	if !hasDefaultRoute(planned) {
 		ops = append(ops, AddRoute{Namespace: ns, Via: spec.UnderlayGateway(t.Network.Underlay), Device: "eth0"})
 	}
-	rs, err := kubeproxy.Rules(KubeProxyNode(t, n), KubeProxyServices(t))
-	if err != nil {
-		return nil, err // validation lets no such service through
+	return append(ops, ProgramRuleset{Namespace: ns, Ruleset: rulesets[i], Services: len(t.Services)})
+}
+
+// nodeRulesets builds every node's kube-proxy ruleset, or none when the
+// lab has no services. Nodes whose rules come out the same share them
+// (kubeproxy.RulesForNodes), so a large lab builds and marshals them once.
+func nodeRulesets(t *spec.Topology) ([]*kubeproxy.Ruleset, error) {
+	if !hasServices(t) {
+		return nil, nil
 	}
-	return append(ops, ProgramRuleset{Namespace: ns, Ruleset: rs, Services: len(t.Services)}), nil
+	nodes := make([]kubeproxy.Node, len(t.Nodes))
+	for i, n := range t.Nodes {
+		nodes[i] = KubeProxyNode(t, n)
+	}
+	return kubeproxy.RulesForNodes(nodes, KubeProxyServices(t))
 }
 
 // hasDefaultRoute reports whether ops add a default route.
