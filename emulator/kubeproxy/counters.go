@@ -1,13 +1,15 @@
 package kubeproxy
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // EndpointHits is what one endpoint chain counted: the first packets of
@@ -25,41 +27,32 @@ type EndpointHits struct {
 
 // Counters reads the per-endpoint counters of kube-proxy's table in the
 // network namespace at nsPath, sorted by service port and endpoint. A
-// namespace without the table has none.
+// namespace without the table has none. It asks for every rule of the
+// table in one dump: a node of a thousand services has three thousand
+// endpoint chains, and a request per chain took a quarter of a second.
 func Counters(nsPath string) ([]EndpointHits, error) {
-	c, closeNS, err := dial(nsPath, 1)
+	rules, err := dumpRules(nsPath, KubeProxyTable)
 	if err != nil {
-		return nil, fmt.Errorf("read endpoint counters: %w", err)
+		return nil, fmt.Errorf("read endpoint counters in %s: %w", nsPath, err)
 	}
-	defer closeNS()
-	table := &nftables.Table{Name: KubeProxyTable, Family: nftables.TableFamilyIPv4}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return nil, fmt.Errorf("read endpoint counters in %s: list chains: %w", nsPath, err)
-	}
+	byChain := map[string]*EndpointHits{}
 	var out []EndpointHits
-	for _, ch := range chains {
-		if ch.Table.Name != KubeProxyTable {
-			continue
-		}
-		svc, proto, ep, ok := EndpointOf(ch.Name)
-		if !ok {
-			continue
-		}
-		rules, err := c.GetRules(table, ch)
-		if err != nil {
-			return nil, fmt.Errorf("read endpoint counters in %s: chain %q: %w", nsPath, ch.Name, err)
-		}
-		h := EndpointHits{ServicePort: svc, Protocol: proto, Endpoint: ep, Chain: ch.Name}
-		for _, r := range rules {
-			for _, e := range r.Exprs {
-				if cnt, ok := e.(*expr.Counter); ok {
-					h.Packets += cnt.Packets
-					h.Bytes += cnt.Bytes
-				}
+	for _, r := range rules {
+		h, seen := byChain[r.chain]
+		if !seen {
+			svc, proto, ep, ok := EndpointOf(r.chain)
+			if !ok {
+				byChain[r.chain] = nil
+				continue
 			}
+			out = append(out, EndpointHits{ServicePort: svc, Protocol: proto, Endpoint: ep, Chain: r.chain})
+			h = &out[len(out)-1]
+			byChain[r.chain] = h
 		}
-		out = append(out, h)
+		if h != nil {
+			h.Packets += r.packets
+			h.Bytes += r.bytes
+		}
 	}
 	slices.SortFunc(out, func(a, b EndpointHits) int {
 		if c := strings.Compare(a.ServicePort, b.ServicePort); c != 0 {
@@ -71,4 +64,104 @@ func Counters(nsPath string) ([]EndpointHits, error) {
 		return a.Endpoint.Compare(b.Endpoint)
 	})
 	return out, nil
+}
+
+// dumpedRule is what Counters needs of a rule: its chain and what its
+// counter expressions counted.
+type dumpedRule struct {
+	chain          string
+	packets, bytes uint64
+}
+
+// dumpRules lists the rules of table (family ip) in the namespace at
+// nsPath in one netlink dump; a missing table has none.
+func dumpRules(nsPath, table string) ([]dumpedRule, error) {
+	f, err := openNamespace(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: int(f.Fd())})
+	if err != nil {
+		return nil, fmt.Errorf("open nftables: %w", err)
+	}
+	defer c.Close()
+	ae := netlink.NewAttributeEncoder()
+	ae.String(unix.NFTA_RULE_TABLE, table)
+	attrs, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := c.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: append([]byte{unix.NFPROTO_IPV4, unix.NFNETLINK_V0, 0, 0}, attrs...),
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil // no such table
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list rules: %w", err)
+	}
+	out := make([]dumpedRule, 0, len(msgs))
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		r, err := parseRule(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("list rules: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// parseRule reads a rule's chain and its counters from its attributes.
+func parseRule(b []byte) (dumpedRule, error) {
+	var r dumpedRule
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return r, err
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_RULE_CHAIN:
+			r.chain = ad.String()
+		case unix.NFTA_RULE_EXPRESSIONS:
+			ad.Nested(func(list *netlink.AttributeDecoder) error {
+				for list.Next() {
+					list.Nested(func(e *netlink.AttributeDecoder) error {
+						var name string
+						for e.Next() {
+							switch e.Type() {
+							case unix.NFTA_EXPR_NAME:
+								name = e.String()
+							case unix.NFTA_EXPR_DATA:
+								if name == "counter" {
+									e.Nested(func(cd *netlink.AttributeDecoder) error {
+										cd.ByteOrder = binary.BigEndian
+										for cd.Next() {
+											switch cd.Type() {
+											case unix.NFTA_COUNTER_PACKETS:
+												r.packets += cd.Uint64()
+											case unix.NFTA_COUNTER_BYTES:
+												r.bytes += cd.Uint64()
+											}
+										}
+										return nil
+									})
+								}
+							}
+						}
+						return nil
+					})
+				}
+				return nil
+			})
+		}
+	}
+	return r, ad.Err()
 }

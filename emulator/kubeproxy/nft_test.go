@@ -168,3 +168,12 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 		t.Errorf("a failed Program left rules behind (%v):\n%s", err, got)
 	}
 }
+
+// A namespace without kube-proxy's table has no counters, and no error.
+func TestCountersWithoutTable(t *testing.T) {
+	nstest.NeedRoot(t)
+	ns := nstest.AddNamespace(t, nstest.Unique(nsPrefix)+"-empty")
+	if hits, err := Counters(netns.Path(ns)); err != nil || len(hits) != 0 {
+		t.Errorf("Counters = %v, %v; want none", hits, err)
+	}
+}
