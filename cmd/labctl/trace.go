@@ -132,7 +132,7 @@ func runTrace(ctx context.Context, o *traceOptions) error {
 	}
 	req.Timeout = trace.Duration(o.timeout)
 	if err := req.Check(); err != nil {
-		return usageError{err.Error()}
+		return usageErrorf("%v", err)
 	}
 	if os.Geteuid() != 0 {
 		return notRootError{"trace"}
