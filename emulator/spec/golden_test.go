@@ -2,34 +2,13 @@ package spec
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/labctl/labctl/internal/golden"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// golden compares got with the golden file, or rewrites it with -update.
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
-	}
-}
 
 // TestInvalidTopologies loads every testdata/invalid/*.yaml, one mistake (or
 // one family of mistakes) per file, and compares the full report with the
@@ -51,7 +30,7 @@ func TestInvalidTopologies(t *testing.T) {
 				t.Errorf("Load(%s) returned a topology along with its error", file)
 			}
 			checkProblems(t, file, inv.Problems)
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(err.Error()+"\n"))
 		})
 	}
 }
@@ -111,7 +90,7 @@ func TestValidTopologies(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(topo, again) {
 				t.Errorf("loading %s twice gave different models:\n%s\n%s", file, dump(topo), dump(again))
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", dump(topo))
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(dump(topo)))
 		})
 	}
 }
