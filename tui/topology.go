@@ -136,7 +136,8 @@ func (t *topologyPane) fullHelp() [][]key.Binding {
 func (t *topologyPane) showFile(topo *spec.Topology, file string) {
 	t.topo, t.file, t.mode = topo, file, modeGraph
 	text := graph.FromTopology(topo).Text()
-	hint := fmt.Sprintf("%s is a topology file: nothing of it is running.\n"+
+	hint := fmt.Sprintf("A topology file: nothing of it is running.\n"+
+		"  the file:       %s\n"+
 		"  bring it up:    sudo labctl up %s\n"+
 		"  then watch it:  sudo labctl tui %s\n\n", file, file, topo.Name)
 	t.graph.SetContent(hint + text)
