@@ -12,10 +12,12 @@ import (
 // xterm; a terminal without colours still tells protocols apart by the
 // PROTO column.
 var (
-	styleTitle    = lipgloss.NewStyle().Bold(true)
-	styleTab      = lipgloss.NewStyle().Padding(0, 1)
-	styleTabOn    = lipgloss.NewStyle().Padding(0, 1).Bold(true).Reverse(true)
-	styleHeader   = lipgloss.NewStyle().Bold(true).Underline(true)
+	styleTitle = lipgloss.NewStyle().Bold(true)
+	styleTab   = lipgloss.NewStyle().Padding(0, 1)
+	styleTabOn = lipgloss.NewStyle().Padding(0, 1).Bold(true).Reverse(true)
+	// Column headers are bold, not underlined: lipgloss underlines rune
+	// by rune, a dozen bytes for every character of the line.
+	styleHeader   = lipgloss.NewStyle().Bold(true)
 	styleDim      = lipgloss.NewStyle().Faint(true)
 	styleCursor   = lipgloss.NewStyle().Reverse(true)
 	styleError    = lipgloss.NewStyle().Foreground(lipgloss.Color("1")).Bold(true)

@@ -123,6 +123,13 @@ func New(ctx context.Context, opt Options) *Model {
 		opt.Refresh = 2 * time.Second
 	}
 	h := help.New()
+	// The footer's keys bold and their words faint, in the terminal's own
+	// colours: help's default greys are chosen by the background colour,
+	// which not every terminal tells.
+	h.Styles = help.Styles{
+		ShortKey: styleTitle, ShortDesc: styleDim, ShortSeparator: styleDim, Ellipsis: styleDim,
+		FullKey: styleTitle, FullDesc: styleDim, FullSeparator: styleDim,
+	}
 	m := &Model{
 		ctx: ctx, opt: opt, keys: newGlobalKeys(), help: h,
 		topo:        newTopologyPane(),
