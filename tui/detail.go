@@ -196,7 +196,11 @@ func writeLevel(b *strings.Builder, h *capture.Headers, indent string, width int
 		row("IPv6", "%s > %s, hop limit %d, payload %d, next header %s", ip.Src, ip.Dst, ip.HopLimit, ip.Length, ip.NextHeader)
 	}
 	if m := h.ICMP; m != nil {
-		row("ICMP", "type %d code %d: %s, length %d", m.Type, m.Code, icmpWords(h), m.Length)
+		words := icmpWords(h)
+		if m.Type == capture.ICMPEchoRequest || m.Type == capture.ICMPEchoReply {
+			words += fmt.Sprintf(" id %d", m.ID)
+		}
+		row("ICMP", "type %d code %d: %s, length %d", m.Type, m.Code, words, m.Length)
 		if q := m.Quoted; q != nil {
 			row("", "quotes %s > %s %s%s", q.Src, q.Dst, q.Protocol, ports(q.SrcPort, q.DstPort))
 		}

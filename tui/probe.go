@@ -395,7 +395,7 @@ func (p *probePane) render() {
 	}
 	switch {
 	case p.journey != nil:
-		b.WriteString("\n" + p.journey.Text(false))
+		b.WriteString("\n" + wrapJourney(p.journey.Text(false), p.w))
 	case p.traceErr != "":
 		b.WriteString("\n" + styleError.Render("trace: "+p.traceErr) + "\n")
 	case p.running:
@@ -409,6 +409,41 @@ func (p *probePane) render() {
 	}
 	p.vp.SetContent(b.String())
 	p.vp.GotoTop()
+}
+
+// wrapJourney fits a trace's text to width columns: a hop's WHAT that does
+// not fit goes on under the WHAT column, other long lines wrap at spaces.
+// Too narrow for that, it is left for sideways scrolling.
+func wrapJourney(text string, width int) string {
+	if width < 40 {
+		return text
+	}
+	var out []string
+	what := -1 // the WHAT column of the table being written
+	for _, line := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  #") && strings.Contains(line, "WHAT"):
+			what = ansi.StringWidth(line[:strings.Index(line, "WHAT")])
+			if width-what < 20 {
+				return text
+			}
+			out = append(out, line)
+		case what >= 0 && len(line) > 2 && line[0] == ' ' && line[2] >= '0' && line[2] <= '9' && ansi.StringWidth(line) > width:
+			head := ansi.Truncate(line, what, "")
+			rest := ansi.TruncateLeft(line, what, "")
+			lines := strings.Split(ansi.Wordwrap(rest, width-what, ""), "\n")
+			out = append(out, head+lines[0])
+			for _, l := range lines[1:] {
+				out = append(out, strings.Repeat(" ", what)+l)
+			}
+		default:
+			if !strings.HasPrefix(line, "  ") || line[2] < '0' || line[2] > '9' {
+				what = -1
+			}
+			out = append(out, strings.Split(ansi.Wordwrap(line, width, ""), "\n")...)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func (p *probePane) view() string {

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 
 	"github.com/gopacket/gopacket/layers"
@@ -154,8 +155,10 @@ func levelSummary(h *capture.Headers) string {
 }
 
 // icmpWords is what an ICMP message says, in tcpdump's words ("echo
-// request id 7 seq 1", "host 192.168.2.20 unreachable"), taken from the
-// capture package's tcpdump line so both read the same.
+// request seq 1", "host 192.168.2.20 unreachable"), taken from the
+// capture package's tcpdump line so both read the same. An echo's id
+// (the same for every echo of one ping) is left to the detail pane, so
+// that the sequence number fits an 80-column row.
 func icmpWords(h *capture.Headers) string {
 	line := (&capture.Headers{IPv4: h.IPv4, IPv6: h.IPv6, ICMP: h.ICMP, ICMPv6: h.ICMPv6}).String()
 	_, words, ok := strings.Cut(line, ": ICMP")
@@ -166,8 +169,10 @@ func icmpWords(h *capture.Headers) string {
 	if i := strings.LastIndex(words, ", length "); i >= 0 {
 		words = words[:i]
 	}
-	return strings.ReplaceAll(words, ", ", " ")
+	return echoID.ReplaceAllString(strings.ReplaceAll(words, ", ", " "), "$1")
 }
+
+var echoID = regexp.MustCompile(`(echo (?:request|reply)) id \d+`)
 
 // etherName names an EtherType for the detail pane.
 func etherName(t layers.EthernetType) string {
