@@ -181,3 +181,24 @@ func TestTUIFile(t *testing.T) {
 	}
 	term.keys("q")
 }
+
+// With --scenario the TUI grades the lab live: every check's result as it
+// comes, then the score, and the lab unchanged.
+func TestTUIScenario(t *testing.T) {
+	requireRoot(t)
+	bin := buildLabctl(t)
+	m := newManager(t)
+	path, name := copyTopology(t, "two-node.yaml", "tuisc")
+	upLab(t, m, path)
+	scenario, _ := filepath.Abs(shippedScenario("two-node-basics"))
+	term := newTmux(t, 100, 30, fmt.Sprintf("%q --state-dir %q tui --scenario %q %s", bin, m.StateDir, scenario, name))
+	term.waitText(10*time.Second, "5 Scenario")
+	term.keys("5")
+	term.waitText(5*time.Second, "8 checks, 13 points", "r grades the lab")
+	term.keys("r")
+	s := term.waitText(60*time.Second, "score 13/13 · 8 passed, 0 failed")
+	if n := strings.Count(s, "✓ pass"); n != 8 {
+		t.Errorf("%d checks shown passed, want 8:\n%s", n, s)
+	}
+	term.keys("q")
+}
