@@ -126,11 +126,18 @@ func TestTUI(t *testing.T) {
 	term.waitText(10*time.Second, "capturing on", "display filter")
 
 	term.keys("4")
-	s = term.waitText(5*time.Second, "Probe", "From", "enter: ping pod1a → pod2")
+	term.waitText(5*time.Second, "Probe", "From", "enter: ping pod1a → pod2")
 	term.keys("Enter")
 	s = term.waitText(20*time.Second, "3 of 3 echoes answered", "answer: echo reply from 192.168.2.20", "request: IP 192.168.1.10 > 192.168.2.20")
-	if !regexp.MustCompile(`(?m)^ +[0-9]+ +[0-9.]+ +pod2 +eth0 .*delivered`).MatchString(s) {
-		t.Errorf("the trace does not show the delivery in pod2:\n%s", s)
+	// The trace goes on below the screen: scroll down to pod2's hop.
+	delivered := regexp.MustCompile(`(?m)^ +[0-9]+ +[0-9.]+ +pod2 +eth0 .*delivered`)
+	for i := 0; !delivered.MatchString(s); i++ {
+		if i == 30 {
+			t.Fatalf("the trace does not show the delivery in pod2:\n%s", s)
+		}
+		term.keys("Down")
+		time.Sleep(20 * time.Millisecond)
+		s = term.screen()
 	}
 
 	term.keys("2")
