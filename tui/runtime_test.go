@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -283,4 +284,12 @@ func (f *fakeFeed) Close() error {
 		close(f.ch)
 	}
 	return nil
+}
+
+// The tui package's init takes back the CI variable quietinit set for
+// bubbletea's init.
+func TestCIRestored(t *testing.T) {
+	if v, ok := os.LookupEnv("CI"); ok && v == "labctl-init" {
+		t.Error("CI=labctl-init is still set after the package inits")
+	}
 }

@@ -19,7 +19,12 @@ import (
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/scenario"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/tui/internal/quietinit"
 )
+
+// bubbletea's init has run by now (this package imports it): the terminal
+// was asked nothing (see quietinit), and CI is as it was.
+func init() { quietinit.Restore() }
 
 // Options say what the TUI shows.
 type Options struct {

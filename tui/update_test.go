@@ -310,26 +310,22 @@ func TestBoundedBuffers(t *testing.T) {
 func TestWaitPacketsGathers(t *testing.T) {
 	feed := &fakeFeed{ch: make(chan []capture.Packet, 1000)}
 	one := []capture.Packet{{Data: []byte{1}}}
+	// A frame after the last message, what is there goes at once.
+	feed.send(one)
 	feed.send(one)
 	start := time.Now()
-	msg := waitPackets(1, feed, time.Time{})().(packetsMsg)
-	if len(msg.pkts) != 1 || time.Since(start) > frame/2 {
-		t.Errorf("a lone packet: %d in %s", len(msg.pkts), time.Since(start))
+	msg := waitPackets(1, feed, time.Now().Add(-2*frame))().(packetsMsg)
+	if len(msg.pkts) != 2 || time.Since(start) >= frame {
+		t.Errorf("2 ready packets: %d in %s", len(msg.pkts), time.Since(start))
 	}
-	// Right after a message, batches arriving during the frame come
-	// together.
-	go func() {
-		for range 20 {
-			feed.send(one)
-			time.Sleep(frame / 40)
-		}
-	}()
+	// Right after a message, what arrives within the frame comes in one.
+	for range 20 {
+		feed.send(one)
+	}
+	start = time.Now()
 	msg = waitPackets(1, feed, time.Now())().(packetsMsg)
-	if len(msg.pkts) < 10 {
-		t.Errorf("one frame gathered %d packets", len(msg.pkts))
-	}
-	for len(feed.ch) > 0 {
-		<-feed.ch
+	if len(msg.pkts) != 20 || time.Since(start) < frame/2 {
+		t.Errorf("a frame gathered %d packets in %s, want 20 after about %s", len(msg.pkts), time.Since(start), frame)
 	}
 	feed.Close()
 	if msg := waitPackets(1, feed, time.Time{})().(packetsMsg); !msg.done {

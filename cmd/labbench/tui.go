@@ -316,10 +316,12 @@ func openPTY(w, h int) (ptmx, pts *os.File, err error) {
 	return ptmx, pts, nil
 }
 
-// Questions a program asks its terminal, and a dark terminal's answers:
+// Questions a program may ask its terminal, and a dark terminal's answers:
 // bubbletea v1 (through lipgloss and termenv) asks for the background
-// colour when it starts, and waits seconds for a terminal that does not
-// answer, reading the keys typed meanwhile.
+// colour when it starts and waits seconds for a terminal that does not
+// answer, reading the keys typed meanwhile. labctl keeps it from asking
+// (tui/internal/quietinit); the harness answers anyway, as a terminal
+// would, so that the measurement never hangs on it.
 var terminalAnswers = []struct{ question, answer string }{
 	{"\x1b]11;?", "\x1b]11;rgb:1c1c/1c1c/1c1c\x1b\\"},
 	{"\x1b[6n", "\x1b[1;1R"},
