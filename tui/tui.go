@@ -278,6 +278,15 @@ func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	if m.packets.editing != inputNone {
 		return m.packets.update(k)
 	}
+	// Keys typed faster than the terminal is read come as one message
+	// ("pq"): outside a text field each is its own key.
+	if k.Type == tea.KeyRunes && len(k.Runes) > 1 && !k.Paste {
+		var cmds []tea.Cmd
+		for _, r := range k.Runes {
+			cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: k.Alt}))
+		}
+		return tea.Batch(cmds...)
+	}
 	if m.showHelp {
 		m.showHelp = false
 		return nil

@@ -71,6 +71,20 @@ func TestKeysMoveBetweenPanes(t *testing.T) {
 	if _, cmd := m.Update(keyMsg("ctrl+c")); !isQuit(cmd) {
 		t.Error("ctrl+c does not quit while editing")
 	}
+	// Keys that arrive together ("2p/ic" read at once) act one by one; in
+	// the filter field they are text.
+	r.keys("esc")
+	r.send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("4p/ic")})
+	if m.activeID() != panePackets || !m.packets.paused || m.packets.editing != inputDisplay || m.packets.input.Value() != "ic" {
+		t.Errorf("4p/ic: pane %s, paused %v, editing %v with %q", m.pane(m.activeID()).title(), m.packets.paused, m.packets.editing, m.packets.input.Value())
+	}
+	r.keys("esc", "p")
+	if _, cmd := m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("pq")}); cmd == nil || !m.packets.paused {
+		t.Error("pq did not pause")
+	} else if !isQuit(cmd) {
+		t.Error("pq did not quit")
+	}
+	m.packets.setPaused(false)
 	// ? shows every key until the next key.
 	r.keys("esc", "?")
 	if !strings.Contains(plain(m.View()), "Keys of the packets pane") {
