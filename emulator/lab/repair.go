@@ -50,6 +50,9 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			restart[pod.Name] = true
 		}
 	}
+	for _, e := range externalsToRestart(rec, rebuild) {
+		restart[e] = true
+	}
 	for _, pod := range h.DeadPods {
 		restart[pod] = true
 	}
@@ -111,6 +114,12 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 		}
 	}
 
+	if stale := staleExternalVeths(rec, rebuild); len(stale) > 0 && !rebuild[underlay] {
+		if err := kernel.DeleteLinks(underlay, stale); err != nil {
+			return rec, fmt.Errorf("up %q: repair: %w", name, err)
+		}
+	}
+
 	var existing []string
 	for _, ns := range rec.Namespaces {
 		if !rebuild[ns.Name] {
@@ -161,7 +170,7 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			pods = append(pods, pod)
 		}
 		sort.Strings(pods)
-		done = append(done, "restarted the containers of pods "+quoted(pods))
+		done = append(done, "restarted the containers of pods "+quoted(pods)) // and of external hosts
 	}
 	rec.Repaired = append([]string{}, done...)
 	if err := m.save(rec); err != nil {
