@@ -165,12 +165,22 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 	}
 	rec.Timing.Containers = time.Since(start)
 	if len(restart) > 0 {
-		var pods []string
+		var pods, externals []string
 		for pod := range restart {
-			pods = append(pods, pod)
+			if supervisedKind(rec, pod) == "pod" {
+				pods = append(pods, pod)
+			} else {
+				externals = append(externals, pod)
+			}
 		}
 		sort.Strings(pods)
-		done = append(done, "restarted the containers of pods "+quoted(pods)) // and of external hosts
+		sort.Strings(externals)
+		if len(pods) > 0 {
+			done = append(done, "restarted the containers of pods "+quoted(pods))
+		}
+		if len(externals) > 0 {
+			done = append(done, "restarted the containers of external hosts "+quoted(externals))
+		}
 	}
 	rec.Repaired = append([]string{}, done...)
 	if err := m.save(rec); err != nil {
