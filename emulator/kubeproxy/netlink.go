@@ -368,24 +368,39 @@ func dial(nsPath string, messages int) (*nftables.Conn, func(), error) {
 	return c, func() { _ = c.CloseLasting(); f.Close() }, nil
 }
 
+// startNamespace is the network namespace this process started in, read
+// while the runtime still holds the main goroutine on the main thread (it
+// does during package initialisation). /proc/self/ns/net would not do
+// later: it is the main thread's namespace, and a goroutine locked to the
+// main thread may have entered a lab namespace meanwhile (labctl's
+// applier does), which would make that namespace look like the host's.
+var startNamespace, startErr = statNamespace("/proc/thread-self/ns/net")
+
+func statNamespace(path string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Stat(path, &st)
+	return st, err
+}
+
 // openNamespace opens a network namespace file and makes sure it is not
-// the namespace this process runs in. A descriptor of 0 would make the
-// netlink library stay in the current namespace, so it is refused too.
+// the host's, the namespace this process started in. A descriptor of 0
+// would make the netlink library stay in the current namespace, so it is
+// refused too.
 func openNamespace(nsPath string) (*os.File, error) {
 	f, err := os.Open(nsPath)
 	if err != nil {
 		return nil, fmt.Errorf("open namespace: %w", err)
 	}
-	var target, self unix.Stat_t
+	var target unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &target); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat namespace %s: %w", nsPath, err)
 	}
-	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
+	if startErr != nil {
 		f.Close()
-		return nil, fmt.Errorf("stat own namespace: %w", err)
+		return nil, fmt.Errorf("stat own namespace: %w", startErr)
 	}
-	if target.Dev == self.Dev && target.Ino == self.Ino {
+	if target.Dev == startNamespace.Dev && target.Ino == startNamespace.Ino {
 		f.Close()
 		return nil, fmt.Errorf("%s is this process's own network namespace (the host's): refusing to change it", nsPath)
 	}
