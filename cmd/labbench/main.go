@@ -247,6 +247,9 @@ func (b *bench) setup(ctx context.Context, labctl string) error {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("the script baseline needs iproute2's ip on PATH")
 	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return errors.New("the script baseline needs nftables' nft on PATH: it loads each node's masquerade table")
+	}
 	if w, err := openGoneWatcher(); err != nil {
 		b.noGone = err.Error()
 	} else {

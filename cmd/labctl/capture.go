@@ -47,7 +47,7 @@ func newCaptureCmd(g *globals) *cobra.Command {
   sudo labctl capture two-node-vxlan underlay -f 'udp port 8472 and inner icmp'
   sudo labctl capture two-node '*' -c 20
   sudo labctl capture two-node node1 --duration 10s -w - | tshark -r -`,
-		Short: "Capture packets on interfaces of a lab's nodes, pods and underlay, like tcpdump",
+		Short: "Capture packets on interfaces of a lab's nodes, pods, external hosts and underlay, like tcpdump",
 		Long: `Capture packets on any interfaces of a lab at once and print them one per
 line, as tcpdump -n does, after where they were seen; VXLAN (UDP 8472 and 4789,
 and the lab's own port) and IPIP packets show what they carry. Packets from all
@@ -55,9 +55,9 @@ interfaces come out in the order they were seen. -w writes them to a pcapng
 file, one interface record per place ("node1:eth0"), for Wireshark, tshark,
 capinfos and tcpdump.
 
-A TARGET is a node, a pod or "underlay"; NODE:IFACE picks one interface, a bare
-name or NAME:* all of its interfaces but lo, and "*" (quoted) every interface
-of the lab ("*:eth0": every eth0).
+A TARGET is a node, a pod, an external host, "router" or "underlay"; NODE:IFACE
+picks one interface, a bare name or NAME:* all of its interfaces but lo, and
+"*" (quoted) every interface of the lab ("*:eth0": every eth0).
 
 The filter is tcpdump's language: host, net, port, portrange, proto, ip, ip6,
 arp, tcp, udp, icmp, src/dst, and/or/not, parentheses. It sees the outer
@@ -286,7 +286,8 @@ type captureLab struct {
 }
 
 // resolveCapture turns TARGET[:IFACE] arguments into capture targets, from
-// the lab's record: nodes, pods and the underlay by name, "*" for all.
+// the lab's record: nodes, pods, external hosts, the router and the
+// underlay by name, "*" for all.
 func resolveCapture(m lab.Manager, name string, args []string) (captureLab, error) {
 	var out captureLab
 	rec, err := m.Load(name)
@@ -347,7 +348,7 @@ func resolveCapture(m lab.Manager, name string, args []string) (captureLab, erro
 		}
 		p, ok := byLabel[who]
 		if !ok {
-			return out, fmt.Errorf("lab %q has no node or pod %q (it has: %s): %w", name, who, known(), lab.ErrNotFound)
+			return out, fmt.Errorf("lab %q has no node, pod or external host %q (it has: %s): %w", name, who, known(), lab.ErrNotFound)
 		}
 		if iface != "" {
 			ifs, err := capture.Interfaces(p.ns)

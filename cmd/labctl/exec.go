@@ -29,14 +29,14 @@ func newExecCmd(g *globals) *cobra.Command {
 	o := &execOptions{io: g.io, getenv: g.getenv}
 	cmd := &cobra.Command{
 		// [flags] before --: whatever follows -- is the command's.
-		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
-		Short: "Run a command inside a pod's or node's network namespace",
-		Long: `Run a command inside a pod's or node's network namespace, like
-ip netns exec <namespace> CMD. Standard input, output, the terminal and the exit
-code are the command's own (127 when it is not found). Without a command, starts
-$SHELL (or /bin/sh). In a pod that runs containers, the command joins a
-container (-c, default the first) like kubectl exec: its namespaces, cgroups,
-root and environment.`,
+		Use:   "exec POD|NODE|EXTERNAL [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
+		Short: "Run a command inside a pod's, node's or external host's network namespace",
+		Long: `Run a command inside a pod's, node's or external host's network namespace (or
+the router's), like ip netns exec <namespace> CMD. Standard input, output, the
+terminal and the exit code are the command's own (127 when it is not found).
+Without a command, starts $SHELL (or /bin/sh). In a pod (or external host) that
+runs containers, the command joins a container (-c, default the first) like
+kubectl exec: its namespaces, cgroups, root and environment.`,
 		Example: `  sudo labctl exec node1 -- ip route
   sudo labctl exec pod1a -c curl-client -- curl 192.168.2.20
   sudo labctl exec --lab two-node pod2          # a shell inside pod2`,

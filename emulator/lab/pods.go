@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -20,7 +21,8 @@ func (m Manager) PodStateDir(lab, pod string) string {
 	return filepath.Join(m.dir(), "pods", lab, pod)
 }
 
-// startContainers starts the containers of every pod that has some, once
+// startContainers starts the containers of every pod (and external host)
+// that has some, once
 // networking is ready, and records each pod's supervisor. Pods start in
 // parallel: a start is mostly waiting (fork, exec, the Go runtime of the
 // supervisor and of each builtin coming up, the server binding its port),
@@ -38,17 +40,9 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 		if len(pod.Containers) == 0 || (only != nil && !only[pod.Name]) {
 			continue
 		}
-		ps := workload.PodSpec{
-			Lab: rec.Name, Pod: pod.Name, Hostname: pod.Name, PodIP: pod.IP.String(),
-			Namespace:     netns.Path(plan.NamespaceName(rec.Name, pod.Name)),
-			StateDir:      m.PodStateDir(rec.Name, pod.Name),
-			RestartPolicy: workload.RestartPolicy(pod.RestartPolicy),
-		}
-		for _, c := range pod.Containers {
-			ps.Containers = append(ps.Containers, toWorkload(c))
-		}
-		specs = append(specs, ps)
+		specs = append(specs, m.podSpec(rec.Name, pod.Name, pod.IP, pod.RestartPolicy, pod.Containers))
 	}
+	specs = append(specs, m.externalPodSpecs(rec, only)...)
 	if len(specs) == 0 {
 		return nil
 	}
@@ -105,6 +99,20 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 		}
 	}
 	return errors.Join(failed...)
+}
+
+// podSpec is the supervisor of a pod (or external host) name of lab.
+func (m Manager) podSpec(lab, name string, ip netip.Addr, policy spec.RestartPolicy, cs []spec.Container) workload.PodSpec {
+	ps := workload.PodSpec{
+		Lab: lab, Pod: name, Hostname: name, PodIP: ip.String(),
+		Namespace:     netns.Path(plan.NamespaceName(lab, name)),
+		StateDir:      m.PodStateDir(lab, name),
+		RestartPolicy: workload.RestartPolicy(policy),
+	}
+	for _, c := range cs {
+		ps.Containers = append(ps.Containers, toWorkload(c))
+	}
+	return ps
 }
 
 // containerStartWorkers is how many pods start at once: four per CPU the

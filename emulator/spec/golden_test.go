@@ -105,6 +105,9 @@ func dump(t *Topology) string {
 	if nw.CNI != CNIBridge || !nw.HairpinMode || nw.IPv6LinkLocal {
 		fmt.Fprintf(&b, "cni=%s hairpinMode=%v ipv6LinkLocal=%v\n", nw.CNI, nw.HairpinMode, nw.IPv6LinkLocal)
 	}
+	if nw.Masquerade != (nw.CNI == CNIBridge) {
+		fmt.Fprintf(&b, "masquerade=%v\n", nw.Masquerade)
+	}
 	if nw.Backend == BackendVXLAN || len(t.Links) > 0 {
 		fmt.Fprintf(&b, "vxlan mode=%s device=%s vni=%d port=%d flooding=%s group=%v\n",
 			nw.VXLAN.Mode, nw.VXLAN.Device, nw.VXLAN.VNI, nw.VXLAN.Port, nw.VXLAN.Flooding, nw.VXLAN.Group)
@@ -139,5 +142,25 @@ func dump(t *Topology) string {
 			}
 		}
 	}
+	dumpExternals(&b, t)
 	return b.String()
+}
+
+// dumpExternals renders the router and the external hosts.
+func dumpExternals(b *strings.Builder, t *Topology) {
+	if r := t.Router; r != nil {
+		fmt.Fprintf(b, "router ip=%s\n", r.IP)
+		for _, n := range r.Networks {
+			fmt.Fprintf(b, "  network %s bridge=%s device=%s gateway=%s\n", n.CIDR, n.Bridge, n.Device, n.Gateway)
+		}
+	}
+	for _, e := range t.Externals {
+		fmt.Fprintf(b, "external %s ip=%s network=%s gateway=%v restart=%s\n", e.Name, e.IP, e.Network, e.Gateway, e.RestartPolicy)
+		for _, r := range e.Routes {
+			fmt.Fprintf(b, "  route %s via %s\n", dstWord(r.Dst), r.Via)
+		}
+		for _, c := range e.Containers {
+			fmt.Fprintf(b, "  container %s builtin=%q command=%q ports=%v\n", c.Name, c.Builtin, c.Command, c.Ports)
+		}
+	}
 }
