@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/labctl/labctl/internal/golden"
 	"testing"
 
 	"github.com/labctl/labctl/emulator/kernel"
@@ -51,13 +52,13 @@ func TestStatusTableExternalsGolden(t *testing.T) {
 	for _, wide := range []bool{false, true} {
 		var b bytes.Buffer
 		writeStatusTable(&b, tutorialStatus(t), now, wide)
-		golden(t, "testdata/status-table-externals"+wideSuffix(wide)+".golden", b.String())
+		golden.Check(t, "testdata/status-table-externals"+wideSuffix(wide)+".golden", b.Bytes())
 	}
 	var b bytes.Buffer
 	if err := writeDoc(&b, outJSON, newLabDoc(tutorialStatus(t))); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "testdata/status-externals.json.golden", b.String())
+	golden.Check(t, "testdata/status-externals.json.golden", b.Bytes())
 }
 
 // status LAB vm1 and status LAB router: the object's network, gateway or
@@ -76,7 +77,7 @@ func TestStatusObjectExternalsGolden(t *testing.T) {
 	}{{"external", vm1}, {"router", router}} {
 		var b bytes.Buffer
 		writeObjectTable(&b, tt.o, now, false)
-		golden(t, "testdata/status-object-"+tt.name+".golden", b.String())
+		golden.Check(t, "testdata/status-object-"+tt.name+".golden", b.Bytes())
 	}
 	if got := objectName("external", "vm1") + " " + objectName("router", "router"); got != "external/vm1 router/router" {
 		t.Errorf("-o name of the external host and the router: %s", got)
