@@ -1,0 +1,99 @@
+package ping
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/labctl/labctl/emulator/applet/internal/applettest"
+	"github.com/labctl/labctl/internal/nstest"
+)
+
+// What differs between two runs of the same ping: round-trip times, the
+// run's duration and -D's clock. Everything else must match iputils.
+var pingNoise = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`time=[0-9.]+ ms`), "time=T ms"},
+	{regexp.MustCompile(`time [0-9]+ms`), "time Nms"},
+	{regexp.MustCompile(`(rtt min/avg/max/mdev =|ipg/ewma) [0-9./]+ ms`), "$1 T ms"},
+	{regexp.MustCompile(`\[[0-9]+\.[0-9]{6}\] `), "[S.U] "},
+}
+
+func normalizePing(s string) string {
+	for _, n := range pingNoise {
+		s = n.re.ReplaceAllString(s, n.with)
+	}
+	return s
+}
+
+// The applet prints what iputils prints and exits as it does, for the
+// same command against the same network: run each in a fresh copy of the
+// network, so that neither learns a path MTU or a failed neighbour from
+// the other.
+func TestLikeIputils(t *testing.T) {
+	nstest.NeedRoot(t)
+	real := realPing(t)
+	applet := applettest.Link(t, "ping")
+	tests := []struct {
+		name string
+		args []string
+		// firstLine compares only the first line of stderr: the usage
+		// text after it lists the applet's own options.
+		firstLine bool
+	}{
+		{"two echoes", []string{"-c2", "-i0.2", "10.99.2.2"}, false},
+		{"options after the address", []string{"10.99.2.2", "-c", "2", "-i", "0.2"}, false},
+		{"bundled quiet", []string{"-qc2", "-i", "0.2", "10.99.2.2"}, false},
+		{"ttl exceeded", []string{"-c", "2", "-i", "0.2", "-t", "1", "10.99.2.2"}, false},
+		{"host unreachable", []string{"-c", "3", "-i", "0.2", "10.99.2.9"}, false},
+		{"net unreachable", []string{"-c1", "20.0.0.1"}, false},
+		{"frag needed then fragments", []string{"-c", "2", "-i", "0.3", "-s", "1472", "10.99.2.2"}, false},
+		{"pmtu do", []string{"-c", "3", "-i", "0.3", "-M", "do", "-s", "1472", "10.99.2.2"}, false},
+		{"pmtu dont", []string{"-c", "2", "-i", "0.3", "-M", "dont", "-s", "1472", "10.99.2.2"}, false},
+		{"too small to time", []string{"-c1", "-s", "8", "10.99.2.2"}, false},
+		{"empty payload", []string{"-c1", "-s0", "10.99.2.2"}, false},
+		{"from a device", []string{"-c1", "-I", "a0", "10.99.2.2"}, false},
+		{"from an address", []string{"-c1", "-I", "10.99.1.2", "10.99.2.2"}, false},
+		{"timestamps", []string{"-D", "-c2", "-i0.2", "10.99.2.2"}, false},
+		{"deadline without count", []string{"-w", "1", "-i", "0.3", "10.99.2.2"}, false},
+		{"deadline cuts count short", []string{"-c", "2", "-w", "2", "-i", "0.3", "10.99.2.9"}, false},
+		{"deadline and count met", []string{"-c", "2", "-w", "2", "-i", "0.3", "10.99.2.2"}, false},
+		{"no wait between echoes", []string{"-c", "3", "-i", "0", "10.99.2.2"}, false},
+		{"linger", []string{"-c1", "-W", "0.5", "10.99.1.9"}, false},
+		{"numeric", []string{"-n", "-c1", "10.99.2.2"}, false},
+		{"short address", []string{"-c1", "10.99.2.2", "-4"}, false},
+		{"garbage interval", []string{"-c", "2", "-i", "0.1x", "10.99.2.2"}, false},
+		{"wrong device", []string{"-c1", "-W0.5", "-I", "lo", "10.99.2.2"}, false},
+		{"no such device", []string{"-c1", "-I", "eth9", "10.99.2.2"}, false},
+		{"bad ttl", []string{"-c1", "-t", "0", "10.99.2.2"}, false},
+		{"zero count", []string{"-c", "0", "10.99.2.2"}, false},
+		{"bad count", []string{"-c", "x", "10.99.2.2"}, false},
+		{"ttl out of range", []string{"-t", "300", "10.99.2.2"}, false},
+		{"bad pmtu", []string{"-M", "probe", "10.99.2.2"}, false},
+		{"bad linger", []string{"-W", "-1", "10.99.2.2"}, false},
+		{"no destination", nil, false},
+		{"unknown option", []string{"-Z", "10.99.2.2"}, true},
+		{"missing argument", []string{"10.99.2.2", "-c"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want := runIn(t, newRoute(t).a, real, tt.args...)
+			got := runIn(t, newRoute(t).a, applet, tt.args...)
+			if tt.firstLine {
+				want.Stderr, _, _ = strings.Cut(want.Stderr, "\n")
+				got.Stderr, _, _ = strings.Cut(got.Stderr, "\n")
+			}
+			// Messages start with the name ping was called by, a path here.
+			want.Stderr = strings.ReplaceAll(want.Stderr, real+": ", "ping: ")
+			got.Stderr = strings.ReplaceAll(got.Stderr, applet+": ", "ping: ")
+			want.Stdout, got.Stdout = normalizePing(want.Stdout), normalizePing(got.Stdout)
+			if got != want {
+				t.Errorf("ping %s\napplet (exit %d):\n%s%s\niputils (exit %d):\n%s%s",
+					strings.Join(tt.args, " "), got.Code, got.Stdout, got.Stderr, want.Code, want.Stdout, want.Stderr)
+			}
+		})
+	}
+}
