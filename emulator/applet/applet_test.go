@@ -44,3 +44,28 @@ func TestLinksRunApplets(t *testing.T) {
 		}
 	}
 }
+
+// Outside containers the host's program wins; an applet serves only where
+// the host has none, and other names stay not found.
+func TestProgram(t *testing.T) {
+	exe := func() (string, error) { return "/labctl", nil }
+	empty := t.TempDir()
+	t.Setenv("PATH", empty)
+	if got, err := Program("ping", exe); err != nil || got != "/labctl" {
+		t.Errorf("no host ping: Program = %q, %v; want the labctl executable", got, err)
+	}
+	if _, err := Program("tcpdump", exe); !errors.Is(err, exec.ErrNotFound) {
+		t.Errorf("no host tcpdump: %v, want exec.ErrNotFound", err)
+	}
+	if _, err := Program("/usr/bin/nosuch/ping", exe); err == nil {
+		t.Error("a path that does not exist was resolved")
+	}
+	host := filepath.Join(t.TempDir(), "ping")
+	if err := os.WriteFile(host, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", filepath.Dir(host)+":"+empty)
+	if got, err := Program("ping", exe); err != nil || got != host {
+		t.Errorf("host ping: Program = %q, %v; want %s", got, err, host)
+	}
+}
