@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +59,9 @@ func failf(code int, format string, a ...any) *curlError {
 // Main runs curl with args (without the program name) and returns its exit
 // code: the last transfer's, as curl does.
 func Main(args []string) int {
+	// Like curl: a reader that went away is a write error (23), not a
+	// death by SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	if len(args) == 0 {
 		hint(os.Stderr)
 		return curlFailedInit

@@ -17,9 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readSize is curl's receive buffer (CURL_MAX_WRITE_SIZE): how much one
-// read takes, which decides the "[N bytes data]" the trace shows.
-const readSize = 16384
+// readSize is the curl tool's receive buffer (BUFFER_SIZE, set with
+// CURLOPT_BUFFERSIZE): how much one read takes, which decides the
+// "[N bytes data]" the trace shows.
+const readSize = 102400
 
 // transfer is one URL's fetch, redirects included, and what -w reports
 // about it (curl's per_transfer with its easy handle's info).
@@ -91,6 +92,17 @@ func (x *transfer) perform() (err error) {
 		}
 		x.tTotal = time.Since(x.start)
 	}()
+	for _, r := range cfg.resolve {
+		// curl loads --resolve into its DNS cache first, saying so.
+		entry, transient := strings.CutPrefix(r, "+")
+		if parts := strings.SplitN(entry, ":", 3); len(parts) == 3 && !strings.HasPrefix(r, "-") {
+			suffix := ""
+			if transient {
+				suffix = " (non-permanent)"
+			}
+			x.info("Added %s:%s:%s to DNS cache%s", parts[0], parts[1], parts[2], suffix)
+		}
+	}
 	x.meter.start()
 	defer x.meter.stop()
 
@@ -562,7 +574,7 @@ func tryingAddr(ap netip.AddrPort) string {
 func (x *transfer) resolve(host string, port int) ([]netip.Addr, error) {
 	bare := strings.Trim(host, "[]")
 	for _, r := range x.cfg.resolve {
-		parts := strings.SplitN(r, ":", 3)
+		parts := strings.SplitN(strings.TrimPrefix(r, "+"), ":", 3)
 		if len(parts) == 3 && strings.EqualFold(parts[0], bare) && parts[1] == strconv.Itoa(port) {
 			var out []netip.Addr
 			for _, s := range strings.Split(parts[2], ",") {
@@ -571,6 +583,7 @@ func (x *transfer) resolve(host string, port int) ([]netip.Addr, error) {
 				}
 			}
 			if len(out) > 0 {
+				x.info("Hostname %s was found in DNS cache", host)
 				return out, nil
 			}
 		}

@@ -165,7 +165,8 @@ func newPinger(o *options, out io.Writer) (*pinger, error) {
 
 // resolve finds the destination as ping4_run does: an IPv4 address in any
 // inet_aton form is taken as is (and nothing is looked up for replies),
-// a name through the resolver (/etc/hosts, then DNS).
+// a name through the resolver (/etc/hosts, then DNS), which also gives
+// the name the header and statistics print.
 func (p *pinger) resolve() error {
 	p.hostname = p.o.target
 	if a, ok := inetAton(p.o.target); ok {
@@ -178,6 +179,11 @@ func (p *pinger) resolve() error {
 		return fail(2, "%s: %s", p.o.target, gaiText(err))
 	}
 	copy(p.whereto[:], ips[0].To4())
+	// iputils names the destination by getaddrinfo's canonical name: the
+	// first name of its /etc/hosts line, or where DNS's CNAMEs lead.
+	if cname, err := net.DefaultResolver.LookupCNAME(context.Background(), p.o.target); err == nil && cname != "" {
+		p.hostname = trimDot(cname)
+	}
 	return nil
 }
 
