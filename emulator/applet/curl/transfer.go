@@ -53,11 +53,11 @@ type transfer struct {
 	errmsg                 string
 	expected               int64 // the body's Content-Length, -1 when unknown
 
-	start                                          time.Time
-	tNamelookup, tConnect, tPretransfer, tStartTx  time.Duration
-	tRedirect, tTotal                              time.Duration
-	deadline                                       time.Time // -m
-	firstBodyTraced, bodyStarted, redirectIgnoring bool
+	start                                         time.Time
+	tNamelookup, tConnect, tPretransfer, tStartTx time.Duration
+	tRedirect, tTotal                             time.Duration
+	deadline                                      time.Time // -m
+	bodyStarted                                   bool      // a byte of the current response's body arrived
 }
 
 func newTransfer(t *tool, i int, input string, out *output) *transfer {
@@ -296,19 +296,15 @@ type conn struct {
 // exchange sends one request and reads its response; it returns the URL
 // to go to next when following a redirect.
 func (x *transfer) exchange(u *urlParts, method string, body []byte, post bool) (*urlParts, error) {
-	cfg := x.cfg
 	proxy, err := x.proxyFor(u)
 	if err != nil {
 		return nil, err
 	}
 	c, err := x.connection(u, proxy)
 	if err != nil {
+		// The connection that never came up still had its number.
 		x.meter.done()
-		if c != nil {
-			x.closeConn(c)
-		} else {
-			x.info("Closing connection %d", x.t.nextID-1)
-		}
+		x.info("Closing connection %d", x.t.nextID-1)
 		return nil, err
 	}
 	x.method = method
@@ -330,7 +326,6 @@ func (x *transfer) exchange(u *urlParts, method string, body []byte, post bool) 
 	if err != nil {
 		return nil, x.fail(c, err)
 	}
-	_ = cfg
 	return redirect, nil
 }
 
