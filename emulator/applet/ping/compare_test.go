@@ -36,6 +36,20 @@ func normalizePing(s string) string {
 	return s
 }
 
+// comparePing fails t unless the applet's run printed what iputils' did
+// and exited as it did, noise aside. Messages start with the name ping was
+// called by, a path here: real's and applet's.
+func comparePing(t *testing.T, args []string, real, applet string, got, want applettest.Result) {
+	t.Helper()
+	want.Stderr = strings.ReplaceAll(want.Stderr, real+": ", "ping: ")
+	got.Stderr = strings.ReplaceAll(got.Stderr, applet+": ", "ping: ")
+	want.Stdout, got.Stdout = normalizePing(want.Stdout), normalizePing(got.Stdout)
+	if got != want {
+		t.Errorf("ping %s\napplet (exit %d):\n%s%s\niputils (exit %d):\n%s%s",
+			strings.Join(args, " "), got.Code, got.Stdout, got.Stderr, want.Code, want.Stdout, want.Stderr)
+	}
+}
+
 // The applet prints what iputils prints and exits as it does, for the
 // same command against the same network: run each in a fresh copy of the
 // network, so that neither learns a path MTU or a failed neighbour from
@@ -98,14 +112,7 @@ func TestLikeIputils(t *testing.T) {
 				want.Stderr, _, _ = strings.Cut(want.Stderr, "\n")
 				got.Stderr, _, _ = strings.Cut(got.Stderr, "\n")
 			}
-			// Messages start with the name ping was called by, a path here.
-			want.Stderr = strings.ReplaceAll(want.Stderr, real+": ", "ping: ")
-			got.Stderr = strings.ReplaceAll(got.Stderr, applet+": ", "ping: ")
-			want.Stdout, got.Stdout = normalizePing(want.Stdout), normalizePing(got.Stdout)
-			if got != want {
-				t.Errorf("ping %s\napplet (exit %d):\n%s%s\niputils (exit %d):\n%s%s",
-					strings.Join(tt.args, " "), got.Code, got.Stdout, got.Stderr, want.Code, want.Stdout, want.Stderr)
-			}
+			comparePing(t, tt.args, real, applet, got, want)
 		})
 	}
 }
@@ -146,13 +153,7 @@ func TestLikeIputilsNames(t *testing.T) {
 			t.Parallel()
 			want := applettest.Run(t, newRoute(t).a, "unshare", env, withFiles(real, args)...)
 			got := applettest.Run(t, newRoute(t).a, "unshare", env, withFiles(applet, args)...)
-			want.Stderr = strings.ReplaceAll(want.Stderr, real+": ", "ping: ")
-			got.Stderr = strings.ReplaceAll(got.Stderr, applet+": ", "ping: ")
-			want.Stdout, got.Stdout = normalizePing(want.Stdout), normalizePing(got.Stdout)
-			if got != want {
-				t.Errorf("ping %s\napplet (exit %d):\n%s%s\niputils (exit %d):\n%s%s",
-					strings.Join(args, " "), got.Code, got.Stdout, got.Stderr, want.Code, want.Stdout, want.Stderr)
-			}
+			comparePing(t, args, real, applet, got, want)
 		})
 	}
 }
