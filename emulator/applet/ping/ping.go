@@ -124,6 +124,7 @@ type pinger struct {
 	fd        int // the raw ICMP socket
 	wake      int // eventfd the signal handler writes to
 	signals   chan os.Signal
+	sigDone   chan struct{} // closed when onSignals returns
 	whereto   [4]byte
 	hostname  string
 	source    [4]byte
@@ -265,7 +266,7 @@ func (p *pinger) setup() error {
 		return fail(2, "eventfd: %s", errText(err))
 	}
 	p.wake = wake
-	p.signals = make(chan os.Signal, 4)
+	p.signals, p.sigDone = make(chan os.Signal, 4), make(chan struct{})
 	signal.Notify(p.signals, unix.SIGINT, unix.SIGALRM, unix.SIGQUIT)
 	go p.onSignals()
 
@@ -365,6 +366,7 @@ func (p *pinger) printHeader() {
 // onSignals turns SIGINT and SIGALRM into the end of the run and SIGQUIT
 // into a status line, waking the main loop.
 func (p *pinger) onSignals() {
+	defer close(p.sigDone)
 	for sig := range p.signals {
 		if sig == unix.SIGQUIT {
 			p.snapshot.Store(true)
@@ -381,6 +383,7 @@ func (p *pinger) close() {
 	if p.signals != nil {
 		signal.Stop(p.signals)
 		close(p.signals)
+		<-p.sigDone // it writes to wake until then
 	}
 	if p.fd >= 0 {
 		unix.Close(p.fd)
