@@ -373,6 +373,6 @@ const usageText = `Usage: curl [options...] <url>
  -V, --version              Show version number and quit
 `
 
-const versionText = "curl " + curlVersion + " (labctl applet) labctl's curl applet\n" +
+const versionText = "curl " + curlVersion + " (labctl applet: curl's HTTP/1.1 client, without TLS)\n" +
 	"Protocols: http\n" +
 	"Features: IPv6 Largefile\n"

@@ -31,7 +31,7 @@ const (
 	maxICMPLen  = 76  // longest ICMP header with a quoted packet
 	timevalLen  = 16  // struct timeval on 64-bit Linux, at the start of the payload
 	clockTicks  = 100 // sysconf(_SC_CLK_TCK) on Linux, iputils' HZ
-	version     = "ping (labctl applet) from iputils 20221126's behaviour"
+	version     = "ping (labctl applet), modelled on ping from iputils 20221126"
 )
 
 // Main runs ping with args (without the program name) and returns its exit
