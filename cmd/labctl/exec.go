@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labctl/labctl/emulator/applet"
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/workload"
@@ -85,7 +86,13 @@ func runExec(o *execOptions) error {
 		}
 		return workload.Exec(workload.ExecOptions{StateDir: t.PodStateDir, Container: t.Container, Argv: argv, Env: env})
 	}
-	return netns.Exec(t.NamespacePath(), argv)
+	// The host's program, or labctl's ping or curl applet where the host
+	// has none.
+	prog, err := applet.Program(argv[0], os.Executable)
+	if err != nil {
+		return err
+	}
+	return netns.ExecProgram(t.NamespacePath(), prog, argv)
 }
 
 type logsOptions struct {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/exec"
 
+	"github.com/labctl/labctl/emulator/applet"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/workload"
 )
@@ -31,7 +32,8 @@ const (
 // Exec runs argv in a target as a child of this process and returns its
 // exit code; this process is not replaced (the CLI's interactive exec is).
 // In a node or a pod (no container) the command is the host's, run in the
-// target's network namespace; in a container it joins the container (its
+// target's network namespace (labctl's ping or curl applet when the host
+// has no such program); in a container it joins the container (its
 // namespaces, cgroups, root and environment) through a child labctl.
 // A command that is not found exits ExitNotFound with the reason on
 // Stderr. The error is for what kept labctl from running it at all.
@@ -53,7 +55,9 @@ func (m Manager) Exec(ctx context.Context, t Target, argv []string, opt ExecOpti
 			return 0, err
 		}
 	} else {
-		path, err := exec.LookPath(argv[0])
+		// The host's program, or labctl's applet where the host has no
+		// ping or curl.
+		path, err := applet.Program(argv[0], m.executable)
 		if err != nil {
 			if opt.Stderr != nil {
 				fmt.Fprintf(opt.Stderr, "labctl: exec %q: %v\n", argv[0], err)

@@ -253,8 +253,9 @@ func (c *Container) port() int {
 }
 
 // defaultPath is the PATH of a container that sets none, as in container
-// images; the applet directory goes first for builtins (their purpose is
-// `labctl exec ... -- curl`) and last elsewhere, so host tools win.
+// images. Without a root filesystem the applet directory follows it, in
+// builtins too: the host's curl and ping win where installed (they are the
+// real ones a student expects), labctl's serve where not.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // environ builds a container's environment: defaults first, then the
@@ -262,11 +263,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 func (p *PodSpec) environ(c *Container, appletDir string) []string {
 	path := defaultPath
 	if appletDir != "" && c.RootFS == "" {
-		if c.Builtin != "" {
-			path = appletDir + ":" + path
-		} else {
-			path = path + ":" + appletDir
-		}
+		path += ":" + appletDir
 	}
 	vars := []EnvVar{
 		{"PATH", path},
