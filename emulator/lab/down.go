@@ -275,6 +275,19 @@ func (m Manager) stopRecorded(rec *Record, proof *provenance) (stopped int, skip
 		}
 		stopped++
 	}
+	for node, p := range rec.Hostnames {
+		if p == nil || !p.Alive() {
+			continue
+		}
+		if !proof.owns(p.PID) {
+			skipped = append(skipped, fmt.Sprintf("process %d recorded as node %q's hostname holder is not the lab's; left alone", p.PID, node))
+			continue
+		}
+		if serr := p.Stop(2 * time.Second); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		stopped++
+	}
 	sort.Strings(skipped)
 	return stopped, skipped, err
 }
