@@ -96,7 +96,7 @@ func runExec(ctx context.Context, o *execOptions) error {
 	if t.PodStateDir != "" {
 		// A container has its own environment; the terminal's type
 		// comes along.
-		if t.Container == "" {
+		if t.Container == "" && len(t.Containers) > 0 {
 			t.Container = t.Containers[0] // as kubectl: the first
 		}
 		if term := o.getenv("TERM"); term != "" {
