@@ -275,6 +275,7 @@ func (m Manager) stopRecorded(rec *Record, proof *provenance) (stopped int, skip
 		}
 		stopped++
 	}
+	var holders []*Process
 	for node, p := range rec.Hostnames {
 		if p == nil || !p.Alive() {
 			continue
@@ -283,11 +284,10 @@ func (m Manager) stopRecorded(rec *Record, proof *provenance) (stopped int, skip
 			skipped = append(skipped, fmt.Sprintf("process %d recorded as node %q's hostname holder is not the lab's; left alone", p.PID, node))
 			continue
 		}
-		if serr := p.Stop(2 * time.Second); serr != nil {
-			err = errors.Join(err, serr)
-		}
-		stopped++
+		holders = append(holders, p)
 	}
+	err = errors.Join(err, stopAll(holders))
+	stopped += len(holders)
 	sort.Strings(skipped)
 	return stopped, skipped, err
 }

@@ -21,9 +21,11 @@ import (
 // hostname: a Kubernetes node is a host of its own name, and `labctl exec
 // node1 -- hostname` says node1. A UTS namespace lives while a process is
 // in it or a bind mount holds it. labctl holds each node's with a small
-// process, "labctl-node LAB/NODE" (the helper role below), started in the
-// node's network namespace and a new UTS namespace whose hostname it sets,
-// then idle: the node's kubelet, as far as names go.
+// idle process, "labctl-node LAB/NODE" (the helper role below): the node's
+// kubelet, as far as names go. It is forked from a throwaway thread that
+// entered the node's network namespace, unshared its UTS namespace and set
+// the hostname, so it is born in a namespace that is ready, and `up` does
+// not wait for it to report (a Go program takes milliseconds to come up).
 //
 // A process rather than a bind mount, because a process in the node's
 // network namespace is already everything a lab's namespaces need: down
@@ -47,24 +49,14 @@ import (
 // nodeRole is the helper role of a node's hostname holder.
 const nodeRole = "node-uts"
 
-// nodeConfig is what a hostname holder is told.
-type nodeConfig struct {
-	Hostname string `json:"hostname"`
-}
-
 func init() { helper.Register(nodeRole, runNodeHolder) }
 
-// runNodeHolder sets the hostname of the UTS namespace it was born in and
-// holds it until SIGTERM, or until the node's network namespace is gone.
-func runNodeHolder(ctx context.Context, cfg nodeConfig) int {
-	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
-		helper.Ready(fmt.Errorf("set hostname %q: %w", cfg.Hostname, err))
-		return 1
-	}
+// runNodeHolder holds the UTS namespace it was born in until SIGTERM, or
+// until the node's network namespace is gone.
+func runNodeHolder(ctx context.Context, _ struct{}) int {
 	ctx, stop := signal.NotifyContext(ctx, unix.SIGTERM, unix.SIGINT)
 	defer stop()
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE)
-	helper.Ready(nil)
 	<-ctx.Done()
 	return 0
 }
@@ -96,13 +88,22 @@ func (m Manager) startNodes(ctx context.Context, rec *Record, only map[string]bo
 		ns := nodes[i]
 		id, err := helper.Start(ctx, helper.Options{
 			Role:       nodeRole,
-			Config:     nodeConfig{Hostname: ns.Object},
+			Config:     struct{}{},
 			Executable: exe,
 			Args:       []string{"labctl-node", rec.Name + "/" + ns.Object},
 			// One P is plenty for a process that waits.
-			Env:        []string{"GOMAXPROCS=1"},
-			Namespace:  netns.Path(ns.Name),
-			Cloneflags: unix.CLONE_NEWUTS,
+			Env:       []string{"GOMAXPROCS=1"},
+			Namespace: netns.Path(ns.Name),
+			Prepare: func() error {
+				if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+					return fmt.Errorf("new UTS namespace: %w", err)
+				}
+				if err := unix.Sethostname([]byte(ns.Object)); err != nil {
+					return fmt.Errorf("set hostname %q: %w", ns.Object, err)
+				}
+				return nil
+			},
+			NoReport: true,
 		})
 		if err != nil {
 			errs[i] = fmt.Errorf("node %q: start the holder of its hostname: %w", ns.Object, err)
@@ -115,15 +116,29 @@ func (m Manager) startNodes(ctx context.Context, rec *Record, only map[string]bo
 	return errors.Join(errs...)
 }
 
-// stopNodes stops the hostname holders of the given nodes (nil: all).
+// stopNodes stops the hostname holders of the given nodes (nil: all), all
+// at once, and forgets them.
 func (m Manager) stopNodes(rec *Record, only map[string]bool) error {
-	var errs []error
+	var ps []*Process
 	for node, p := range rec.Hostnames {
 		if p != nil && (only == nil || only[node]) {
-			errs = append(errs, p.Stop(2*time.Second))
+			ps = append(ps, p)
 			delete(rec.Hostnames, node)
 		}
 	}
+	return stopAll(ps)
+}
+
+// stopAll stops processes (TERM, then KILL after a grace period) all at
+// once: a holder exits on SIGTERM at once, but waiting for each in turn
+// adds up in a lab of many nodes.
+func stopAll(ps []*Process) error {
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.Stop(2 * time.Second) })
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
