@@ -51,6 +51,8 @@ func mainErr() int {
 		onlyScen = flag.Bool("scenario-only", false, "measure only the scenario table")
 		traces   = flag.Int("trace", 10, "traces per backend in the trace latency table; 0 skips it")
 		onlyTr   = flag.Bool("only-trace", false, "run only the trace latency table")
+		tuiTime  = flag.Duration("tui", 10*time.Second, "time per row of the TUI CPU table (labctl tui showing 10k packets/s); 0 skips it")
+		onlyTUI  = flag.Bool("only-tui", false, "run only the TUI CPU table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
@@ -59,8 +61,9 @@ func mainErr() int {
 			"throughput per backend, packet capture under load (-only-capture runs that\n"+
 			"alone), labctl trace's latency per backend (-only-trace), the time and memory\n"+
 			"of validating and planning large labs, and the scenario runner: run and grade\n"+
-			"of one lab and a class of labs at once, with the targets of issues 2, 3, 4, 8,\n"+
-			"12 and 13. Needs root, except for -plan-only.\n\n")
+			"of one lab and a class of labs at once, and labctl tui's CPU use while it\n"+
+			"shows 10k packets/s (-only-tui), with the targets of issues 2, 3, 4, 8, 12 and\n"+
+			"13. Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -69,7 +72,7 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyScen {
-		*noPlan, *noUp, *ctrs, *tput, *capt, *traces = true, true, 0, 0, 0, 0
+		*noPlan, *noUp, *ctrs, *tput, *capt, *traces, *tuiTime = true, true, 0, 0, 0, 0, 0
 	}
 	list, err := parseSizes(*sizes)
 	if err != nil {
@@ -77,15 +80,21 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyCap {
-		*noUp, *ctrs, *tput, *noPlan, *scen, *traces = true, 0, 0, true, "", 0
+		*noUp, *ctrs, *tput, *noPlan, *scen, *traces, *tuiTime = true, 0, 0, true, "", 0, 0
 		if *capt <= 0 {
 			*capt = 3 * time.Second
 		}
 	}
 	if *onlyTr {
-		*noUp, *ctrs, *tput, *noPlan, *capt, *scen = true, 0, 0, true, 0, ""
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *tuiTime = true, 0, 0, true, 0, "", 0
 		if *traces <= 0 {
 			*traces = 10
+		}
+	}
+	if *onlyTUI {
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *traces = true, 0, 0, true, 0, "", 0
+		if *tuiTime <= 0 {
+			*tuiTime = 10 * time.Second
 		}
 	}
 	if !*noPlan || *onlyPlan {
@@ -174,6 +183,11 @@ func mainErr() int {
 			reportTrace(os.Stdout, b.trace(ctx, *traces), *traces)
 			err = ctx.Err()
 		}
+		if err == nil && *tuiTime > 0 {
+			cases, rss, terr := b.tui(ctx, *tuiTime)
+			reportTUI(os.Stdout, cases, rss, terr, *tuiTime)
+			err = ctx.Err()
+		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				fmt.Fprintln(os.Stderr, "labbench: interrupted; cleaning up")
@@ -232,6 +246,9 @@ func (b *bench) setup(ctx context.Context, labctl string) error {
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("the script baseline needs iproute2's ip on PATH")
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return errors.New("the script baseline needs nftables' nft on PATH: it loads each node's masquerade table")
 	}
 	if w, err := openGoneWatcher(); err != nil {
 		b.noGone = err.Error()

@@ -28,20 +28,21 @@ func newExecCmd(g *globals) *cobra.Command {
 	o := &execOptions{io: g.io, getenv: g.getenv}
 	cmd := &cobra.Command{
 		// [flags] before --: whatever follows -- is the command's.
-		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
-		Short: "Run a command inside a pod or node",
-		Long: `Run a command inside a pod or node. Standard input, output, the terminal and
-the exit code are the command's own (127 when it is not found, 128+N when signal N
-killed it). Without a command, starts $SHELL (or /bin/sh).
+		Use:   "exec POD|NODE|EXTERNAL [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
+		Short: "Run a command inside a pod, node or external host",
+		Long: `Run a command inside a pod, node or external host (or the router). Standard
+input, output, the terminal and the exit code are the command's own (127 when it
+is not found, 128+N when signal N killed it). Without a command, starts $SHELL
+(or /bin/sh).
 
 In a node, the host's command runs in the node's network namespace and its UTS
-namespace, whose hostname is the node's name. In a pod that runs containers, the
-command joins a container (-c, default the first) like kubectl exec: the pod's
-network, UTS, IPC and PID namespaces (ps lists the pod's processes, PID 1 is the
-pod's supervisor, the pause container), the container's mount namespace (the pod's
-/etc/hosts and /etc/resolv.conf, its root filesystem if it has one), cgroups and
-environment. A pod without containers is a network namespace only, like
-ip netns exec <namespace> CMD.`,
+namespace, whose hostname is the node's name. In a pod (or external host) that
+runs containers, the command joins a container (-c, default the first) like
+kubectl exec: the pod's network, UTS, IPC and PID namespaces (ps lists the pod's
+processes, PID 1 is the pod's supervisor, the pause container), the container's
+mount namespace (the pod's /etc/hosts and /etc/resolv.conf, its root filesystem
+if it has one), cgroups and environment. A pod without containers, the router and
+the underlay are network namespaces only, like ip netns exec <namespace> CMD.`,
 		Example: `  sudo labctl exec node1 -- ip route
   sudo labctl exec node1 -- hostname            # node1
   sudo labctl exec pod1a -- hostname -i         # the pod's IP, from its /etc/hosts

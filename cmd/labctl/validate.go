@@ -37,7 +37,7 @@ func runValidate(o *validateOptions) error {
 		return err
 	}
 	pods := len(t.Pods())
-	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s, backend %s\n",
-		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), backendSummary(t))
+	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s%s, backend %s\n",
+		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), externalsPhrase(t), backendSummary(t))
 	return nil
 }

@@ -1,5 +1,6 @@
 // Package graph draws a lab: its nodes, pods, bridges, the underlay and the
-// backend between every two nodes, with their addresses. One Graph renders
+// backend between every two nodes, with their addresses, and outside the
+// cluster its router and external hosts. One Graph renders
 // three ways: Text for terminals (and the TUI's topology pane: it fits 80
 // columns), Mermaid for course notes (GitHub, GitLab and most Markdown
 // tools render it), and Dot for Graphviz.
@@ -39,6 +40,13 @@ type Graph struct {
 	// Live says the graph was drawn from a running lab; node and pod
 	// states are set then.
 	Live bool
+	// Outside the cluster (externals.go): the router, nil without one;
+	// the external networks; the external hosts; whether pod traffic to
+	// them is masqueraded.
+	Router     *Router
+	Networks   []Network
+	Externals  []External
+	Masquerade bool
 }
 
 // MaxListedNodes bounds the labs whose every node pair is listed: a lab of
@@ -229,6 +237,7 @@ func FromTopology(t *spec.Topology) *Graph {
 		}
 		g.Nodes = append(g.Nodes, node)
 	}
+	g.addOutside(t)
 	return g
 }
 
@@ -286,6 +295,7 @@ func FromStatus(st *lab.Status) (*Graph, error) {
 			n.Pods[j].State = state[n.Pods[j].Namespace]
 		}
 	}
+	g.outsideStates(state)
 	return g, nil
 }
 

@@ -63,6 +63,7 @@ func (g *Graph) Text() string {
 		}
 	}
 	writeRows(&b, "", rows)
+	g.textOutside(&b)
 
 	if g.Overlay != nil {
 		o := g.Overlay

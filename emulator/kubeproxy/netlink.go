@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 
 	"github.com/google/nftables"
@@ -369,23 +370,24 @@ func dial(nsPath string, messages int) (*nftables.Conn, func(), error) {
 }
 
 // openNamespace opens a network namespace file and makes sure it is not
-// the namespace this process runs in. A descriptor of 0 would make the
-// netlink library stay in the current namespace, so it is refused too.
+// the one this process runs in: the host's. A descriptor of 0 would make
+// the netlink library stay in the current namespace, so it is refused too.
 func openNamespace(nsPath string) (*os.File, error) {
 	f, err := os.Open(nsPath)
 	if err != nil {
 		return nil, fmt.Errorf("open namespace: %w", err)
 	}
-	var target, self unix.Stat_t
+	var target unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &target); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat namespace %s: %w", nsPath, err)
 	}
-	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
+	home, err := homeNamespace()
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat own namespace: %w", err)
 	}
-	if target.Dev == self.Dev && target.Ino == self.Ino {
+	if target.Dev == home.Dev && target.Ino == home.Ino {
 		f.Close()
 		return nil, fmt.Errorf("%s is this process's own network namespace (the host's): refusing to change it", nsPath)
 	}
@@ -394,4 +396,20 @@ func openNamespace(nsPath string) (*os.File, error) {
 		return nil, errors.New("namespace opened as descriptor 0, which the netlink library takes for none")
 	}
 	return f, nil
+}
+
+// homeNamespace is the namespace this process runs in. It is read from a
+// thread no goroutine holds: one locked into a lab namespace to build it
+// is never given back unless it returned home first, so every other
+// thread is at home. (/proc/self/ns/net names the main thread's namespace,
+// and the main thread may be one locked into a lab namespace right now.)
+func homeNamespace() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	errc := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		errc <- unix.Stat("/proc/thread-self/ns/net", &st)
+	}()
+	return st, <-errc
 }

@@ -61,7 +61,7 @@ func (m Manager) Health(rec *Record) Health {
 		s := rec.Pods[pod]
 		if !s.Process().Alive() {
 			h.DeadPods = append(h.DeadPods, pod)
-			h.Problems = append(h.Problems, fmt.Sprintf("the supervisor of pod %q (process %d) is not running", pod, s.PID))
+			h.Problems = append(h.Problems, fmt.Sprintf("the supervisor of %s %q (process %d) is not running", supervisedKind(rec, pod), pod, s.PID))
 		}
 	}
 	nodes := make([]string, 0, len(rec.Datapaths))
@@ -114,8 +114,13 @@ func (m Manager) namespaceState(rec *Record, name string, root bool) netns.Names
 }
 
 func describeNS(ns plan.Namespace) string {
-	if ns.Role == plan.RoleUnderlay {
+	switch ns.Role {
+	case plan.RoleUnderlay:
 		return "the underlay"
+	case plan.RoleRouter:
+		return "the router"
+	case plan.RoleExternal:
+		return fmt.Sprintf("external host %q:", ns.Object)
 	}
 	return fmt.Sprintf("%s %q:", ns.Role, ns.Object)
 }

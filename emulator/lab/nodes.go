@@ -57,6 +57,9 @@ func runNodeHolder(ctx context.Context, _ struct{}) int {
 	ctx, stop := signal.NotifyContext(ctx, unix.SIGTERM, unix.SIGINT)
 	defer stop()
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE)
+	// It reports to no one (helper.Ready would let go of these pages):
+	// what starting needed of the binary is not kept mapped.
+	_ = process.ReleaseStartupPages()
 	<-ctx.Done()
 	return 0
 }

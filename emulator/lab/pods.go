@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -21,7 +22,8 @@ func (m Manager) PodStateDir(lab, pod string) string {
 	return filepath.Join(m.dir(), "pods", lab, pod)
 }
 
-// startContainers starts the containers of every pod that has some, once
+// startContainers starts the containers of every pod (and external host)
+// that has some, once
 // networking is ready, and records each pod's supervisor. Pods start in
 // parallel: a start is mostly waiting (fork, exec, the Go runtime of the
 // supervisor and of each builtin coming up, the server binding its port),
@@ -45,17 +47,11 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 		if len(pod.Containers) == 0 || (only != nil && !only[pod.Name]) {
 			continue
 		}
-		ps := workload.PodSpec{
-			Lab: rec.Name, Pod: pod.Name, Hostname: pod.Name, PodIP: pod.IP.String(), ClusterDNS: clusterDNS,
-			Namespace:     netns.Path(plan.NamespaceName(rec.Name, pod.Name)),
-			StateDir:      m.PodStateDir(rec.Name, pod.Name),
-			RestartPolicy: workload.RestartPolicy(pod.RestartPolicy),
-		}
-		for _, c := range pod.Containers {
-			ps.Containers = append(ps.Containers, toWorkload(c))
-		}
+		ps := m.podSpec(rec.Name, pod.Name, pod.IP, pod.RestartPolicy, pod.Containers)
+		ps.ClusterDNS = clusterDNS
 		specs = append(specs, ps)
 	}
+	specs = append(specs, m.externalPodSpecs(rec, only)...)
 	if len(specs) == 0 {
 		return nil
 	}
@@ -122,6 +118,20 @@ func startAll(n int, start func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// podSpec is the supervisor of a pod (or external host) name of lab.
+func (m Manager) podSpec(lab, name string, ip netip.Addr, policy spec.RestartPolicy, cs []spec.Container) workload.PodSpec {
+	ps := workload.PodSpec{
+		Lab: lab, Pod: name, Hostname: name, PodIP: ip.String(),
+		Namespace:     netns.Path(plan.NamespaceName(lab, name)),
+		StateDir:      m.PodStateDir(lab, name),
+		RestartPolicy: workload.RestartPolicy(policy),
+	}
+	for _, c := range cs {
+		ps.Containers = append(ps.Containers, toWorkload(c))
+	}
+	return ps
 }
 
 func toWorkload(c spec.Container) workload.Container {

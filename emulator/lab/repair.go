@@ -50,6 +50,9 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			restart[pod.Name] = true
 		}
 	}
+	for _, e := range externalsToRestart(rec, rebuild) {
+		restart[e] = true
+	}
 	for _, pod := range h.DeadPods {
 		restart[pod] = true
 	}
@@ -122,6 +125,12 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 		}
 	}
 
+	if stale := staleExternalVeths(rec, rebuild); len(stale) > 0 && !rebuild[underlay] {
+		if err := kernel.DeleteLinks(underlay, stale); err != nil {
+			return rec, fmt.Errorf("up %q: repair: %w", name, err)
+		}
+	}
+
 	var existing []string
 	for _, ns := range rec.Namespaces {
 		if !rebuild[ns.Name] {
@@ -179,12 +188,22 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 	}
 	rec.Timing.Containers = time.Since(start)
 	if len(restart) > 0 {
-		var pods []string
+		var pods, externals []string
 		for pod := range restart {
-			pods = append(pods, pod)
+			if supervisedKind(rec, pod) == "pod" {
+				pods = append(pods, pod)
+			} else {
+				externals = append(externals, pod)
+			}
 		}
 		sort.Strings(pods)
-		done = append(done, "restarted the containers of pods "+quoted(pods))
+		sort.Strings(externals)
+		if len(pods) > 0 {
+			done = append(done, "restarted the containers of pods "+quoted(pods))
+		}
+		if len(externals) > 0 {
+			done = append(done, "restarted the containers of external hosts "+quoted(externals))
+		}
 	}
 	rec.Repaired = append([]string{}, done...)
 	if err := m.save(rec); err != nil {

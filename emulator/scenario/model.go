@@ -116,25 +116,27 @@ type Check struct {
 	Logs    *Logs
 }
 
-// Place is where a probe or command runs: a node, a pod or the underlay.
+// Place is where a probe or command runs: a node, a pod, an external host,
+// the router or the underlay.
 type Place struct {
-	Role string // plan.RoleNode, RolePod or RoleUnderlay
-	Name string // the node or pod; "underlay"
+	Role string // plan.RoleNode, RolePod, RoleExternal, RoleRouter or RoleUnderlay
+	Name string // the node, pod or external host; "router", "underlay"
 }
 
-// Endpoint kinds: a pod or node (its address), or an address as written.
-// Services (a cluster IP, a node port) and external hosts come with
-// services; the grader resolves every kind to an address the same way.
+// Endpoint kinds: a pod, node or external host (its address), or an
+// address as written. Services (a cluster IP, a node port) come with
+// services; every kind is resolved to an address the same way.
 const (
-	EndpointPod     = "pod"
-	EndpointNode    = "node"
-	EndpointAddress = "address"
+	EndpointPod      = "pod"
+	EndpointNode     = "node"
+	EndpointExternal = "external"
+	EndpointAddress  = "address"
 )
 
 // Endpoint is what a probe is aimed at.
 type Endpoint struct {
 	Kind string
-	Name string // the pod or node; "" for an address
+	Name string // the pod, node or external host; "" for an address
 	Addr netip.Addr
 }
 

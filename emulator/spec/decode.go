@@ -19,6 +19,7 @@ type rawTopology struct {
 	nodesAt     *yaml.Node
 	links       []rawLink
 	deployments []rawDeployment
+	externals   rawExternals // externals.go
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
@@ -41,6 +42,7 @@ type rawNetwork struct {
 	cni          *yaml.Node
 	hairpinMode  *yaml.Node
 	ipv6LL       *yaml.Node
+	masquerade   *yaml.Node
 	vxlan        rawVXLAN
 	ipip         rawIPIP
 }
@@ -116,7 +118,7 @@ type rawDeployment struct {
 // Keys the format reserves for features that have not landed yet. Using them
 // is an error rather than being silently ignored.
 var (
-	futureTopKeys       = map[string]string{"services": "services", "externals": "external hosts"}
+	futureTopKeys       = map[string]string{"services": "services"}
 	futureContainerKeys = map[string]string{"image": "container images (use builtin:, command: or rootfs:)"}
 )
 
@@ -161,6 +163,7 @@ func (d *decoder) decode(root *yaml.Node) (rawTopology, bool) {
 				t.deployments = append(t.deployments, d.decodeDeployment(item, path))
 			})
 		},
+		"externals": func(v *yaml.Node) { t.externals = d.decodeExternals(v) },
 		"links": func(v *yaml.Node) {
 			d.List(v, "links", func(i int, item *yaml.Node, path string) {
 				l := rawLink{at: item, path: path}
@@ -187,6 +190,7 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 		"cni":              func(v *yaml.Node) { nw.cni = v },
 		"hairpinMode":      func(v *yaml.Node) { nw.hairpinMode = v },
 		"ipv6LinkLocal":    func(v *yaml.Node) { nw.ipv6LL = v },
+		"masquerade":       func(v *yaml.Node) { nw.masquerade = v },
 		"vxlan": func(v *yaml.Node) {
 			nw.vxlan.at = v
 			d.Mapping(v, "network.vxlan", yamldoc.Keys{

@@ -69,6 +69,11 @@ type Topology struct {
 	// Deployments are already expanded into pods on their nodes; this keeps
 	// what they asked for.
 	Deployments []Deployment `json:"deployments"`
+	// Externals are machines outside the cluster (externals.go); Router
+	// joins the networks of those not on the underlay to it, nil when
+	// there are none.
+	Externals []External `json:"externals"`
+	Router    *Router    `json:"router"`
 }
 
 // Deployment is a set of identical pods spread over nodes.
@@ -105,6 +110,11 @@ type Network struct {
 	// IPv6LinkLocal keeps IPv6 on in every namespace, so each device gets
 	// its fe80:: link-local address; off, IPv6 is disabled there.
 	IPv6LinkLocal bool `json:"ipv6LinkLocal"`
+	// Masquerade makes every node masquerade its pods' traffic to
+	// destinations outside the cluster CIDR to its own address, as
+	// flannel's ip-masq does (externals.go). Records written before it
+	// existed read false, which is what those labs built.
+	Masquerade bool `json:"masquerade"`
 }
 
 // VXLANMode says how VXLAN carries pod traffic.

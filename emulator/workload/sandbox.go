@@ -81,8 +81,12 @@ type etcFile struct {
 	data   string
 }
 
-// sandboxFiles are the pod's files, in the order they are mounted.
+// sandboxFiles are the pod's files, in the order they are mounted; an
+// external host has none.
 func (p *PodSpec) sandboxFiles() []etcFile {
+	if p.External {
+		return nil
+	}
 	hosts, resolv := p.etcFiles()
 	files := []etcFile{{hostsFile, "/etc/hosts", hosts}}
 	if resolv != "" {

@@ -42,6 +42,11 @@ type PodSpec struct {
 	// pod sees the host's resolv.conf, as a kubelet without a cluster DNS
 	// gives pods the node's.
 	ClusterDNS string
+	// External says this is an external host (a machine outside the
+	// cluster that runs containers), not a pod: it gets the sandbox's
+	// namespaces but none of the kubelet's files; its /etc/hosts and
+	// /etc/resolv.conf are the host's.
+	External bool
 	// StateDir holds this pod's files: _pod.json (this spec), _status.json,
 	// <container>.log, _shim.log and, unless Options.AppletDir says
 	// otherwise, bin/ (applet links). One per pod; created if missing.
