@@ -229,3 +229,24 @@ func (before hostSnapshot) check(t *testing.T) {
 		t.Errorf("the host's hostname changed to %q", after.hostname)
 	}
 }
+
+// An external host's containers get the sandbox's namespaces, but not the
+// kubelet's files: /etc/hosts and /etc/resolv.conf are the host's.
+func TestExternalHostSandbox(t *testing.T) {
+	n := newNet(t, 1)
+	_, spec := startPodWith(t, n, 0, "vm-ns", func(s *PodSpec) { s.External, s.ClusterDNS = true, "10.96.0.10" },
+		named(testCmd("nsreport", EnvVar{"WLTEST_SLEEP", "1"}), "report"))
+	out, errOut, code := execIn(t, ExecOptions{StateDir: spec.StateDir, Argv: []string{testBinary()}, Env: []string{"WLTEST_ROLE=nsreport", "WLTEST_SLEEP="}})
+	var r nsReport
+	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v, stderr %q", code, err, errOut)
+	}
+	hosts, _ := os.ReadFile("/etc/hosts")
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
+	if r.Hosts != string(hosts) || r.ResolvConf != string(resolv) {
+		t.Errorf("an external host's files are not the host's:\n%s\n%s", r.Hosts, r.ResolvConf)
+	}
+	if r.Hostname != "vm-ns" || !strings.HasPrefix(r.Procs[1], "labctl-shim ") || r.Self["pid"] != r.Init["pid"] {
+		t.Errorf("hostname %q, PID 1 %q, pid namespace %s (PID 1's %s)", r.Hostname, r.Procs[1], r.Self["pid"], r.Init["pid"])
+	}
+}
