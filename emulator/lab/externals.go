@@ -53,7 +53,9 @@ func (m Manager) externalPodSpecs(rec *Record, only map[string]bool) []workload.
 		if len(e.Containers) == 0 || (only != nil && !only[e.Name]) {
 			continue
 		}
-		specs = append(specs, m.podSpec(rec.Name, e.Name, e.IP, e.RestartPolicy, e.Containers))
+		ps := m.podSpec(rec.Name, e.Name, e.IP, e.RestartPolicy, e.Containers)
+		ps.External = true // no kubelet files: a machine outside the cluster
+		specs = append(specs, ps)
 	}
 	return specs
 }

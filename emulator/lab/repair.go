@@ -77,6 +77,17 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			err = errors.Join(err, d.Process.Stop(2*time.Second))
 		}
 	}
+	// Hostname holders of rebuilt nodes, and dead ones, start again.
+	hostnames := map[string]bool{}
+	for _, node := range h.DeadHostnames {
+		hostnames[node] = true
+	}
+	for _, n := range t.Nodes {
+		if _, ok := rec.Hostnames[n.Name]; ok && rebuild[plan.NamespaceName(name, n.Name)] {
+			hostnames[n.Name] = true
+		}
+	}
+	err = errors.Join(err, m.stopNodes(rec, hostnames))
 	if err != nil {
 		return rec, fmt.Errorf("up %q: repair: %w", name, err)
 	}
@@ -156,6 +167,18 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			return rec, fmt.Errorf("up %q: repair: %w", name, err)
 		}
 		done = append(done, fmt.Sprintf("restarted the IPIP datapath of node %q", ns.Object))
+	}
+	if len(hostnames) > 0 {
+		if err := m.startNodes(ctx, rec, hostnames); err != nil {
+			_ = m.save(rec)
+			return rec, fmt.Errorf("up %q: repair: %w", name, err)
+		}
+		var nodes []string
+		for node := range hostnames {
+			nodes = append(nodes, node)
+		}
+		sort.Strings(nodes)
+		done = append(done, "restarted the hostname holders of nodes "+quoted(nodes))
 	}
 	rec.Timing.Network = time.Since(start)
 	start = time.Now()

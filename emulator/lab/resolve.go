@@ -8,6 +8,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -29,6 +30,9 @@ type Target struct {
 	// PodStateDir is the pod supervisor's state directory when the pod
 	// runs containers.
 	PodStateDir string
+	// Holder is a node's hostname holder, whose UTS namespace commands in
+	// the node join (nodes.go); zero when none is recorded.
+	Holder process.ID
 }
 
 // NamespacePath is where the target's network namespace is mounted.
@@ -70,6 +74,9 @@ func (m Manager) Resolve(labName, object, container string) (Target, error) {
 			t := Target{Lab: r.Name, Role: ns.Role, Name: ns.Object, Namespace: ns.Name}
 			if ns.Role == plan.RoleUnderlay {
 				t.Name = "underlay"
+			}
+			if p := r.Hostnames[ns.Object]; ns.Role == plan.RoleNode && p != nil {
+				t.Holder = p.id()
 			}
 			if runsContainers(ns.Role) {
 				for _, c := range containers(r.Topology, ns.Role, ns.Object) {
