@@ -219,7 +219,7 @@ func TestCaptureCLI(t *testing.T) {
 			code int
 			want string
 		}{
-			{[]string{"node9"}, 4, `lab "` + name + `" has no node or pod "node9" (it has: underlay, node1, pod1a, pod1b, node2, pod2)`},
+			{[]string{"node9"}, 4, `lab "` + name + `" has no node, pod or external host "node9" (it has: underlay, node1, pod1a, pod1b, node2, pod2)`},
 			{[]string{"node1:eth9"}, 4, `node1 has no interface "eth9" (it has: br0, eth0, flannel.1, lo, veth-pod1a, veth-pod1b)`},
 			{[]string{"node1:a/b"}, 2, `target "node1:a/b": not an interface name`},
 			{[]string{"*:nothing0"}, 4, `no interface of lab "` + name + `" matches *:nothing0`},

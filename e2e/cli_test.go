@@ -195,8 +195,11 @@ func TestDryRunScriptBuildsSameLab(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatal("the dry-run test needs iproute2 (apt-get install iproute2)")
 	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatal("the dry-run test needs nftables (apt-get install nftables): scripts load the nodes' masquerade table with nft")
+	}
 	bin := buildLabctl(t)
-	files := []string{"two-node.yaml", "three-node.yaml", "two-node-vxlan.yaml", "three-node-vxlan-l2.yaml", "calico-vxlan.yaml", "calico-no-encap.yaml", "tutorial-host-gw.yaml"}
+	files := []string{"two-node.yaml", "three-node.yaml", "two-node-vxlan.yaml", "three-node-vxlan-l2.yaml", "calico-vxlan.yaml", "calico-no-encap.yaml", "tutorial-host-gw.yaml", "tutorial.yaml"}
 	// The script builds IPIP with the kernel's ipip device; where the
 	// kernel has none (labctl serves tunl0 from userspace there) the
 	// script cannot run, and that part is a listed skip (.ci/skips).
@@ -234,6 +237,9 @@ func TestDryRunScriptBuildsSameLab(t *testing.T) {
 		} else {
 			checkBridgeObjects(t, topo)
 		}
+		// Outside the cluster: the router, the external hosts, the
+		// nodes' masquerade loaded by nft.
+		checkOutside(t, topo)
 	}
 }
 

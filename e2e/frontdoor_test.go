@@ -328,15 +328,25 @@ nodes:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	prev := c.stdout("logs", "jobs", "-c", "count", "--previous")
-	lines := strings.Split(strings.TrimSuffix(prev, "\n"), "\n")
+	// The container keeps restarting: a restart between the two reads
+	// below changes which run is the previous one, so they are read
+	// again until both saw the same run.
+	var prev, tail string
+	var lines []string
+	for try := 0; try < 10; try++ {
+		prev = c.stdout("logs", "jobs", "-c", "count", "--previous")
+		lines = strings.Split(strings.TrimSuffix(prev, "\n"), "\n")
+		tail = c.stdout("logs", "jobs", "-c", "count", "--previous", "--tail", "1", "--timestamps")
+		if len(lines) == 2 && strings.HasSuffix(strings.TrimSuffix(tail, "\n"), " "+lines[1]) {
+			break
+		}
+	}
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "first of ") || lines[1] != "last of "+strings.TrimPrefix(lines[0], "first of ") {
 		t.Errorf("logs --previous: %q, want one run's two lines", prev)
 	}
-	tail := c.stdout("logs", "jobs", "-c", "count", "--previous", "--tail", "1", "--timestamps")
 	stamp, text, _ := strings.Cut(strings.TrimSuffix(tail, "\n"), " ")
 	at, err := time.Parse(time.RFC3339Nano, stamp)
-	if err != nil || text != lines[1] || time.Since(at) > time.Minute || time.Since(at) < 0 {
+	if err != nil || len(lines) != 2 || text != lines[1] || time.Since(at) > time.Minute || time.Since(at) < 0 {
 		t.Errorf("logs --previous --tail 1 --timestamps: %q (%v)", tail, err)
 	}
 	if out, code := c.run("logs", "jobs", "-c", "idle", "--previous"); code != 4 || !strings.Contains(out, `previous terminated container "idle" not found`) {

@@ -233,8 +233,8 @@ func requireSplit(t *testing.T, counts map[string]int, n int, servers ...string)
 	}
 }
 
-// hostRuleset is the host's own nftables ruleset, only ever read.
-func hostRuleset(t *testing.T) string {
+// hostRulesetText is the host's own nftables ruleset, only ever read.
+func hostRulesetText(t *testing.T) string {
 	t.Helper()
 	out, err := exec.Command("nft", "list", "ruleset").CombinedOutput()
 	if err != nil {
@@ -247,9 +247,9 @@ func hostRuleset(t *testing.T) string {
 // end from its start.
 func hostUnchanged(t *testing.T) {
 	t.Helper()
-	before := hostRuleset(t)
+	before := hostRulesetText(t)
 	t.Cleanup(func() {
-		if after := hostRuleset(t); after != before {
+		if after := hostRulesetText(t); after != before {
 			t.Errorf("the host's nftables ruleset changed:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})

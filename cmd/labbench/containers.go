@@ -253,10 +253,11 @@ func reportContainers(w io.Writer, b *bench, results []*ctrResult) {
 	fmt.Fprintln(w, "          reported its containers started (a web server: listening). Pods start in parallel.")
 	fmt.Fprintln(w, "state     each pod start creates a few small files (config, logs, status) in the state directory;")
 	fmt.Fprintln(w, "          on a disk file system that costs far more than on tmpfs (what /run is on most hosts).")
-	fmt.Fprintln(w, "RSS       resident pages of one process, from /proc/PID/smaps_rollup. Most are pages of the labctl")
-	fmt.Fprintln(w, "          binary, shared by every process that runs it; PSS divides shared pages among their")
-	fmt.Fprintln(w, "          sharers and is what each process really costs. 1 MiB = 2^20 bytes; ok is judged on the")
-	fmt.Fprintln(w, "          largest RSS seen.")
+	fmt.Fprintln(w, "RSS       resident pages of one process, from /proc/PID/smaps_rollup. Many are pages of the labctl")
+	fmt.Fprintln(w, "          binary, shared by every process that runs it (a helper lets go of those only its start")
+	fmt.Fprintln(w, "          needed once it is ready: process.ReleaseStartupPages); PSS divides shared pages among")
+	fmt.Fprintln(w, "          their sharers and is what each process really costs. 1 MiB = 2^20 bytes; ok is judged")
+	fmt.Fprintln(w, "          on the largest RSS seen.")
 }
 
 // reportContainerRun prints the tables of one state directory; memory

@@ -53,6 +53,8 @@ func mainErr() int {
 		onlyTr   = flag.Bool("only-trace", false, "run only the trace latency table")
 		svcs     = flag.Int("services", 1000, "services (of 3 endpoints) in the services table; 0 skips it")
 		onlySvc  = flag.Bool("only-services", false, "run only the services table")
+		tuiTime  = flag.Duration("tui", 10*time.Second, "time per row of the TUI CPU table (labctl tui showing 10k packets/s); 0 skips it")
+		onlyTUI  = flag.Bool("only-tui", false, "run only the TUI CPU table")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: labbench [flags]\n\n"+
@@ -61,10 +63,10 @@ func mainErr() int {
 			"throughput per backend, packet capture under load (-only-capture runs that\n"+
 			"alone), labctl trace's latency per backend (-only-trace), the time and memory\n"+
 			"of validating and planning large labs, and the scenario runner: run and grade\n"+
-			"of one lab and a class of labs at once, and services (-only-services): a\n"+
-			"ClusterIP against a pod IP, programming kube-proxy's rules, up with and\n"+
-			"without them; with the targets of issues 2, 3, 4, 8, 11, 12 and 13. Needs\n"+
-			"root, except for -plan-only.\n\n")
+			"of one lab and a class of labs at once, labctl tui's CPU use while it shows\n"+
+			"10k packets/s (-only-tui), and services (-only-services): a ClusterIP against\n"+
+			"a pod IP, programming kube-proxy's rules, up with and without them; with the\n"+
+			"targets of issues 2, 3, 4, 8, 11, 12 and 13. Needs root, except for -plan-only.\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -73,7 +75,7 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyScen {
-		*noPlan, *noUp, *ctrs, *tput, *capt, *traces, *svcs = true, true, 0, 0, 0, 0, 0
+		*noPlan, *noUp, *ctrs, *tput, *capt, *traces, *svcs, *tuiTime = true, true, 0, 0, 0, 0, 0, 0
 	}
 	list, err := parseSizes(*sizes)
 	if err != nil {
@@ -81,21 +83,27 @@ func mainErr() int {
 		return 2
 	}
 	if *onlyCap {
-		*noUp, *ctrs, *tput, *noPlan, *scen, *traces, *svcs = true, 0, 0, true, "", 0, 0
+		*noUp, *ctrs, *tput, *noPlan, *scen, *traces, *svcs, *tuiTime = true, 0, 0, true, "", 0, 0, 0
 		if *capt <= 0 {
 			*capt = 3 * time.Second
 		}
 	}
 	if *onlyTr {
-		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *svcs = true, 0, 0, true, 0, "", 0
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *svcs, *tuiTime = true, 0, 0, true, 0, "", 0, 0
 		if *traces <= 0 {
 			*traces = 10
 		}
 	}
 	if *onlySvc {
-		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *traces = true, 0, 0, true, 0, "", 0
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *traces, *tuiTime = true, 0, 0, true, 0, "", 0, 0
 		if *svcs <= 0 {
 			*svcs = 1000
+		}
+	}
+	if *onlyTUI {
+		*noUp, *ctrs, *tput, *noPlan, *capt, *scen, *traces, *svcs = true, 0, 0, true, 0, "", 0, 0
+		if *tuiTime <= 0 {
+			*tuiTime = 10 * time.Second
 		}
 	}
 	if !*noPlan || *onlyPlan {
@@ -195,6 +203,11 @@ func mainErr() int {
 				err = r.err
 			}
 		}
+		if err == nil && *tuiTime > 0 {
+			cases, rss, terr := b.tui(ctx, *tuiTime)
+			reportTUI(os.Stdout, cases, rss, terr, *tuiTime)
+			err = ctx.Err()
+		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				fmt.Fprintln(os.Stderr, "labbench: interrupted; cleaning up")
@@ -253,6 +266,9 @@ func (b *bench) setup(ctx context.Context, labctl string) error {
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("the script baseline needs iproute2's ip on PATH")
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return errors.New("the script baseline needs nftables' nft on PATH: it loads each node's masquerade table")
 	}
 	if w, err := openGoneWatcher(); err != nil {
 		b.noGone = err.Error()

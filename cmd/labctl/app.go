@@ -120,6 +120,7 @@ usual tools (ip netns exec <namespace> ip route).
 	registerCompletions(g, root)
 	root.AddCommand(newRunCmd(g), newGradeCmd(g), newStopCmd(g))
 	root.AddCommand(newTraceCmd(g), newGraphCmd(g))
+	root.AddCommand(newTuiCmd(g))
 	return root
 }
 

@@ -25,6 +25,10 @@ import (
 )
 
 type captureOptions struct {
+	io       Streams
+	manager  lab.Manager
+	lab      string
+	targets  []string
 	write    string
 	count    int
 	duration time.Duration
@@ -36,14 +40,14 @@ type captureOptions struct {
 }
 
 func newCaptureCmd(g *globals) *cobra.Command {
-	o := &captureOptions{}
+	o := &captureOptions{io: g.io}
 	cmd := &cobra.Command{
 		Use: "capture LAB TARGET[:IFACE]... [flags]",
 		Example: `  sudo labctl capture two-node-vxlan node1:eth0 pod2:eth0 -w lab.pcapng
   sudo labctl capture two-node-vxlan underlay -f 'udp port 8472 and inner icmp'
   sudo labctl capture two-node '*' -c 20
   sudo labctl capture two-node node1 --duration 10s -w - | tshark -r -`,
-		Short: "Capture packets on interfaces of a lab's nodes, pods and underlay, like tcpdump",
+		Short: "Capture packets on interfaces of a lab's nodes, pods, external hosts and underlay, like tcpdump",
 		Long: `Capture packets on any interfaces of a lab at once and print them one per
 line, as tcpdump -n does, after where they were seen; VXLAN (UDP 8472 and 4789,
 and the lab's own port) and IPIP packets show what they carry. Packets from all
@@ -51,9 +55,9 @@ interfaces come out in the order they were seen. -w writes them to a pcapng
 file, one interface record per place ("node1:eth0"), for Wireshark, tshark,
 capinfos and tcpdump.
 
-A TARGET is a node, a pod or "underlay"; NODE:IFACE picks one interface, a bare
-name or NAME:* all of its interfaces but lo, and "*" (quoted) every interface
-of the lab ("*:eth0": every eth0).
+A TARGET is a node, a pod, an external host, "router" or "underlay"; NODE:IFACE
+picks one interface, a bare name or NAME:* all of its interfaces but lo, and
+"*" (quoted) every interface of the lab ("*:eth0": every eth0).
 
 The filter is tcpdump's language: host, net, port, portrange, proto, ip, ip6,
 arp, tcp, udp, icmp, src/dst, and/or/not, parentheses. It sees the outer
@@ -65,9 +69,12 @@ headers, as tcpdump does; "inner" looks inside VXLAN and IPIP instead:
 
 Ctrl-C stops: the file is complete, and the counts say how many packets were
 captured and how many the kernel had to drop.`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCapture(cmd, g, o, args)
+			if len(args) < 2 {
+				return usageErrorf("capture needs a lab and at least one target: labctl capture LAB NODE[:IFACE]... (or '*' for every interface)")
+			}
+			o.lab, o.targets, o.manager = args[0], args[1:], g.manager()
+			return runCapture(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -83,42 +90,39 @@ captured and how many the kernel had to drop.`,
 	return cmd
 }
 
-func runCapture(cmd *cobra.Command, g *globals, o *captureOptions, args []string) error {
-	if len(args) < 2 {
-		return usageError{"capture needs a lab and at least one target: labctl capture LAB NODE[:IFACE]... (or '*' for every interface)"}
-	}
+func runCapture(ctx context.Context, o *captureOptions) error {
 	switch {
 	case o.count < 0:
-		return usageError{"--count must not be negative"}
+		return usageErrorf("--count must not be negative")
 	case o.duration < 0:
-		return usageError{"--duration must not be negative"}
+		return usageErrorf("--duration must not be negative")
 	case o.snaplen < 0:
-		return usageError{"--snapshot-length must not be negative"}
+		return usageErrorf("--snapshot-length must not be negative")
 	case o.print && o.write == "":
-		return usageError{"--print goes with -w: without -w packets are printed anyway"}
+		return usageErrorf("--print goes with -w: without -w packets are printed anyway")
 	case o.print && o.write == "-":
-		return usageError{"--print cannot share standard output with -w -"}
+		return usageErrorf("--print cannot share standard output with -w -")
 	}
 	opts := capture.Options{Snaplen: o.snaplen, PlainSocket: o.plain}
 	if o.buffer != "" {
 		n, err := quantity.ParseMemory(o.buffer)
 		if err != nil || n < 1<<20 || n > 4<<30 {
-			return usageError{fmt.Sprintf("--buffer-size %q: give 1Mi to 4Gi (e.g. 64Mi)", o.buffer)}
+			return usageErrorf("--buffer-size %q: give 1Mi to 4Gi (e.g. 64Mi)", o.buffer)
 		}
 		opts.BufferSize = int(n)
 	}
 	if o.filter != "" {
 		expr, err := capture.ParseExpr(o.filter)
 		if err != nil {
-			return usageError{err.Error()}
+			return usageErrorf("%v", err)
 		}
 		opts.Expr = expr
 	}
-	name, err := labNameOf(args[0])
+	name, err := labNameOf(o.lab)
 	if err != nil {
 		return err
 	}
-	found, err := resolveCapture(g.manager(), name, args[1:])
+	found, err := resolveCapture(o.manager, name, o.targets)
 	if err != nil {
 		return err
 	}
@@ -135,8 +139,7 @@ func runCapture(cmd *cobra.Command, g *globals, o *captureOptions, args []string
 	}
 	defer group.Close()
 
-	stderr := cmd.ErrOrStderr()
-	stdout := cmd.OutOrStdout()
+	stderr, stdout := o.io.ErrOut, o.io.Out
 	var pw *capture.PcapngWriter
 	var file io.WriteCloser
 	if o.write != "" {
@@ -165,7 +168,7 @@ func runCapture(cmd *cobra.Command, g *globals, o *captureOptions, args []string
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -283,7 +286,8 @@ type captureLab struct {
 }
 
 // resolveCapture turns TARGET[:IFACE] arguments into capture targets, from
-// the lab's record: nodes, pods and the underlay by name, "*" for all.
+// the lab's record: nodes, pods, external hosts, the router and the
+// underlay by name, "*" for all.
 func resolveCapture(m lab.Manager, name string, args []string) (captureLab, error) {
 	var out captureLab
 	rec, err := m.Load(name)
@@ -330,7 +334,7 @@ func resolveCapture(m lab.Manager, name string, args []string) (captureLab, erro
 		}
 		if iface != "" {
 			if err := checkIfaceName(iface); err != nil {
-				return out, usageError{fmt.Sprintf("target %q: %v", arg, err)}
+				return out, usageErrorf("target %q: %v", arg, err)
 			}
 		}
 		if who == "*" {
@@ -344,7 +348,7 @@ func resolveCapture(m lab.Manager, name string, args []string) (captureLab, erro
 		}
 		p, ok := byLabel[who]
 		if !ok {
-			return out, fmt.Errorf("lab %q has no node or pod %q (it has: %s): %w", name, who, known(), lab.ErrNotFound)
+			return out, fmt.Errorf("lab %q has no node, pod or external host %q (it has: %s): %w", name, who, known(), lab.ErrNotFound)
 		}
 		if iface != "" {
 			ifs, err := capture.Interfaces(p.ns)

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/labctl/labctl/emulator/lab"
-	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -29,15 +28,25 @@ func newExecCmd(g *globals) *cobra.Command {
 	o := &execOptions{io: g.io, getenv: g.getenv}
 	cmd := &cobra.Command{
 		// [flags] before --: whatever follows -- is the command's.
-		Use:   "exec POD|NODE [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
-		Short: "Run a command inside a pod's or node's network namespace",
-		Long: `Run a command inside a pod's or node's network namespace, like
-ip netns exec <namespace> CMD. Standard input, output, the terminal and the exit
-code are the command's own (127 when it is not found). Without a command, starts
-$SHELL (or /bin/sh). In a pod that runs containers, the command joins a
-container (-c, default the first) like kubectl exec: its namespaces, cgroups,
-root and environment.`,
+		Use:   "exec POD|NODE|EXTERNAL [-c CONTAINER] [--lab NAME] [flags] [-- COMMAND [ARGS...]]",
+		Short: "Run a command inside a pod, node or external host",
+		Long: `Run a command inside a pod, node or external host (or the router). Standard
+input, output, the terminal and the exit code are the command's own (127 when it
+is not found, 128+N when signal N killed it). Without a command, starts $SHELL
+(or /bin/sh).
+
+In a node, the host's command runs in the node's network namespace and its UTS
+namespace, whose hostname is the node's name. In a pod (or external host) that
+runs containers, the command joins a container (-c, default the first) like
+kubectl exec: the pod's network, UTS, IPC and PID namespaces (ps lists the pod's
+processes, PID 1 is the pod's supervisor, the pause container), the container's
+mount namespace (the pod's /etc/hosts and /etc/resolv.conf, its root filesystem
+if it has one), cgroups and environment. A pod without containers, the router and
+the underlay are network namespaces only, like ip netns exec <namespace> CMD.`,
 		Example: `  sudo labctl exec node1 -- ip route
+  sudo labctl exec node1 -- hostname            # node1
+  sudo labctl exec pod1a -- hostname -i         # the pod's IP, from its /etc/hosts
+  sudo labctl exec pod1a -- ls -l /proc/1/ns    # the pod's namespaces, held by PID 1
   sudo labctl exec pod1a -c curl-client -- curl 192.168.2.20
   sudo labctl exec --lab two-node pod2          # a shell inside pod2`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -52,7 +61,7 @@ root and environment.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.target, o.argv, o.manager = args[0], args[1:], g.manager()
-			return runExec(o)
+			return runExec(cmd.Context(), o)
 		},
 	}
 	cmd.Flags().StringVar(&o.lab, "lab", "", "the lab to look in when several are up")
@@ -60,9 +69,15 @@ root and environment.`,
 	return cmd
 }
 
-// runExec replaces labctl with the command, so the terminal, signals and
-// exit code are the command's own; it returns only on failure.
-func runExec(o *execOptions) error {
+// runExec runs the command as labctl's child and exits with its exit code.
+// It must be a child: a command in a pod is born in the pod's PID
+// namespace, which only a new process can join. The terminal is the
+// command's: its stdin, stdout and stderr are labctl's; on a terminal it
+// runs as a job of its own in the terminal's foreground
+// (lab.ExecOptions.Terminal), elsewhere in labctl's process group. Either
+// way Ctrl-C and Ctrl-\ from the terminal reach it, while labctl ignores
+// them; SIGTERM and SIGHUP sent to labctl are passed on.
+func runExec(ctx context.Context, o *execOptions) error {
 	t, err := o.manager.Resolve(o.lab, o.target, o.container)
 	if err != nil {
 		return err
@@ -78,14 +93,35 @@ func runExec(o *execOptions) error {
 		}
 		argv = []string{sh}
 	}
+	var env []string
 	if t.PodStateDir != "" {
-		var env []string
+		// A container has its own environment; the terminal's type
+		// comes along.
+		if t.Container == "" && len(t.Containers) > 0 {
+			t.Container = t.Containers[0] // as kubectl: the first
+		}
 		if term := o.getenv("TERM"); term != "" {
 			env = append(env, "TERM="+term)
 		}
-		return workload.Exec(workload.ExecOptions{StateDir: t.PodStateDir, Container: t.Container, Argv: argv, Env: env})
 	}
-	return netns.Exec(t.NamespacePath(), argv)
+	ignored := make(chan os.Signal, 1)
+	signal.Notify(ignored, os.Interrupt, syscall.SIGQUIT)
+	defer signal.Stop(ignored)
+	relay := make(chan os.Signal, 4)
+	signal.Notify(relay, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(relay)
+	opt := lab.ExecOptions{Stdin: o.io.In, Stdout: o.io.Out, Stderr: o.io.ErrOut, Env: env, Signals: relay}
+	if in, ok := o.io.In.(*os.File); ok && isTerminal(in) {
+		opt.Terminal = in
+	}
+	code, err := o.manager.Exec(ctx, t, argv, opt)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitStatus{code: code, quiet: true}
+	}
+	return nil
 }
 
 type logsOptions struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,8 +16,6 @@ import (
 	"github.com/labctl/labctl/emulator/spec"
 	"github.com/labctl/labctl/emulator/workload"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // runCLI runs labctl in-process with its own state directory.
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -143,24 +140,6 @@ func TestStatusWithoutLabs(t *testing.T) {
 	_, stderr, code = runCLI(t, "exec", "pod1a", "--", "true")
 	if code != 4 || !strings.Contains(stderr, "no labs are up") {
 		t.Errorf("exec without labs: exit %d: %s", code, stderr)
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
 

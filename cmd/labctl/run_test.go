@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/labctl/labctl/internal/golden"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,7 @@ func TestRunDryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	golden(t, filepath.Join("testdata", "run-dry-run.golden"), out)
+	golden.Check(t, filepath.Join("testdata", "run-dry-run.golden"), []byte(out))
 	if !strings.Contains(out, "ip -n alice-node1 route del 192.168.2.0/24") && !strings.Contains(out, "ip -n alice-node2 route del 192.168.1.0/24") {
 		t.Error("the fault is not in the script")
 	}

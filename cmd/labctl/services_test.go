@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/internal/golden"
 )
 
 func hits(n uint64) *uint64 { return &n }
@@ -42,6 +43,6 @@ func TestStatusServicesGolden(t *testing.T) {
 	for _, wide := range []bool{false, true} {
 		var b bytes.Buffer
 		writeServices(&b, serviceStatus(t), wide)
-		golden(t, "testdata/status-services"+wideSuffix(wide)+".golden", b.String())
+		golden.Check(t, "testdata/status-services"+wideSuffix(wide)+".golden", b.Bytes())
 	}
 }

@@ -33,7 +33,8 @@ type labListDoc struct {
 	Items      []labDoc `json:"items"`
 }
 
-// objectDoc is one node, pod or underlay in status LAB OBJECT -o json.
+// objectDoc is one node, pod, external host, the router or the underlay in
+// status LAB OBJECT -o json.
 type objectDoc struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -48,6 +49,8 @@ type networkDoc struct {
 	PodMTU      int            `json:"podMTU"`
 	Backend     spec.Backend   `json:"backend"`
 	Backends    []spec.Backend `json:"backends"`
+	// Masquerade: pod traffic leaving the cluster takes its node's address.
+	Masquerade bool `json:"masquerade,omitempty"`
 }
 
 type linkDoc struct {
@@ -61,7 +64,7 @@ func newLabDoc(s *lab.Status) labDoc {
 		d.Network = &networkDoc{
 			Underlay: t.Network.Underlay.String(), ClusterCIDR: t.Network.ClusterCIDR.String(),
 			ServiceCIDR: t.Network.ServiceCIDR.String(), MTU: t.Network.MTU, PodMTU: t.PodMTU(),
-			Backend: t.Network.Backend, Backends: t.Backends(),
+			Backend: t.Network.Backend, Backends: t.Backends(), Masquerade: t.Network.Masquerade,
 		}
 		for _, l := range t.Links {
 			d.Links = append(d.Links, linkDoc{Nodes: l.Nodes, Backend: l.Backend})
@@ -88,6 +91,10 @@ func kindOf(role string) string {
 		return "Pod"
 	case plan.RoleUnderlay:
 		return "Underlay"
+	case plan.RoleRouter:
+		return "Router"
+	case plan.RoleExternal:
+		return "External"
 	}
 	return role
 }
@@ -99,7 +106,7 @@ type statusOptions struct {
 	io      Streams
 	manager lab.Manager
 	lab     string // "" for every lab
-	object  string // a node, pod or "underlay" of lab; "" for the lab
+	object  string // a node, pod, external host, "router" or "underlay" of lab; "" for the lab
 	output  string
 	now     func() time.Time
 }
@@ -107,21 +114,23 @@ type statusOptions struct {
 func newStatusCmd(g *globals) *cobra.Command {
 	o := &statusOptions{io: g.io, now: time.Now}
 	cmd := &cobra.Command{
-		Use:   "status [NAME|FILE [POD|NODE|underlay]] [flags]",
-		Short: "Show labs, a lab's nodes and pods, or one object's interfaces, routes, neighbours and FDB",
+		Use:   "status [NAME|FILE [POD|NODE|EXTERNAL|router|underlay]] [flags]",
+		Short: "Show labs, a lab's nodes, pods and external hosts, or one object's interfaces, routes, neighbours and FDB",
 		Long: `Show labs, like kubectl get.
 
 Without a name: every lab, one line each (phase, backends, nodes, pods, age).
-With a lab: its nodes and pods with their IPs, namespace names and interfaces,
-and its pods' containers with restarts and reasons (OOMKilled, CrashLoopBackOff)
-as kubectl get pods shows them.
-With a lab and a pod, node or "underlay": what that namespace holds now, read
+With a lab: its nodes, pods, external hosts and router with their IPs, namespace
+names and interfaces, and its pods' containers with restarts and reasons
+(OOMKilled, CrashLoopBackOff) as kubectl get pods shows them (and those of
+external hosts that run containers).
+With a lab and a pod, node, external host, "router" or "underlay": what that
+namespace holds now, read
 through netlink: interfaces (MAC, MTU, state, master, addresses), routes (with
 protocol, scope, type and flags such as onlink), neighbours and FDB entries
 (bridge ports' and VXLAN devices' with their remote VTEP).
 
 -o wide adds columns, -o json and -o yaml print one document (apiVersion
-labctl.dev/v1; kinds LabList, Lab, Node, Pod, Underlay), -o name prints
+labctl.dev/v1; kinds LabList, Lab, Node, Pod, External, Router, Underlay), -o name prints
 TYPE/NAME lines. Reading interfaces needs root.`,
 		Example: `  labctl status
   labctl status two-node
@@ -130,7 +139,7 @@ TYPE/NAME lines. Reading interfaces needs root.`,
   labctl status two-node pod1a -o yaml
   labctl status two-node -o json | jq '.namespaces[] | {name, ip}'
   for o in $(labctl status two-node -o name); do echo "$o"; done`,
-		Args: rangeArgs(0, 2, "at most a lab (name or topology file) and one of its pods or nodes"),
+		Args: rangeArgs(0, 2, "at most a lab (name or topology file) and one of its pods, nodes or external hosts"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				o.lab = args[0]
@@ -170,7 +179,7 @@ func runStatus(o *statusOptions) error {
 		case rerr == nil:
 			return fmt.Errorf("%w; %s is a %s of lab %q: labctl status %s %s", err, t.Name, t.Role, t.Lab, t.Lab, t.Name)
 		case errors.Is(rerr, lab.ErrAmbiguous):
-			return fmt.Errorf("%w; %q is a pod or node of several labs: labctl status LAB %s", err, o.lab, o.lab)
+			return fmt.Errorf("%w; %q is a pod, node or external host of several labs: labctl status LAB %s", err, o.lab, o.lab)
 		}
 	}
 	if err != nil {

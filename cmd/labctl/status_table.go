@@ -102,12 +102,16 @@ func writeStatusTable(w io.Writer, s *lab.Status, now time.Time, wide bool) {
 		}
 		fmt.Fprintf(w, "  links %s\n", strings.Join(links, ", "))
 	}
+	if line := outsideLine(topo); line != "" {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
 	if s.Unverified {
 		fmt.Fprintln(w, "  (not root: namespaces checked by name only; run as root to see interfaces)")
 	}
 	fmt.Fprintln(w)
 	writeNamespaces(w, s, wide)
-	writePods(w, s, now, wide)
+	writePods(w, s, now, wide, plan.RolePod)
+	writePods(w, s, now, wide, plan.RoleExternal)
 	writeServices(w, s, wide) // services.go
 	if len(s.Datapaths) > 0 {
 		fmt.Fprintln(w, "\nIPIP datapaths:")
@@ -160,13 +164,14 @@ func writeNamespaces(w io.Writer, s *lab.Status, wide bool) {
 	t.flush()
 }
 
-// writePods shows the pods that run containers as `kubectl get pods` does,
-// each with its containers' states.
-func writePods(w io.Writer, s *lab.Status, now time.Time, wide bool) {
+// writePods shows the pods (or, with role external, the external hosts)
+// that run containers as `kubectl get pods` does, each with its
+// containers' states.
+func writePods(w io.Writer, s *lab.Status, now time.Time, wide bool, role string) {
 	var rows [][]string
 	for _, ns := range s.Namespaces {
 		p := summarizePod(ns, s.Topology, now)
-		if p.total == 0 {
+		if p.total == 0 || ns.Role != role {
 			continue
 		}
 		var cs []string
@@ -181,7 +186,7 @@ func writePods(w io.Writer, s *lab.Status, now time.Time, wide bool) {
 		}
 		row := []string{ns.Name}
 		if wide {
-			row = append(row, dash(ns.Node), dash(ns.IP))
+			row = append(row, dash(ns.Node+ns.Network), dash(ns.IP)) // a pod has a node, an external host a network
 		}
 		rows = append(rows, append(row, fmt.Sprintf("%d/%d", p.ready, p.total), p.status, p.restarts, dash(strings.Join(cs, "; "))))
 	}
@@ -190,10 +195,14 @@ func writePods(w io.Writer, s *lab.Status, now time.Time, wide bool) {
 	}
 	fmt.Fprintln(w)
 	t := newTable(w, "")
+	first, second := "POD", "NODE"
+	if role == plan.RoleExternal {
+		first, second = "EXTERNAL", "NETWORK"
+	}
 	if wide {
-		t.row("POD", "NODE", "IP", "READY", "STATUS", "RESTARTS", "CONTAINERS")
+		t.row(first, second, "IP", "READY", "STATUS", "RESTARTS", "CONTAINERS")
 	} else {
-		t.row("POD", "READY", "STATUS", "RESTARTS", "CONTAINERS")
+		t.row(first, "READY", "STATUS", "RESTARTS", "CONTAINERS")
 	}
 	for _, r := range rows {
 		t.row(r...)
@@ -215,14 +224,14 @@ type podSummary struct {
 // recent one. A pod without containers has total 0.
 func summarizePod(ns lab.NamespaceStatus, topo *spec.Topology, now time.Time) podSummary {
 	var p podSummary
-	if ns.Role != plan.RolePod {
+	if ns.Role != plan.RolePod && ns.Role != plan.RoleExternal {
 		return p
 	}
 	if ns.Pod == nil {
 		// Its supervisor's report is gone with its state: nothing is
 		// known about the containers the topology gives it.
-		if pod, ok := topo.Pod(ns.Name); ok && len(pod.Containers) > 0 {
-			p.total, p.status, p.restarts = len(pod.Containers), "Unknown", "0"
+		if n := topologyContainers(topo, ns); n > 0 {
+			p.total, p.status, p.restarts = n, "Unknown", "0"
 		}
 		return p
 	}
@@ -267,8 +276,11 @@ func summarizePod(ns lab.NamespaceStatus, topo *spec.Topology, now time.Time) po
 // namespace holds.
 func writeObjectTable(w io.Writer, o *lab.ObjectStatus, now time.Time, wide bool) {
 	what := fmt.Sprintf("%s %s", kindOf(o.Role), o.Name)
-	if o.Role == plan.RoleUnderlay {
-		what = "Underlay"
+	switch o.Role {
+	case plan.RoleUnderlay, plan.RoleRouter:
+		what = kindOf(o.Role)
+	case plan.RoleExternal:
+		what = "External host " + o.Name
 	}
 	facts := []string{"namespace " + o.Namespace}
 	if o.Node != "" {
@@ -283,6 +295,7 @@ func writeObjectTable(w io.Writer, o *lab.ObjectStatus, now time.Time, wide bool
 	if o.Bridge != "" {
 		facts = append(facts, "bridge "+o.Bridge)
 	}
+	facts = append(facts, externalFacts(o.NamespaceStatus)...)
 	fmt.Fprintf(w, "%s of lab %s: %s\n", what, o.Lab, strings.Join(facts, ", "))
 	switch {
 	case o.State == "foreign":

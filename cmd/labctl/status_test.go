@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/labctl/labctl/internal/golden"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestStatusTableGolden(t *testing.T) {
 	for _, wide := range []bool{false, true} {
 		var b bytes.Buffer
 		writeStatusTable(&b, twoNodeStatus(t), now, wide)
-		golden(t, "testdata/status-table"+wideSuffix(wide)+".golden", b.String())
+		golden.Check(t, "testdata/status-table"+wideSuffix(wide)+".golden", b.Bytes())
 	}
 }
 
@@ -95,7 +96,7 @@ func TestStatusListGolden(t *testing.T) {
 	for _, wide := range []bool{false, true} {
 		var b bytes.Buffer
 		writeLabList(&b, labList(t), now, wide)
-		golden(t, "testdata/status-list"+wideSuffix(wide)+".golden", b.String())
+		golden.Check(t, "testdata/status-list"+wideSuffix(wide)+".golden", b.Bytes())
 	}
 }
 
@@ -150,7 +151,7 @@ func TestStatusObjectGolden(t *testing.T) {
 		for _, wide := range []bool{false, true} {
 			var b bytes.Buffer
 			writeObjectTable(&b, tt.o, now, wide)
-			golden(t, "testdata/status-object-"+tt.name+wideSuffix(wide)+".golden", b.String())
+			golden.Check(t, "testdata/status-object-"+tt.name+wideSuffix(wide)+".golden", b.Bytes())
 		}
 	}
 }
@@ -188,7 +189,7 @@ func TestStatusYAMLIsTheJSONDocument(t *testing.T) {
 	}
 	var y bytes.Buffer
 	writeDoc(&y, outYAML, objectDoc{APIVersion: apiVersion, Kind: "Node", ObjectStatus: nodeObject()})
-	golden(t, "testdata/status-object-node.yaml.golden", y.String())
+	golden.Check(t, "testdata/status-object-node.yaml.golden", y.Bytes())
 }
 
 // kubectl's pod printer: the first container's reason wins, restarts add

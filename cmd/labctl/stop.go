@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/labctl/labctl/emulator/lab"
+	"github.com/labctl/labctl/emulator/plan"
 )
 
 type stopOptions struct {
@@ -54,6 +55,10 @@ func runStop(o *stopOptions) error {
 	if err := o.manager.StopContainer(t.Lab, t.Name, t.Container); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.io.Out, "stopped container %q of pod %q (lab %q); its restart policy decides whether it starts again\n", t.Container, t.Name, t.Lab)
+	what := "pod" // or an external host's container
+	if t.Role == plan.RoleExternal {
+		what = "external host"
+	}
+	fmt.Fprintf(o.io.Out, "stopped container %q of %s %q (lab %q); its restart policy decides whether it starts again\n", t.Container, what, t.Name, t.Lab)
 	return nil
 }

@@ -43,12 +43,13 @@ func newTraceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trace LAB FROM TO [--icmp | --tcp PORT | --udp PORT] [-o table|wide|json]",
 		Short: "Send one packet between two places of a lab and show its journey, hop by hop",
-		Long: `Send one probe from a pod or node (FROM) to an address, pod or node (TO) while
-capturing on every interface of the lab, then print where the packet went,
-one line per namespace it crossed: the interfaces it came in and went out by,
-its TTL, and what happened there (the route that sent it on, the bridge that
-switched it, the tunnel it entered or left, addresses NAT rewrote); then the
-answer's way back. A traceroute that knows the lab.
+		Long: `Send one probe from a pod, node or external host (FROM) to an address, pod,
+node or external host (TO) while capturing on every interface of the lab, then
+print where the packet went, one line per namespace it crossed: the interfaces
+it came in and went out by, its TTL, and what happened there (the route that
+sent it on, the bridge that switched it, the tunnel it entered or left,
+addresses NAT rewrote); then the answer's way back. A traceroute that knows
+the lab.
 
 When the packet never arrives, trace says where it was last seen and the
 likely reason: no route, too large for the next link with DF set, a neighbour
@@ -132,7 +133,7 @@ func runTrace(ctx context.Context, o *traceOptions) error {
 	}
 	req.Timeout = trace.Duration(o.timeout)
 	if err := req.Check(); err != nil {
-		return usageError{err.Error()}
+		return usageErrorf("%v", err)
 	}
 	if os.Geteuid() != 0 {
 		return notRootError{"trace"}

@@ -119,9 +119,9 @@ func runUp(ctx context.Context, o *upOptions) error {
 		return nil
 	}
 	pods := len(t.Pods())
-	fmt.Fprintf(out, "lab %q is up in %s: %d %s, %d %s, %d namespaces, backend %s\n",
+	fmt.Fprintf(out, "lab %q is up in %s: %d %s, %d %s%s, %d namespaces, backend %s\n",
 		t.Name, roundDuration(time.Since(start)), len(t.Nodes), plural(len(t.Nodes), "node"),
-		pods, plural(pods, "pod"), len(rec.Namespaces), backendSummary(t))
+		pods, plural(pods, "pod"), externalsPhrase(t), len(rec.Namespaces), backendSummary(t))
 	if n := rec.Timing.Started; n > 0 {
 		fmt.Fprintf(out, "network ready in %s, then %d %s started in %s\n",
 			roundDuration(rec.Timing.Network), n, plural(n, "container"), roundDuration(rec.Timing.Containers))

@@ -38,7 +38,7 @@ func runValidate(o *validateOptions) error {
 	}
 	printWarnings(o.io.ErrOut, t) // services.go
 	pods := len(t.Pods())
-	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s%s, backend %s\n",
-		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), servicesText(t), backendSummary(t))
+	fmt.Fprintf(o.io.Out, "%s: lab %q is valid: %d %s, %d %s%s%s, backend %s\n",
+		o.file, t.Name, len(t.Nodes), plural(len(t.Nodes), "node"), pods, plural(pods, "pod"), servicesText(t), externalsPhrase(t), backendSummary(t))
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/labctl/labctl/internal/golden"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -39,7 +40,7 @@ func TestReadBuildInfo(t *testing.T) {
 	}
 	var out bytes.Buffer
 	writeVersion(&out, readBuildInfo(fakeBuildInfo), lab.Features{Kernel: "6.18.44", IPIP: "userspace", VXLAN: true, NSGetID: true})
-	golden(t, "testdata/version.golden", out.String())
+	golden.Check(t, "testdata/version.golden", out.Bytes())
 }
 
 // The binary's own build info, through the command line.

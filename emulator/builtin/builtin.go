@@ -21,8 +21,8 @@ const (
 	WebServer Name = "web-server"
 	// EchoServer echoes TCP streams and UDP datagrams on one port.
 	EchoServer Name = "echo-server"
-	// Client idles until stopped; `labctl exec` into it finds the curl and
-	// ping applets first in its PATH.
+	// Client idles until stopped, for `labctl exec ... -- curl`: its PATH
+	// finds the host's curl and ping, else labctl's applets.
 	Client Name = "client"
 	// DNS is the lab's cluster DNS server (dns.go), as CoreDNS answers
 	// the Kubernetes DNS schema, from the model $LABCTL_CLUSTER_DNS names.

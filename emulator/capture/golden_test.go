@@ -1,10 +1,9 @@
 package capture
 
 import (
-	"flag"
 	"fmt"
+	"github.com/labctl/labctl/internal/golden"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,43 +12,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with a file in testdata, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-		for i := range max(len(gl), len(wl)) {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Errorf("%s line %d:\n got %s\nwant %s", path, i+1, g, w)
-			}
-		}
-		t.Errorf("%s differs (go test -update rewrites it)", path)
-	}
-}
 
 func tcpSeg(src, dst uint16, flags string, seq, ack uint32) *layers.TCP {
 	l := &layers.TCP{SrcPort: layers.TCPPort(src), DstPort: layers.TCPPort(dst), Seq: seq, Ack: ack, Window: 64240}
@@ -196,7 +158,7 @@ func TestDecodeGolden(t *testing.T) {
 		fmt.Fprintf(&b, "# %s\n%s\n", c.name, p)
 		packets = append(packets, p)
 	}
-	golden(t, "lines.golden", b.String())
+	golden.Check(t, filepath.Join("testdata", "lines.golden"), []byte(b.String()))
 	t.Run("as tcpdump prints them", func(t *testing.T) { sameAsTcpdump(t, packets) })
 }
 

@@ -284,7 +284,7 @@ func (g *grader) namespace(p scenario.Place) (string, error) {
 
 func roleWord(role string) string {
 	if role == "" {
-		return "pod or node"
+		return "pod, node or external host"
 	}
 	return role
 }

@@ -36,7 +36,9 @@ type cluster struct {
 type layout struct {
 	title    string
 	sw       box
+	switches []box // the external networks' (externals.go)
 	clusters []cluster
+	boxes    []box // shapes of no group: the external hosts
 	edges    []edge
 }
 
@@ -80,6 +82,7 @@ func (g *Graph) layout() layout {
 		}
 		l.clusters = append(l.clusters, c)
 	}
+	g.layoutOutside(&l)
 	if o := g.Overlay; o != nil {
 		// One segment: a ring through the nodes' VXLAN devices says
 		// "these are one L2 network" without drawing every pair.
@@ -133,20 +136,18 @@ func (g *Graph) Mermaid() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%%%% %s: drawn by labctl graph\n", mermaidText(l.title))
 	b.WriteString("flowchart TB\n")
-	fmt.Fprintf(&b, "  %s{{\"%s\"}}\n", l.sw.id, mermaidText(l.sw.label))
+	for _, sw := range append([]box{l.sw}, l.switches...) {
+		fmt.Fprintf(&b, "  %s{{\"%s\"}}\n", sw.id, mermaidText(sw.label))
+	}
 	for _, c := range l.clusters {
 		fmt.Fprintf(&b, "  subgraph %s [\"%s\"]\n", c.id, mermaidText(c.label))
 		for _, x := range c.boxes {
-			open, closing := "[\"", "\"]"
-			switch x.kind {
-			case "pod":
-				open, closing = "(\"", "\")"
-			case "tunnel":
-				open, closing = "[/\"", "\"/]"
-			}
-			fmt.Fprintf(&b, "    %s%s%s%s\n", x.id, open, mermaidText(x.label), closing)
+			fmt.Fprintf(&b, "    %s\n", mermaidBox(x))
 		}
 		b.WriteString("  end\n")
+	}
+	for _, x := range l.boxes {
+		fmt.Fprintf(&b, "  %s\n", mermaidBox(x))
 	}
 	for _, e := range l.edges {
 		if e.hidden {
@@ -160,6 +161,21 @@ func (g *Graph) Mermaid() string {
 		fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", e.from, arrow, mermaidText(e.label), e.to)
 	}
 	return b.String()
+}
+
+// mermaidBox is one shape: pods rounded, tunnel devices slanted, external
+// hosts stadium-shaped.
+func mermaidBox(x box) string {
+	open, closing := "[\"", "\"]"
+	switch x.kind {
+	case "pod":
+		open, closing = "(\"", "\")"
+	case "tunnel":
+		open, closing = "[/\"", "\"/]"
+	case "external":
+		open, closing = "([\"", "\"])"
+	}
+	return x.id + open + mermaidText(x.label) + closing
 }
 
 // mermaidText makes a label safe inside Mermaid's quotes: line breaks
@@ -179,7 +195,9 @@ func (g *Graph) Dot() string {
 	b.WriteString("  graph [fontname=\"Helvetica\", fontsize=11, labelloc=t, label=" + dotQuote(l.title) + "];\n")
 	b.WriteString("  node [fontname=\"Helvetica\", fontsize=10, shape=box];\n")
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=9];\n")
-	fmt.Fprintf(&b, "  %s [shape=hexagon, label=%s];\n", l.sw.id, dotQuote(l.sw.label))
+	for _, sw := range append([]box{l.sw}, l.switches...) {
+		fmt.Fprintf(&b, "  %s [shape=hexagon, label=%s];\n", sw.id, dotQuote(sw.label))
+	}
 	for _, c := range l.clusters {
 		fmt.Fprintf(&b, "  subgraph cluster_%s {\n", c.id)
 		fmt.Fprintf(&b, "    label=%s;\n", dotQuote(c.label))
@@ -206,6 +224,9 @@ func (g *Graph) Dot() string {
 			fmt.Fprintf(&b, "    { rank=same; %s; }\n", strings.Join(same, "; "))
 		}
 		b.WriteString("  }\n")
+	}
+	for _, x := range l.boxes {
+		fmt.Fprintf(&b, "  %s [label=%s, style=\"rounded,dashed\"];\n", x.id, dotQuote(x.label))
 	}
 	for _, e := range l.edges {
 		if e.hidden {

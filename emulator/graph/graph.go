@@ -1,5 +1,6 @@
 // Package graph draws a lab: its nodes, pods, bridges, the underlay and the
-// backend between every two nodes, with their addresses. One Graph renders
+// backend between every two nodes, with their addresses, and outside the
+// cluster its router and external hosts. One Graph renders
 // three ways: Text for terminals (and the TUI's topology pane: it fits 80
 // columns), Mermaid for course notes (GitHub, GitLab and most Markdown
 // tools render it), and Dot for Graphviz.
@@ -42,6 +43,13 @@ type Graph struct {
 	// Services are the lab's services (services.go): the text form lists
 	// them; the diagrams leave them out.
 	Services []Service
+	// Outside the cluster (externals.go): the router, nil without one;
+	// the external networks; the external hosts; whether pod traffic to
+	// them is masqueraded.
+	Router     *Router
+	Networks   []Network
+	Externals  []External
+	Masquerade bool
 }
 
 // MaxListedNodes bounds the labs whose every node pair is listed: a lab of
@@ -233,6 +241,7 @@ func FromTopology(t *spec.Topology) *Graph {
 		g.Nodes = append(g.Nodes, node)
 	}
 	g.Services = servicesOf(t) // services.go
+	g.addOutside(t)
 	return g
 }
 
@@ -290,6 +299,7 @@ func FromStatus(st *lab.Status) (*Graph, error) {
 			n.Pods[j].State = state[n.Pods[j].Namespace]
 		}
 	}
+	g.outsideStates(state)
 	return g, nil
 }
 

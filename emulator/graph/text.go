@@ -66,6 +66,7 @@ func (g *Graph) topologyText() string {
 		}
 	}
 	writeRows(&b, "", rows)
+	g.textOutside(&b)
 
 	if g.Overlay != nil {
 		o := g.Overlay

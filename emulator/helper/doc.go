@@ -33,8 +33,9 @@
 //     child inherits the network namespace of the forking thread), in its
 //     own session (Ctrl-C and logout leave it alone), with its output in a
 //     log file, optionally born in its cgroups (cgroup v1: forked from a
-//     thread that joined them), then wait for its report with a timeout and
-//     the caller's context. It returns the helper's process.ID; on any
+//     thread that joined them) or in namespaces the forking thread set up
+//     (Prepare), then wait for its report with a timeout and the caller's
+//     context (unless NoReport). It returns the helper's process.ID; on any
 //     failure the helper is stopped.
 //
 // In a role's package:

@@ -77,6 +77,18 @@ func testBinary(t testing.TB) string {
 	return exe
 }
 
+// helperLog is a log file for a helper, closed when the test ends.
+func helperLog(t *testing.T) (*os.File, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "helper.log")
+	log, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	return log, path
+}
+
 // gone checks that a helper Start gave up on was stopped and reaped.
 func gone(t *testing.T, id process.ID) {
 	t.Helper()
@@ -121,12 +133,7 @@ func TestStart(t *testing.T) {
 			}, want: `unknown LABCTL_HELPER_ROLE="helpertest-nonesuch"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logPath := filepath.Join(t.TempDir(), "helper.log")
-			log, err := os.Create(logPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer log.Close()
+			log, logPath := helperLog(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if tc.cancel > 0 {
@@ -274,12 +281,7 @@ func TestNamespaceWatch(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			name := nstest.AddNamespace(t, nstest.Unique(testPrefix))
 			path := netns.Path(name)
-			logPath := filepath.Join(t.TempDir(), "helper.log")
-			log, err := os.Create(logPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer log.Close()
+			log, logPath := helperLog(t)
 			id, err := Start(context.Background(), Options{
 				Role: "test", Config: testConfig{Report: "ok"}, Executable: testBinary(t),
 				Namespace: path, Cloneflags: unix.CLONE_NEWUTS, Log: log,
@@ -318,6 +320,62 @@ func TestNamespaceWatch(t *testing.T) {
 				t.Errorf("log:\n%s\nwant it to end in %q", b, want)
 			}
 		})
+	}
+}
+
+// Prepare makes the namespace the helper is born in (here a UTS namespace
+// with a hostname of its own) on a thread thrown away afterwards, and with
+// NoReport Start returns without waiting for the helper to report.
+func TestStartPrepared(t *testing.T) {
+	nstest.NeedRoot(t)
+	name := nstest.AddNamespace(t, nstest.Unique(testPrefix))
+	host, _ := os.Hostname()
+	log, logPath := helperLog(t)
+	id, err := Start(context.Background(), Options{
+		Role: "test", Config: testConfig{Say: "prepared", Report: "never"}, Executable: testBinary(t),
+		Namespace: netns.Path(name), Log: log, NoReport: true,
+		Prepare: func() error {
+			if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+				return err
+			}
+			return unix.Sethostname([]byte("helpertest-uts"))
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = id.Stop(time.Second)
+		gone(t, id)
+	})
+	uts := fmt.Sprintf("/proc/%d/ns/uts", id.PID)
+	if sameFile("/proc/self/ns/uts", uts) || !sameFile(netns.Path(name), fmt.Sprintf("/proc/%d/ns/net", id.PID)) {
+		t.Fatalf("the helper is not in a UTS namespace of its own in %s", name)
+	}
+	// The helper's UTS namespace has the hostname Prepare set; no thread
+	// of this process kept it.
+	out, err := exec.Command("nsenter", "--uts="+uts, "hostname").Output()
+	if err == nil && strings.TrimSpace(string(out)) != "helpertest-uts" {
+		t.Errorf("hostname in the helper's namespace: %q", out)
+	}
+	if now, _ := os.Hostname(); now != host {
+		t.Errorf("this process's hostname is now %q, was %q", now, host)
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		if sameFile("/proc/self/task/"+task.Name()+"/ns/uts", uts) {
+			t.Errorf("thread %s of this process stayed in the helper's UTS namespace", task.Name())
+		}
+	}
+	// No ready pipe: the helper comes up in its own time and runs on.
+	deadline := time.Now().Add(5 * time.Second)
+	b, _ := os.ReadFile(logPath)
+	for !strings.Contains(string(b), "say: prepared") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		b, _ = os.ReadFile(logPath)
+	}
+	if !id.Alive() || !strings.Contains(string(b), "say: prepared") {
+		t.Errorf("helper alive %v, log:\n%s", id.Alive(), b)
 	}
 }
 

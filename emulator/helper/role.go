@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/labctl/labctl/emulator/process"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,4 +152,9 @@ func Ready(err error) {
 	_, _ = report.f.WriteString(msg)
 	report.f.Close()
 	report.f = nil
+	if err == nil {
+		// The helper has started and runs on: let go of the binary's
+		// pages only starting needed (see process.ReleaseStartupPages).
+		_ = process.ReleaseStartupPages()
+	}
 }

@@ -51,6 +51,16 @@ type Options struct {
 	// StopGrace is how long a helper that failed to become ready gets
 	// between SIGTERM and SIGKILL; default 2s.
 	StopGrace time.Duration
+	// Prepare runs on the forking thread, in Namespace, just before the
+	// fork: what it changes of the thread (a namespace it unshares and
+	// sets up, say) the helper inherits. The thread is thrown away
+	// afterwards.
+	Prepare func() error
+	// NoReport: the helper gets no ready pipe and Start returns as soon
+	// as it runs, for a helper whose state the parent made itself
+	// (Prepare) and that has nothing to report; the wait for a Go
+	// program to come up is saved.
+	NoReport bool
 }
 
 // ErrNoReport says a helper's ready pipe closed without a report: the
@@ -99,7 +109,7 @@ func Start(ctx context.Context, o Options) (process.ID, error) {
 	if o.StopGrace <= 0 {
 		o.StopGrace = 2 * time.Second
 	}
-	own, err := environ(o.Role, o.Config, true, o.Namespace)
+	own, err := environ(o.Role, o.Config, !o.NoReport, o.Namespace)
 	if err != nil {
 		return process.ID{}, err
 	}
@@ -111,37 +121,42 @@ func Start(ctx context.Context, o Options) (process.ID, error) {
 		args = []string{o.Role}
 	}
 
-	r, w, err := os.Pipe()
-	if err != nil {
-		return process.ID{}, err
-	}
-	defer r.Close()
 	null, err := os.Open(os.DevNull)
 	if err != nil {
-		w.Close()
 		return process.ID{}, err
 	}
+	defer null.Close()
 	out := null
 	if o.Log != nil {
 		out = o.Log
 	}
+	files := []uintptr{null.Fd(), out.Fd(), out.Fd()}
+	var r, w *os.File
+	if !o.NoReport {
+		if r, w, err = os.Pipe(); err != nil {
+			return process.ID{}, err
+		}
+		defer r.Close()
+		files = append(files, w.Fd())
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   "/", // pin no directory of the caller
 		Env:   env,
-		Files: []uintptr{null.Fd(), out.Fd(), out.Fd(), w.Fd()},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true, // out of the caller's session: Ctrl-C and logout leave it alone
 			Cloneflags: o.Cloneflags,
 		},
 	}
 	var pid int
-	err = onForkingThread(o.Namespace, o.Cgroups, func() error {
+	err = onForkingThread(o.Namespace, o.Cgroups, o.Prepare, func() error {
 		var err error
 		pid, err = syscall.ForkExec(exe, args, attr)
 		return err
 	})
-	w.Close()
-	null.Close()
+	if w != nil {
+		w.Close() // the helper holds the only write end now
+	}
 	if err != nil {
 		return process.ID{}, fmt.Errorf("start %s as helper %q: %w", exe, o.Role, err)
 	}
@@ -152,6 +167,9 @@ func Start(ctx context.Context, o Options) (process.ID, error) {
 		_, _ = unix.Wait4(pid, &ws, 0, nil)
 		return process.ID{}, fmt.Errorf("helper %d: %w", pid, err)
 	}
+	if o.NoReport {
+		return id, nil
+	}
 	if err := AwaitReady(ctx, r, o.ReadyTimeout); err != nil {
 		_ = id.Stop(o.StopGrace)
 		return id, err
@@ -160,26 +178,32 @@ func Start(ctx context.Context, o Options) (process.ID, error) {
 }
 
 // onForkingThread runs fork on a thread in the network namespace at ns
-// (the caller's if empty) and, with cgroups, on a throwaway thread that
-// joined them first, so that the child is born where it belongs.
-func onForkingThread(ns string, dirs []string, fork func() error) error {
-	if len(dirs) == 0 {
+// (the caller's if empty) and, with cgroups or prepare, on a throwaway
+// thread that joined them and ran prepare first, so that the child is born
+// where it belongs.
+func onForkingThread(ns string, dirs []string, prepare func() error, fork func() error) error {
+	if len(dirs) == 0 && prepare == nil {
 		if ns == "" {
 			return fork()
 		}
 		return netns.Do(ns, fork)
 	}
-	inCgroups := func() error {
+	prepared := func() error {
 		if err := cgroups.JoinThread(dirs); err != nil {
 			return err
+		}
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				return err
+			}
 		}
 		return fork()
 	}
 	if ns != "" {
-		return netns.DoThrowaway(ns, inCgroups)
+		return netns.DoThrowaway(ns, prepared)
 	}
 	var err error
-	netns.OnThrowawayThread(func() { err = inCgroups() })
+	netns.OnThrowawayThread(func() { err = prepared() })
 	return err
 }
 

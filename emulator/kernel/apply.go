@@ -13,6 +13,7 @@ import (
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/kubeproxy"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 )
@@ -473,6 +474,8 @@ func (a *applier) perform(c *rtnl, here string, op plan.Op) error {
 		return c.delNeighbor(o.Device, o.IP)
 	case plan.DeleteFDB:
 		return c.delFDB(o.Device, o.MAC, o.Dst)
+	case plan.ProgramMasquerade:
+		return kubeproxy.Program(netns.Path(here), o.Rules)
 	case plan.AddNamespace:
 		return fmt.Errorf("namespace %q must be created first in its own unit", o.Name)
 	}

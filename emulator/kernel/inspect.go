@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -128,7 +127,7 @@ func inspect(name string, all bool) (*Snapshot, error) {
 // readInterfaces lists the links with their IPv4 addresses and returns
 // their names by index.
 func (s *Snapshot) readInterfaces(nh *netlink.Handle) (map[int]string, error) {
-	links, err := retry(nh.LinkList)
+	links, err := netns.RetryDump(nh.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -136,7 +135,7 @@ func (s *Snapshot) readInterfaces(nh *netlink.Handle) (map[int]string, error) {
 	for _, l := range links {
 		byIndex[l.Attrs().Index] = l.Attrs().Name
 	}
-	addrs, err := retry(func() ([]netlink.Addr, error) { return nh.AddrList(nil, unix.AF_INET) })
+	addrs, err := netns.RetryDump(func() ([]netlink.Addr, error) { return nh.AddrList(nil, unix.AF_INET) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
@@ -165,7 +164,7 @@ func (s *Snapshot) readInterfaces(nh *netlink.Handle) (map[int]string, error) {
 }
 
 func (s *Snapshot) readRoutes(nh *netlink.Handle, byIndex map[int]string) error {
-	routes, err := retry(func() ([]netlink.Route, error) {
+	routes, err := netns.RetryDump(func() ([]netlink.Route, error) {
 		return nh.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
@@ -206,7 +205,7 @@ func routeOf(r netlink.Route, byIndex map[int]string) Route {
 }
 
 func (s *Snapshot) readNeighbours(nh *netlink.Handle, byIndex map[int]string) error {
-	neighs, err := retry(func() ([]netlink.Neigh, error) { return nh.NeighList(0, unix.AF_INET) })
+	neighs, err := netns.RetryDump(func() ([]netlink.Neigh, error) { return nh.NeighList(0, unix.AF_INET) })
 	if err != nil {
 		return fmt.Errorf("list neighbours: %w", err)
 	}
@@ -226,7 +225,7 @@ func (s *Snapshot) readNeighbours(nh *netlink.Handle, byIndex map[int]string) er
 }
 
 func (s *Snapshot) readFDB(nh *netlink.Handle, byIndex map[int]string) error {
-	entries, err := retry(func() ([]netlink.Neigh, error) { return nh.NeighList(0, unix.AF_BRIDGE) })
+	entries, err := netns.RetryDump(func() ([]netlink.Neigh, error) { return nh.NeighList(0, unix.AF_BRIDGE) })
 	if err != nil {
 		return fmt.Errorf("list fdb entries: %w", err)
 	}
@@ -361,18 +360,4 @@ func fdbFlags(flags int) []string {
 		out = append(out, "extern_learn")
 	}
 	return out
-}
-
-// retry repeats a netlink dump the kernel interrupted because the table
-// changed under it.
-func retry[T any](dump func() ([]T, error)) ([]T, error) {
-	var out []T
-	var err error
-	for range 5 {
-		out, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return out, err
-		}
-	}
-	return out, err
 }

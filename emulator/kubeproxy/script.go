@@ -17,7 +17,11 @@ import (
 // the whole file as one transaction, as Program applies one batch.
 func (r *Ruleset) Script() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# kube-proxy (nftables mode) and flannel rules of node %q, as labctl programs them.\n", r.Node)
+	whose := "kube-proxy (nftables mode) and flannel rules"
+	if len(r.Tables) == 1 && r.Tables[0].Name == FlannelTable {
+		whose = "flannel's masquerade rules (ip-masq)" // Masquerade's
+	}
+	fmt.Fprintf(&b, "# %s of node %q, as labctl programs them.\n", whose, r.Node)
 	for _, name := range r.Absent {
 		fmt.Fprintf(&b, "table ip %s\ndelete table ip %s\n", name, name)
 	}

@@ -275,6 +275,19 @@ func (m Manager) stopRecorded(rec *Record, proof *provenance) (stopped int, skip
 		}
 		stopped++
 	}
+	var holders []*Process
+	for node, p := range rec.Hostnames {
+		if p == nil || !p.Alive() {
+			continue
+		}
+		if !proof.owns(p.PID) {
+			skipped = append(skipped, fmt.Sprintf("process %d recorded as node %q's hostname holder is not the lab's; left alone", p.PID, node))
+			continue
+		}
+		holders = append(holders, p)
+	}
+	err = errors.Join(err, stopAll(holders))
+	stopped += len(holders)
 	sort.Strings(skipped)
 	return stopped, skipped, err
 }

@@ -96,7 +96,7 @@ func (m Manager) StopContainer(name, pod, container string) error {
 // reports it, only once it is proven to live in the pod's namespace: a
 // status file can be stale or forged.
 func (m Manager) stopContainer(rec *Record, pod, container string) error {
-	what := fmt.Sprintf("stop container %q of pod %q", container, pod)
+	what := fmt.Sprintf("stop container %q of %s %q", container, supervisedKind(rec, pod), pod)
 	if _, ok := rec.Pods[pod]; !ok {
 		return fmt.Errorf("%s: the pod runs no containers: %w", what, ErrNotFound)
 	}

@@ -23,8 +23,9 @@ type Health struct {
 	// held by a namespace labctl did not create for this lab.
 	Missing, Foreign []string
 	// DeadPods lists pods whose supervisor is not running; DeadDatapaths
-	// nodes whose userspace IPIP datapath is not running.
-	DeadPods, DeadDatapaths []string
+	// nodes whose userspace IPIP datapath is not running, DeadHostnames
+	// nodes whose hostname holder is not.
+	DeadPods, DeadDatapaths, DeadHostnames []string
 	// Unverified is set when the namespaces could only be checked by
 	// name, not proven (reading a namespace's identity needs root).
 	Unverified bool
@@ -60,7 +61,7 @@ func (m Manager) Health(rec *Record) Health {
 		s := rec.Pods[pod]
 		if !s.Process().Alive() {
 			h.DeadPods = append(h.DeadPods, pod)
-			h.Problems = append(h.Problems, fmt.Sprintf("the supervisor of pod %q (process %d) is not running", pod, s.PID))
+			h.Problems = append(h.Problems, fmt.Sprintf("the supervisor of %s %q (process %d) is not running", supervisedKind(rec, pod), pod, s.PID))
 		}
 	}
 	nodes := make([]string, 0, len(rec.Datapaths))
@@ -74,6 +75,10 @@ func (m Manager) Health(rec *Record) Health {
 			h.DeadDatapaths = append(h.DeadDatapaths, node)
 			h.Problems = append(h.Problems, fmt.Sprintf("the userspace IPIP datapath of node %q (process %d) is not running", node, d.Process.PID))
 		}
+	}
+	for _, node := range deadNodes(rec) {
+		h.DeadHostnames = append(h.DeadHostnames, node)
+		h.Problems = append(h.Problems, fmt.Sprintf("the hostname holder of node %q (process %d) is not running", node, rec.Hostnames[node].PID))
 	}
 	if rec.Phase == PhaseUp && len(h.Problems) > 0 {
 		h.Phase = PhaseDegraded
@@ -109,8 +114,13 @@ func (m Manager) namespaceState(rec *Record, name string, root bool) netns.Names
 }
 
 func describeNS(ns plan.Namespace) string {
-	if ns.Role == plan.RoleUnderlay {
+	switch ns.Role {
+	case plan.RoleUnderlay:
 		return "the underlay"
+	case plan.RoleRouter:
+		return "the router"
+	case plan.RoleExternal:
+		return fmt.Sprintf("external host %q:", ns.Object)
 	}
 	return fmt.Sprintf("%s %q:", ns.Role, ns.Object)
 }

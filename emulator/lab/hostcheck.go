@@ -182,6 +182,7 @@ func containerPaths(t *spec.Topology) func(yield func(string, spec.Container) bo
 				}
 			}
 		}
+		externalPaths(t, yield)
 	}
 }
 
@@ -362,6 +363,7 @@ func EstimateCapacity(t *spec.Topology) Capacity {
 	}
 	c.Bytes = int64(c.Namespaces)*costNamespace + int64(c.Routes)*costRoute + int64(c.Neighbours)*costNeighbour +
 		int64(c.FDB)*costFDB
+	addExternalCapacity(t, &c)
 	for _, node := range t.Nodes {
 		for _, p := range node.Pods {
 			if len(p.Containers) > 0 {

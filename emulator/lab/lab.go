@@ -218,6 +218,7 @@ func (m Manager) stopProcesses(rec *Record) {
 			_ = d.Process.Stop(2 * time.Second)
 		}
 	}
+	_ = m.stopNodes(rec, nil)
 }
 
 // NeighbourAdvice warns when a lab may need more neighbour (ARP) entries

@@ -1,10 +1,12 @@
 package lab
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
 )
 
@@ -58,5 +60,26 @@ func TestDigestIgnoresFileName(t *testing.T) {
 	b.Network.MTU = 1400
 	if Digest(a) == Digest(b) {
 		t.Error("a changed MTU keeps the digest")
+	}
+}
+
+// A record names a node's hostname holder by node name, which must be one.
+func TestDecodeRecordHostnames(t *testing.T) {
+	for _, tt := range []struct {
+		node string
+		ok   bool
+	}{{"node1", true}, {"../x", false}, {"a/b", false}} {
+		rec := Record{
+			Version: RecordVersion, Name: "gen", ID: "1", Topology: generated(t, 1, 1),
+			Namespaces: []plan.Namespace{{Name: plan.NamespaceName("gen", "n0"), Role: plan.RoleNode, Object: "n0"}},
+			Hostnames:  map[string]*Process{tt.node: {PID: 1, StartTime: 1}},
+		}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeRecord("gen", data); (err == nil) != tt.ok {
+			t.Errorf("hostname holder of node %q: %v, want accepted %v", tt.node, err, tt.ok)
+		}
 	}
 }

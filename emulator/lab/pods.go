@@ -3,12 +3,14 @@ package lab
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"sync"
 
 	"github.com/labctl/labctl/emulator/builtin"
 	"github.com/labctl/labctl/emulator/cgroups"
+	"github.com/labctl/labctl/emulator/clusterdns"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/spec"
@@ -20,7 +22,8 @@ func (m Manager) PodStateDir(lab, pod string) string {
 	return filepath.Join(m.dir(), "pods", lab, pod)
 }
 
-// startContainers starts the containers of every pod that has some, once
+// startContainers starts the containers of every pod (and external host)
+// that has some, once
 // networking is ready, and records each pod's supervisor. Pods start in
 // parallel: a start is mostly waiting (fork, exec, the Go runtime of the
 // supervisor and of each builtin coming up, the server binding its port),
@@ -33,25 +36,25 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 		return err
 	}
 	opts := workload.Options{Executable: exe, AppletDir: filepath.Join(m.dir(), "bin")}
+	// Pods resolve through the cluster DNS, kube-dns at the tenth address
+	// of the service CIDR, as a kubeadm cluster's kubelet tells them.
+	var clusterDNS string
+	if ip, err := clusterdns.KubeDNSAddress(rec.Topology.Network.ServiceCIDR); err == nil {
+		clusterDNS = ip.String()
+	}
 	var specs []workload.PodSpec
 	for _, pod := range rec.Topology.Pods() {
 		if len(pod.Containers) == 0 || (only != nil && !only[pod.Name]) {
 			continue
 		}
-		ps := workload.PodSpec{
-			Lab: rec.Name, Pod: pod.Name, Hostname: pod.Name, PodIP: pod.IP.String(),
-			Namespace:     netns.Path(plan.NamespaceName(rec.Name, pod.Name)),
-			StateDir:      m.PodStateDir(rec.Name, pod.Name),
-			RestartPolicy: workload.RestartPolicy(pod.RestartPolicy),
-		}
-		for _, c := range pod.Containers {
-			ps.Containers = append(ps.Containers, toWorkload(c))
-		}
+		ps := m.podSpec(rec.Name, pod.Name, pod.IP, pod.RestartPolicy, pod.Containers)
+		ps.ClusterDNS = clusterDNS
 		if err := m.provideDNSModel(rec, &ps); err != nil { // services.go
 			return err
 		}
 		specs = append(specs, ps)
 	}
+	specs = append(specs, m.externalPodSpecs(rec, only)...)
 	if len(specs) == 0 {
 		return nil
 	}
@@ -60,27 +63,16 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 	defer cancel()
 	shims := make([]workload.Shim, len(specs))
 	errs := make([]error, len(specs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(containerStartWorkers(), len(specs)) {
-		wg.Go(func() {
-			for i := range next {
-				if ctx.Err() != nil {
-					errs[i] = ctx.Err()
-					continue
-				}
-				shims[i], errs[i] = workload.StartPod(ctx, specs[i], opts)
-				if errs[i] != nil {
-					cancel()
-				}
-			}
-		})
-	}
-	for i := range specs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	startAll(len(specs), func(i int) {
+		if ctx.Err() != nil {
+			errs[i] = ctx.Err()
+			return
+		}
+		shims[i], errs[i] = workload.StartPod(ctx, specs[i], opts)
+		if errs[i] != nil {
+			cancel()
+		}
+	})
 
 	for i, s := range shims {
 		if errs[i] != nil || s.PID == 0 {
@@ -110,9 +102,40 @@ func (m Manager) startContainers(ctx context.Context, rec *Record, only map[stri
 	return errors.Join(failed...)
 }
 
-// containerStartWorkers is how many pods start at once: four per CPU the
-// Go runtime may use, enough to overlap the waits without thrashing.
-func containerStartWorkers() int { return 4 * runtime.GOMAXPROCS(0) }
+// startAll calls start(0) ... start(n-1), a few at once: starting a
+// process is mostly waiting (fork, exec, the Go runtime of the new process
+// coming up, its ready report), so four per CPU the Go runtime may use
+// overlap the waits without thrashing.
+func startAll(n int, start func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(4*runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := range next {
+				start(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// podSpec is the supervisor of a pod (or external host) name of lab.
+func (m Manager) podSpec(lab, name string, ip netip.Addr, policy spec.RestartPolicy, cs []spec.Container) workload.PodSpec {
+	ps := workload.PodSpec{
+		Lab: lab, Pod: name, Hostname: name, PodIP: ip.String(),
+		Namespace:     netns.Path(plan.NamespaceName(lab, name)),
+		StateDir:      m.PodStateDir(lab, name),
+		RestartPolicy: workload.RestartPolicy(policy),
+	}
+	for _, c := range cs {
+		ps.Containers = append(ps.Containers, toWorkload(c))
+	}
+	return ps
+}
 
 func toWorkload(c spec.Container) workload.Container {
 	w := workload.Container{

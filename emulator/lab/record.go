@@ -41,6 +41,9 @@ type Record struct {
 	Datapaths map[string]*Datapath `json:"datapaths,omitempty"`
 	// Pods holds the supervisor of every pod that runs containers.
 	Pods map[string]workload.Shim `json:"pods,omitempty"`
+	// Hostnames holds, per node, the process that holds the node's UTS
+	// namespace, whose hostname is the node's name (nodes.go).
+	Hostnames map[string]*Process `json:"hostnames,omitempty"`
 
 	// Timing says where the time of the Up that returned this record went,
 	// and Repaired what a repair restored; neither is saved.
@@ -131,6 +134,11 @@ func decodeRecord(name string, data []byte) (*Record, error) {
 	for pod := range r.Pods {
 		if err := spec.CheckName(pod); err != nil {
 			return nil, fmt.Errorf("pod: %w", err)
+		}
+	}
+	for node := range r.Hostnames {
+		if err := spec.CheckName(node); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
 	return &r, nil

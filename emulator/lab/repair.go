@@ -50,6 +50,9 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			restart[pod.Name] = true
 		}
 	}
+	for _, e := range externalsToRestart(rec, rebuild) {
+		restart[e] = true
+	}
 	for _, pod := range h.DeadPods {
 		restart[pod] = true
 	}
@@ -74,6 +77,17 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			err = errors.Join(err, d.Process.Stop(2*time.Second))
 		}
 	}
+	// Hostname holders of rebuilt nodes, and dead ones, start again.
+	hostnames := map[string]bool{}
+	for _, node := range h.DeadHostnames {
+		hostnames[node] = true
+	}
+	for _, n := range t.Nodes {
+		if _, ok := rec.Hostnames[n.Name]; ok && rebuild[plan.NamespaceName(name, n.Name)] {
+			hostnames[n.Name] = true
+		}
+	}
+	err = errors.Join(err, m.stopNodes(rec, hostnames))
 	if err != nil {
 		return rec, fmt.Errorf("up %q: repair: %w", name, err)
 	}
@@ -108,6 +122,12 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 			if err := kernel.DeleteLinks(nodeNS, stale); err != nil {
 				return rec, fmt.Errorf("up %q: repair: %w", name, err)
 			}
+		}
+	}
+
+	if stale := staleExternalVeths(rec, rebuild); len(stale) > 0 && !rebuild[underlay] {
+		if err := kernel.DeleteLinks(underlay, stale); err != nil {
+			return rec, fmt.Errorf("up %q: repair: %w", name, err)
 		}
 	}
 
@@ -148,6 +168,18 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 		}
 		done = append(done, fmt.Sprintf("restarted the IPIP datapath of node %q", ns.Object))
 	}
+	if len(hostnames) > 0 {
+		if err := m.startNodes(ctx, rec, hostnames); err != nil {
+			_ = m.save(rec)
+			return rec, fmt.Errorf("up %q: repair: %w", name, err)
+		}
+		var nodes []string
+		for node := range hostnames {
+			nodes = append(nodes, node)
+		}
+		sort.Strings(nodes)
+		done = append(done, "restarted the hostname holders of nodes "+quoted(nodes))
+	}
 	rec.Timing.Network = time.Since(start)
 	start = time.Now()
 	if err := m.startContainers(ctx, rec, restart); err != nil {
@@ -156,12 +188,22 @@ func (m Manager) repair(ctx context.Context, rec *Record, p *plan.Plan, h Health
 	}
 	rec.Timing.Containers = time.Since(start)
 	if len(restart) > 0 {
-		var pods []string
+		var pods, externals []string
 		for pod := range restart {
-			pods = append(pods, pod)
+			if supervisedKind(rec, pod) == "pod" {
+				pods = append(pods, pod)
+			} else {
+				externals = append(externals, pod)
+			}
 		}
 		sort.Strings(pods)
-		done = append(done, "restarted the containers of pods "+quoted(pods))
+		sort.Strings(externals)
+		if len(pods) > 0 {
+			done = append(done, "restarted the containers of pods "+quoted(pods))
+		}
+		if len(externals) > 0 {
+			done = append(done, "restarted the containers of external hosts "+quoted(externals))
+		}
 	}
 	rec.Repaired = append([]string{}, done...)
 	if err := m.save(rec); err != nil {

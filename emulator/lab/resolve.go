@@ -8,6 +8,7 @@ import (
 
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
+	"github.com/labctl/labctl/emulator/process"
 	"github.com/labctl/labctl/emulator/workload"
 )
 
@@ -17,18 +18,21 @@ var ErrAmbiguous = errors.New("ambiguous")
 // Target is a node, pod or container of a lab, resolved to where it runs.
 type Target struct {
 	Lab  string
-	Role string // plan.RoleUnderlay, RoleNode or RolePod
-	Name string // the node or pod ("underlay" for the underlay)
+	Role string // plan.RoleUnderlay, RoleNode, RolePod, RoleRouter or RoleExternal
+	Name string // the node, pod or external host ("underlay", "router")
 	// Namespace is the network namespace's name under /run/netns.
 	Namespace string
-	// Containers lists a pod's containers in spec order; empty when it
-	// runs none (or for a node).
+	// Containers lists a pod's (or an external host's) containers in
+	// spec order; empty when it runs none (or for a node).
 	Containers []string
 	// Container is the container asked for, if any.
 	Container string
 	// PodStateDir is the pod supervisor's state directory when the pod
 	// runs containers.
 	PodStateDir string
+	// Holder is a node's hostname holder, whose UTS namespace commands in
+	// the node join (nodes.go); zero when none is recorded.
+	Holder process.ID
 }
 
 // NamespacePath is where the target's network namespace is mounted.
@@ -43,9 +47,10 @@ func (t Target) String() string {
 	return s + fmt.Sprintf(" of lab %q", t.Lab)
 }
 
-// Resolve finds a node or pod by name (or by its namespace's name), in one
-// lab or, with labName "", in whichever lab has it; container, if given,
-// must be one of the pod's.
+// Resolve finds a node, pod or external host (or the router or the
+// underlay) by name or by its namespace's name, in one lab or, with
+// labName "", in whichever lab has it; container, if given, must be one of
+// the pod's or external host's.
 func (m Manager) Resolve(labName, object, container string) (Target, error) {
 	var recs []*Record
 	if labName != "" {
@@ -70,11 +75,12 @@ func (m Manager) Resolve(labName, object, container string) (Target, error) {
 			if ns.Role == plan.RoleUnderlay {
 				t.Name = "underlay"
 			}
-			if ns.Role == plan.RolePod {
-				if pod, ok := r.Topology.Pod(ns.Object); ok {
-					for _, c := range pod.Containers {
-						t.Containers = append(t.Containers, c.Name)
-					}
+			if p := r.Hostnames[ns.Object]; ns.Role == plan.RoleNode && p != nil {
+				t.Holder = p.id()
+			}
+			if runsContainers(ns.Role) {
+				for _, c := range containers(r.Topology, ns.Role, ns.Object) {
+					t.Containers = append(t.Containers, c.Name)
 				}
 				if _, ok := r.Pods[ns.Object]; ok {
 					t.PodStateDir = m.PodStateDir(r.Name, ns.Object)
@@ -96,11 +102,11 @@ func (m Manager) Resolve(labName, object, container string) (Target, error) {
 		slices.Sort(known)
 		switch {
 		case len(recs) == 0:
-			return Target{}, fmt.Errorf("no pod or node %q: no labs are up: %w", object, ErrNotFound)
+			return Target{}, fmt.Errorf("no pod, node or external host %q: no labs are up: %w", object, ErrNotFound)
 		case len(known) > 20:
 			known = append(known[:20], "...")
 		}
-		return Target{}, fmt.Errorf("no pod or node %q (known: %s): %w", object, strings.Join(known, ", "), ErrNotFound)
+		return Target{}, fmt.Errorf("no pod, node or external host %q (known: %s): %w", object, strings.Join(known, ", "), ErrNotFound)
 	case 1:
 	default:
 		var labs []string
@@ -114,12 +120,12 @@ func (m Manager) Resolve(labName, object, container string) (Target, error) {
 		return t, nil
 	}
 	switch {
-	case t.Role != plan.RolePod:
+	case !runsContainers(t.Role):
 		return Target{}, fmt.Errorf("%s runs no containers; leave out the container: %w", t, ErrNotFound)
 	case len(t.Containers) == 0:
 		return Target{}, fmt.Errorf("%s runs no containers; leave out the container: %w", t, ErrNotFound)
 	case !slices.Contains(t.Containers, container):
-		return Target{}, fmt.Errorf("pod %q has no container %q (it has %s): %w", t.Name, container, strings.Join(t.Containers, ", "), errors.Join(ErrNotFound, workload.ErrNoContainer))
+		return Target{}, fmt.Errorf("%s %q has no container %q (it has %s): %w", t.Role, t.Name, container, strings.Join(t.Containers, ", "), errors.Join(ErrNotFound, workload.ErrNoContainer))
 	}
 	t.Container = container
 	return t, nil

@@ -32,7 +32,7 @@ type Status struct {
 	Error    string         `json:"error,omitempty"`
 	Topology *spec.Topology `json:"-"`
 	// Namespaces are the lab's namespaces in creation order: the
-	// underlay, nodes, pods.
+	// underlay, nodes, pods, the router and external hosts.
 	Namespaces []NamespaceStatus `json:"namespaces,omitempty"`
 	// Datapaths say what serves each node's IPIP device.
 	Datapaths []DatapathStatus `json:"datapaths,omitempty"`
@@ -49,12 +49,17 @@ type Status struct {
 // NamespaceStatus is one namespace of a lab and the node or pod it plays.
 type NamespaceStatus struct {
 	Namespace string `json:"namespace"`
-	Role      string `json:"role"` // underlay, node or pod
-	Name      string `json:"name"` // the node or pod; "underlay"
+	Role      string `json:"role"` // underlay, node, pod, router or external
+	Name      string `json:"name"` // the node, pod or external host; "underlay", "router"
 	Node      string `json:"node,omitempty"`
 	IP        string `json:"ip,omitempty"`
 	PodCIDR   string `json:"podCIDR,omitempty"`
 	Bridge    string `json:"bridge,omitempty"`
+	// Network and Gateway are an external host's network and default
+	// gateway; Networks those the router joins, the underlay first.
+	Network  string   `json:"network,omitempty"`
+	Gateway  string   `json:"gateway,omitempty"`
+	Networks []string `json:"networks,omitempty"`
 	// State is "ours" when the namespace is there and proven the lab's,
 	// else "missing" or "foreign".
 	State      string             `json:"state"`
@@ -63,7 +68,8 @@ type NamespaceStatus struct {
 	Routes     []kernel.Route     `json:"routes,omitempty"`
 	// InspectError says why interfaces and routes could not be read.
 	InspectError string `json:"inspectError,omitempty"`
-	// Pod is the pod's supervisor report when it runs containers.
+	// Pod is the supervisor report of a pod (or an external host) that
+	// runs containers.
 	Pod *workload.PodStatus `json:"pod,omitempty"`
 }
 
@@ -167,13 +173,15 @@ func (m Manager) namespaceStatus(r *Record, ns plan.Namespace, h Health) Namespa
 		if p, ok := t.Pod(ns.Object); ok {
 			st.IP, st.Node = p.IP.String(), p.Node
 		}
-		if _, ok := r.Pods[ns.Object]; ok {
-			if ps, err := workload.ReadStatus(m.PodStateDir(r.Name, ns.Object)); err == nil {
-				st.Pod = &ps
-			}
-		}
+	case plan.RoleRouter, plan.RoleExternal:
+		externalStatus(t, ns, &st)
 	case plan.RoleUnderlay:
 		st.Name = "underlay"
+	}
+	if _, ok := r.Pods[ns.Object]; ok && runsContainers(ns.Role) {
+		if ps, err := workload.ReadStatus(m.PodStateDir(r.Name, ns.Object)); err == nil {
+			st.Pod = &ps
+		}
 	}
 	return st
 }

@@ -133,6 +133,9 @@ func (m Manager) upFresh(ctx context.Context, t *spec.Topology, p *plan.Plan, di
 	})
 	if err == nil {
 		err = m.startDatapaths(rec, res)
+		if err == nil {
+			err = m.startNodes(ctx, rec, nil)
+		}
 		rec.Timing.Network = time.Since(start)
 		if err == nil {
 			start = time.Now()

@@ -194,3 +194,17 @@ func IdentifyPath(path string) (Identity, error) {
 	defer h.Close()
 	return Identify(h)
 }
+
+// RetryDump repeats a netlink dump the kernel interrupted because the
+// table changed under it (netlink.ErrDumpInterrupted), a few times.
+func RetryDump[T any](dump func() ([]T, error)) ([]T, error) {
+	var out []T
+	var err error
+	for range 5 {
+		out, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return out, err
+		}
+	}
+	return out, err
+}

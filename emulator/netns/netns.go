@@ -161,6 +161,12 @@ func Exec(path string, argv []string) error {
 	if err != nil {
 		return err
 	}
+	return ExecProgram(path, prog, argv)
+}
+
+// ExecProgram is Exec for a program already found: prog runs with argv
+// (whose argv[0] may name something else, as for labctl's applets).
+func ExecProgram(path, prog string, argv []string) error {
 	h, err := vnetns.GetFromPath(path)
 	if err != nil {
 		return fmt.Errorf("open namespace %q: %w", path, err)

@@ -21,7 +21,7 @@ import (
 // "physical" switch every node's eth0 is cabled to.
 const UnderlayBridge = "underlay0"
 
-// Roles of the namespaces a lab owns.
+// Roles of the namespaces a lab owns (and RoleRouter, RoleExternal).
 const (
 	RoleUnderlay = "underlay"
 	RoleNode     = "node"
@@ -34,17 +34,23 @@ type Plan struct {
 	Namespaces []Namespace
 	Stages     []Stage
 	Calico     bool // the nodes wire their pods in Calico's style (the script's notes say so)
+	// ExternalNetworks counts the external networks, whose switches the
+	// underlay namespace holds too (the script's notes say so).
+	ExternalNetworks int
 	// ContainerPods and Containers count what the plan leaves to
 	// emulator/lab once the network is up: the pods that run containers
 	// (each with its supervisor) and their containers.
 	ContainerPods, Containers int
+	// ContainerExternals and ExternalContainers count the same for the
+	// external hosts that run containers (on supervisors like pods').
+	ContainerExternals, ExternalContainers int
 }
 
 // Namespace is one network namespace the lab owns.
 type Namespace struct {
 	Name   string // as listed by `ip netns`
-	Role   string // underlay, node or pod
-	Object string // the node or pod it emulates ("" for the underlay)
+	Role   string // underlay, node, pod, router or external
+	Object string // the node, pod or external host it emulates, "router" for the router ("" for the underlay)
 }
 
 // Stage is a step every unit of which can run in parallel; stages run one
@@ -326,6 +332,9 @@ func VethName(object string) string { return spec.VethName(object) }
 // Compile turns a validated topology into a plan.
 func Compile(t *spec.Topology) (*Plan, error) {
 	p := &Plan{Lab: t.Name, Calico: t.Calico()}
+	if t.Router != nil {
+		p.ExternalNetworks = len(t.Router.Networks)
+	}
 	underlay := UnderlayNamespace(t.Name)
 	mtu := t.PodMTU()
 	ipv6 := ipv6Sysctls(t)
@@ -340,6 +349,7 @@ func Compile(t *spec.Topology) (*Plan, error) {
 			AddBridge{underlay, UnderlayBridge, t.Network.MTU},
 		},
 	}}})
+	p.Stages[0].Units[0].Ops = append(p.Stages[0].Units[0].Ops, externalBridges(t, underlay)...)
 
 	nodes := Stage{Name: "nodes"}
 	pods := Stage{Name: "pods"}
@@ -367,6 +377,11 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		}
 		ops = append(ops, nodeWiringOps(t, mesh, i, ns, mtu)...)
 		ops = append(ops, crossNodeOps(t, mesh, i, ns)...)
+		outside, err := outsideOps(t, i, ns)
+		if err != nil {
+			return nil, fmt.Errorf("node %q: %w", n.Name, err)
+		}
+		ops = append(ops, outside...)
 		ops = append(ops, serviceOps(t, i, ns, ops, rulesets)...) // services.go
 		nodes.Units = append(nodes.Units, Unit{Namespace: ns, Ops: ops})
 
@@ -388,6 +403,17 @@ func Compile(t *spec.Topology) (*Plan, error) {
 		}
 	}
 	p.Stages = append(p.Stages, nodes, pods)
+	if len(t.Externals) > 0 {
+		externals, names := externalsStage(t, underlay, ipv6)
+		p.Stages = append(p.Stages, externals)
+		p.Namespaces = append(p.Namespaces, names...)
+		for _, e := range t.Externals {
+			if len(e.Containers) > 0 {
+				p.ContainerExternals++
+				p.ExternalContainers += len(e.Containers)
+			}
+		}
+	}
 	return p, nil
 }
 

@@ -27,7 +27,7 @@ func compileFile(t *testing.T, path string) *Plan {
 // files; it also lists every operation of the plan in order.
 func TestScriptGolden(t *testing.T) {
 	for _, name := range []string{"two-node", "three-node", "two-node-vxlan", "two-node-ipip", "three-node-vxlan-l2", "three-node-mixed",
-		"calico-ipip", "calico-vxlan", "calico-no-encap", "tutorial-host-gw", "three-node-service"} {
+		"calico-ipip", "calico-vxlan", "calico-no-encap", "tutorial-host-gw", "tutorial", "three-node-service"} {
 		t.Run(name, func(t *testing.T) {
 			p := compileFile(t, filepath.Join("..", "..", "topologies", name+".yaml"))
 			var buf bytes.Buffer
@@ -43,7 +43,7 @@ func TestScriptGolden(t *testing.T) {
 // parallel: each namespace is created by the first op of its own unit, in a
 // stage before any stage that refers to it.
 func TestPlanStructure(t *testing.T) {
-	for _, name := range []string{"three-node", "calico-ipip", "three-node-service"} {
+	for _, name := range []string{"three-node", "calico-ipip", "tutorial", "three-node-service"} {
 		t.Run(name, func(t *testing.T) { checkPlanStructure(t, name) })
 	}
 }
@@ -54,7 +54,11 @@ func checkPlanStructure(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 1 + len(topo.Nodes) + len(topo.Pods()); len(p.Namespaces) != want {
+	want := 1 + len(topo.Nodes) + len(topo.Pods()) + len(topo.Externals)
+	if topo.Router != nil {
+		want++
+	}
+	if len(p.Namespaces) != want {
 		t.Fatalf("namespaces = %d, want %d", len(p.Namespaces), want)
 	}
 	known := map[string]bool{}

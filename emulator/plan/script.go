@@ -14,6 +14,7 @@ var stageNotes = map[string]string{
 	"underlay": "The underlay: a namespace holding one bridge, the \"physical\" switch\n# every node's eth0 is cabled to.",
 	"nodes":    "Nodes: a namespace each, with eth0 on the underlay, the pod bridge holding\n# the pods' gateway address (its MAC pinned, as the bridge CNI plugin does), IP\n# forwarding on, and what carries pod traffic to the other nodes: host-gw routes\n# via their node IPs, a VXLAN device with its neighbour and FDB entries, or an\n# IPIP device with onlink routes.",
 	"pods":     "Pods: a namespace each, with eth0 (the pod end of a veth pair whose other\n# end is a port of the node's bridge, hairpin on as flannel asks), its IP, and a\n# default route via the bridge's gateway address.",
+	// "externals": externals.go
 }
 
 // calicoStageNotes replace stageNotes in a lab of Calico's style.
@@ -32,7 +33,7 @@ func (p *Plan) WriteScript(w io.Writer) error {
 	fmt.Fprintf(b, "#!/usr/bin/env bash\n")
 	fmt.Fprintf(b, "# Lab %q as iproute2 commands: what `labctl up` does through netlink.\n", p.Lab)
 	needs := "iproute2 and procps (sysctl)"
-	if p.programsRules() { // services.go
+	if p.programsRules() {
 		needs = "iproute2, procps (sysctl) and nftables (nft)"
 	}
 	fmt.Fprintf(b, "# Run as root; needs %s.\n", needs)
@@ -46,6 +47,9 @@ func (p *Plan) WriteScript(w io.Writer) error {
 		}
 		if ok {
 			b.WriteString(note)
+			if s.Name == "underlay" && p.ExternalNetworks > 0 {
+				b.WriteString(externalNetworksNote)
+			}
 		} else {
 			b.WriteString(s.Name)
 		}
@@ -81,6 +85,10 @@ func (p *Plan) writeLeftOut(b *bufio.Writer) {
 		fmt.Fprintf(b, "#   - the %d %s of %d %s and the %s supervisors (labctl-shim, the pause\n", p.Containers, plural(p.Containers, "container"),
 			p.ContainerPods, plural(p.ContainerPods, "pod"), plural(p.ContainerPods, "pod's"))
 		b.WriteString("#     container), which `labctl up` starts once the network is ready;\n")
+	}
+	if p.ExternalContainers > 0 {
+		fmt.Fprintf(b, "#   - the %d %s of %d external %s, on supervisors of the same kind;\n", p.ExternalContainers, plural(p.ExternalContainers, "container"),
+			p.ContainerExternals, plural(p.ContainerExternals, "host"))
 	}
 	kernel, userspace := p.ipipDatapaths()
 	if kernel {

@@ -38,17 +38,12 @@ func (o ProgramRuleset) Describe() Description {
 }
 
 // hasServices reports whether the nodes get kube-proxy's rules: the lab
-// has services (the cluster DNS service counts), or masquerades pod
-// traffic leaving the cluster.
+// has services (the cluster DNS service counts). A lab that only
+// masquerades pod traffic leaving the cluster gets flannel's table alone
+// (outsideOps), and needs no bridge netfilter.
 func hasServices(t *spec.Topology) bool {
-	return len(t.Services) > 0 || masqueradeOutside(t)
+	return len(t.Services) > 0
 }
-
-// masqueradeOutside says whether nodes masquerade pod traffic to
-// destinations outside the cluster (flannel's ip-masq, in the same
-// ruleset as kube-proxy's).
-// externals: the externals engineer sets this from the spec's setting.
-func masqueradeOutside(*spec.Topology) bool { return false }
 
 // serviceOps is what node i gets for the services, after everything that
 // wires its pods and peers (planned is that, to look at):
@@ -113,7 +108,7 @@ func KubeProxyNode(t *spec.Topology, n spec.Node) kubeproxy.Node {
 		PodCIDR:           n.PodSubnet,
 		ClusterCIDR:       t.Network.ClusterCIDR,
 		ServiceCIDR:       t.Network.ServiceCIDR,
-		MasqueradeOutside: masqueradeOutside(t),
+		MasqueradeOutside: t.Network.Masquerade,
 	}
 }
 
@@ -143,13 +138,14 @@ func KubeProxyServices(t *spec.Topology) []kubeproxy.Service {
 	return out
 }
 
-// programsRules reports whether the plan programs kube-proxy's rules: its
-// script then needs nft.
+// programsRules reports whether the plan programs nftables rules
+// (kube-proxy's, or flannel's masquerade alone): its script then needs nft.
 func (p *Plan) programsRules() bool {
 	for _, s := range p.Stages {
 		for _, u := range s.Units {
 			for _, op := range u.Ops {
-				if _, ok := op.(ProgramRuleset); ok {
+				switch op.(type) {
+				case ProgramRuleset, ProgramMasquerade:
 					return true
 				}
 			}

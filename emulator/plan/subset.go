@@ -6,7 +6,7 @@ package plan
 // the units still refer to the survivors (a pod's veth is created from its
 // node's namespace), which must then be up.
 func (p *Plan) Only(namespaces map[string]bool) *Plan {
-	sub := &Plan{Lab: p.Lab, Calico: p.Calico}
+	sub := &Plan{Lab: p.Lab, Calico: p.Calico, ExternalNetworks: p.ExternalNetworks}
 	for _, ns := range p.Namespaces {
 		if namespaces[ns.Name] {
 			sub.Namespaces = append(sub.Namespaces, ns)

@@ -167,7 +167,9 @@ func TestPingFragmentationNeeded(t *testing.T) {
 	lab := newLab(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	res, err := Ping(ctx, lab.a, addrB, PingOptions{Count: 2, Size: 1300 - 28 + 1, DontFragment: true})
+	// A generous timeout: on a loaded machine the router's answer can take
+	// longer than the default second.
+	res, err := Ping(ctx, lab.a, addrB, PingOptions{Count: 2, Size: 1300 - 28 + 1, DontFragment: true, Timeout: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("Ping() error = %v", err)
 	}

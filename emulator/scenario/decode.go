@@ -240,7 +240,8 @@ func (d *decoder) regexp(n *yaml.Node, path string) *regexp.Regexp {
 	return re
 }
 
-// known lists the pods and nodes of the topology, for messages.
+// known lists the pods, nodes and external hosts of the topology, for
+// messages.
 func (d *decoder) known() []string {
 	var names []string
 	for _, n := range d.topo.Nodes {
@@ -249,14 +250,21 @@ func (d *decoder) known() []string {
 			names = append(names, p.Name)
 		}
 	}
+	for _, e := range d.topo.Externals {
+		names = append(names, e.Name)
+	}
 	return names
 }
 
-// unknownName reports a name that is no pod or node of the topology, with
-// the name it most likely misspells.
+// unknownName reports a name that is no pod, node or external host of the
+// topology, with the name it most likely misspells.
 func (d *decoder) unknownName(n *yaml.Node, path, what, name string, candidates []string) {
 	if guess := yamldoc.Closest(name, candidates); guess != "" {
 		d.Addf(n, path, "no %s %q in the topology (did you mean %q?)", what, name, guess)
+		return
+	}
+	if len(candidates) == 0 {
+		d.Addf(n, path, "no %s %q: the topology has none", what, name)
 		return
 	}
 	list := candidates
@@ -284,19 +292,21 @@ func (d *decoder) place(n *yaml.Node, path string) (Place, bool) {
 	if _, ok := d.topo.Node(name); ok {
 		return Place{Role: plan.RoleNode, Name: name}, true
 	}
-	d.unknownName(n, path, "pod or node", name, append(d.known(), "underlay"))
+	if p, ok := d.outsidePlace(name); ok {
+		return p, true
+	}
+	d.unknownName(n, path, d.namedWhat(), name, append(d.known(), d.outsidePlaces("underlay")...))
 	return Place{}, false
 }
 
-// endpointKeys are the forms of an endpoint written as a mapping; the
-// reserved ones arrive with services and external hosts.
-var reservedEndpoints = map[string]string{
-	"external": "external hosts",
-}
+// reservedEndpoints are forms of an endpoint written as a mapping that
+// the format keeps for features still to come: none at the moment.
+var reservedEndpoints = map[string]string{}
 
-// endpoint reads what a probe is aimed at: a pod or node by name, or an
-// IPv4 address; or the same as a mapping ({pod: x}, {node: x},
-// {address: a}), the form services and external hosts will take.
+// endpoint reads what a probe is aimed at: a pod, node or external host by
+// name, or an IPv4 address; or the same as a mapping ({pod: x}, {node: x},
+// {external: x}, {address: a}), or a service's cluster IP or node port
+// ({service: name}, {nodePort: {node, service, port}}).
 func (d *decoder) endpoint(n *yaml.Node, path string) (Endpoint, bool) {
 	if n.Kind == yaml.MappingNode {
 		var e Endpoint
@@ -305,11 +315,12 @@ func (d *decoder) endpoint(n *yaml.Node, path string) (Endpoint, bool) {
 			"pod":      func(v *yaml.Node) { set++; e, _ = d.named(v, path+".pod", EndpointPod) },
 			"node":     func(v *yaml.Node) { set++; e, _ = d.named(v, path+".node", EndpointNode) },
 			"address":  func(v *yaml.Node) { set++; e.Kind = EndpointAddress; e.Addr, _ = d.Addr(v, path+".address") },
+			"external": func(v *yaml.Node) { set++; e, _ = d.named(v, path+".external", EndpointExternal) },
 			"service":  func(v *yaml.Node) { set++; e = d.serviceEndpoint(v, path+".service") },   // services.go
 			"nodePort": func(v *yaml.Node) { set++; e = d.nodePortEndpoint(v, path+".nodePort") }, // services.go
 		}, yamldoc.Reserved(reservedEndpoints))
 		if ok && set != 1 && len(n.Content) > 0 && !d.reservedUsed(n) {
-			d.Addf(n, path, "an endpoint is one of pod, node, address, service or nodePort")
+			d.Addf(n, path, "an endpoint is one of pod, node, external, address, service or nodePort")
 		}
 		return e, e.Kind != "" && (e.Addr.IsValid() || d.topo == nil)
 	}
@@ -344,10 +355,12 @@ func (d *decoder) isName(s string) bool {
 	}
 	_, pod := d.topo.Pod(s)
 	_, node := d.topo.Node(s)
-	return pod || node
+	_, external := d.topo.External(s)
+	return pod || node || external
 }
 
-// named resolves a pod or node (kind "" for either) to its address.
+// named resolves a pod, node or external host (kind "" for any) to its
+// address.
 func (d *decoder) named(n *yaml.Node, path, kind string) (Endpoint, bool) {
 	name, ok := d.String(n, path)
 	if !ok {
@@ -356,14 +369,26 @@ func (d *decoder) named(n *yaml.Node, path, kind string) (Endpoint, bool) {
 	if d.topo == nil {
 		return Endpoint{Kind: kind, Name: name}, true
 	}
-	if p, ok := d.topo.Pod(name); ok && kind != EndpointNode {
+	if p, ok := d.topo.Pod(name); ok && kind != EndpointNode && kind != EndpointExternal {
 		return Endpoint{Kind: EndpointPod, Name: name, Addr: p.IP}, true
 	}
-	if nd, ok := d.topo.Node(name); ok && kind != EndpointPod {
+	if nd, ok := d.topo.Node(name); ok && kind != EndpointPod && kind != EndpointExternal {
 		return Endpoint{Kind: EndpointNode, Name: name, Addr: nd.IP}, true
 	}
-	what, candidates := "pod or node", d.known()
+	if e, ok := d.topo.External(name); ok && (kind == "" || kind == EndpointExternal) {
+		return Endpoint{Kind: EndpointExternal, Name: name, Addr: e.IP}, true
+	}
+	what, candidates := d.namedWhat(), d.known()
 	switch kind {
+	case EndpointExternal:
+		if len(d.topo.Externals) == 0 {
+			d.Addf(n, path, "no external host %q: the topology has none (its externals list them)", name)
+			return Endpoint{}, false
+		}
+		what, candidates = "external host", nil
+		for _, e := range d.topo.Externals {
+			candidates = append(candidates, e.Name)
+		}
 	case EndpointPod:
 		what, candidates = "pod", nil
 		for _, p := range d.topo.Pods() {
@@ -423,23 +448,34 @@ func (d *decoder) container(n *yaml.Node, path string, in Place) string {
 	if !ok || d.topo == nil {
 		return c
 	}
-	if in.Role != plan.RolePod {
-		d.Addf(n, path, "%s is not a pod: only pods run containers", in.Name)
+	var cs []spec.Container
+	switch in.Role {
+	case plan.RolePod:
+		pod, _ := d.topo.Pod(in.Name)
+		cs = pod.Containers
+	case plan.RoleExternal:
+		e, _ := d.topo.External(in.Name)
+		cs = e.Containers
+	default:
+		d.Addf(n, path, "%s is not a pod: only pods (and external hosts) run containers", in.Name)
 		return ""
 	}
-	pod, _ := d.topo.Pod(in.Name)
+	what := "pod"
+	if in.Role == plan.RoleExternal {
+		what = "external host"
+	}
 	var names []string
-	for _, pc := range pod.Containers {
+	for _, pc := range cs {
 		names = append(names, pc.Name)
 	}
 	if !slices.Contains(names, c) {
 		switch guess := yamldoc.Closest(c, names); {
 		case len(names) == 0:
-			d.Addf(n, path, "pod %q runs no containers", in.Name)
+			d.Addf(n, path, "%s %q runs no containers", what, in.Name)
 		case guess != "":
-			d.Addf(n, path, "pod %q has no container %q (did you mean %q?)", in.Name, c, guess)
+			d.Addf(n, path, "%s %q has no container %q (did you mean %q?)", what, in.Name, c, guess)
 		default:
-			d.Addf(n, path, "pod %q has no container %q (it has %s)", in.Name, c, strings.Join(names, ", "))
+			d.Addf(n, path, "%s %q has no container %q (it has %s)", what, in.Name, c, strings.Join(names, ", "))
 		}
 		return ""
 	}
@@ -1315,20 +1351,29 @@ func (d *decoder) layer(n *yaml.Node, path string) Layer {
 
 func (d *decoder) logs(n *yaml.Node, path string) *Logs {
 	l := &Logs{}
-	var pod, container *yaml.Node
+	var pod, external, container *yaml.Node
 	if !d.Mapping(n, path, yamldoc.Keys{
 		"pod":       func(v *yaml.Node) { pod = v },
+		"external":  func(v *yaml.Node) { external = v },
 		"container": func(v *yaml.Node) { container = v },
 		"contains":  func(v *yaml.Node) { l.Contains = d.strings(v, path+".contains") },
 		"matches":   func(v *yaml.Node) { l.Matches = d.regexp(v, path+".matches") },
 	}) {
 		return l
 	}
-	if pod == nil {
-		d.Missing(n, path, "pod", "a logs check needs pod")
+	// An external host's containers log as a pod's do.
+	key, kind, role := "pod", EndpointPod, plan.RolePod
+	switch {
+	case pod != nil && external != nil:
+		d.Addf(n, path, "a logs check reads one pod or one external host, not both")
+		return l
+	case external != nil:
+		pod, key, kind, role = external, "external", EndpointExternal, plan.RoleExternal
+	case pod == nil:
+		d.Missing(n, path, "pod", "a logs check needs pod (or external)")
 		return l
 	}
-	p, ok := d.named(pod, path+".pod", EndpointPod)
+	p, ok := d.named(pod, path+"."+key, kind)
 	if !ok {
 		return l
 	}
@@ -1336,7 +1381,7 @@ func (d *decoder) logs(n *yaml.Node, path string) *Logs {
 	if container == nil {
 		d.Missing(n, path, "container", "a logs check needs container")
 	} else {
-		l.Container = d.container(container, path+".container", Place{Role: plan.RolePod, Name: p.Name})
+		l.Container = d.container(container, path+".container", Place{Role: role, Name: p.Name})
 	}
 	if len(l.Contains) == 0 && l.Matches == nil {
 		d.Addf(n, path, "a logs check needs contains or matches")
@@ -1349,4 +1394,34 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
+}
+
+// outsidePlace is an external host, or the router when the topology has
+// one, as a place.
+func (d *decoder) outsidePlace(name string) (Place, bool) {
+	if _, ok := d.topo.External(name); ok {
+		return Place{Role: plan.RoleExternal, Name: name}, true
+	}
+	if name == spec.RouterName && d.topo.Router != nil {
+		return Place{Role: plan.RoleRouter, Name: name}, true
+	}
+	return Place{}, false
+}
+
+// outsidePlaces are the names of places that are neither pods, nodes nor
+// external hosts: the underlay, and the router when there is one.
+func (d *decoder) outsidePlaces(underlay string) []string {
+	names := []string{underlay}
+	if d.topo.Router != nil {
+		names = append(names, spec.RouterName)
+	}
+	return names
+}
+
+// namedWhat is what a name may stand for in the topology, for messages.
+func (d *decoder) namedWhat() string {
+	if len(d.topo.Externals) > 0 {
+		return "pod, node or external host"
+	}
+	return "pod or node"
 }

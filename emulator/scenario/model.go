@@ -117,25 +117,27 @@ type Check struct {
 	Logs    *Logs
 }
 
-// Place is where a probe or command runs: a node, a pod or the underlay.
+// Place is where a probe or command runs: a node, a pod, an external host,
+// the router or the underlay.
 type Place struct {
-	Role string // plan.RoleNode, RolePod or RoleUnderlay
-	Name string // the node or pod; "underlay"
+	Role string // plan.RoleNode, RolePod, RoleExternal, RoleRouter or RoleUnderlay
+	Name string // the node, pod or external host; "router", "underlay"
 }
 
-// Endpoint kinds: a pod or node (its address), an address as written, a
-// service (its cluster IP) or a node port (services.go); every kind is
-// resolved to an address when the scenario is read.
+// Endpoint kinds: a pod, node or external host (its address), an address
+// as written, a service (its cluster IP) or a node port (services.go);
+// every kind is resolved to an address when the scenario is read.
 const (
-	EndpointPod     = "pod"
-	EndpointNode    = "node"
-	EndpointAddress = "address"
+	EndpointPod      = "pod"
+	EndpointNode     = "node"
+	EndpointExternal = "external"
+	EndpointAddress  = "address"
 )
 
 // Endpoint is what a probe is aimed at.
 type Endpoint struct {
 	Kind string
-	Name string // the pod or node (of a node port); "" for an address or a service
+	Name string // the pod, node (also of a node port) or external host; "" for an address or a service
 	Addr netip.Addr
 	// Service is the service (namespace/name) of a service or node port
 	// endpoint, and Port the port it implies (the service's port, or the

@@ -21,6 +21,7 @@ type rawTopology struct {
 	deployments []rawDeployment
 	services    []rawService // services.go
 	servicesAt  *yaml.Node
+	externals   rawExternals // externals.go
 	// nodesOK is false when "nodes" was given but is not a list (already
 	// reported), so "a lab needs at least one node" would only repeat it.
 	nodesOK bool
@@ -44,6 +45,7 @@ type rawNetwork struct {
 	hairpinMode  *yaml.Node
 	ipv6LL       *yaml.Node
 	clusterDNS   *yaml.Node // services.go
+	masquerade   *yaml.Node
 	vxlan        rawVXLAN
 	ipip         rawIPIP
 }
@@ -119,7 +121,7 @@ type rawDeployment struct {
 // Keys the format reserves for features that have not landed yet. Using them
 // is an error rather than being silently ignored.
 var (
-	futureTopKeys       = map[string]string{"externals": "external hosts"}
+	futureTopKeys       = map[string]string{}
 	futureContainerKeys = map[string]string{"image": "container images (use builtin:, command: or rootfs:)"}
 )
 
@@ -164,7 +166,8 @@ func (d *decoder) decode(root *yaml.Node) (rawTopology, bool) {
 				t.deployments = append(t.deployments, d.decodeDeployment(item, path))
 			})
 		},
-		"services": func(v *yaml.Node) { d.decodeServices(v, &t) }, // services.go
+		"services":  func(v *yaml.Node) { d.decodeServices(v, &t) }, // services.go
+		"externals": func(v *yaml.Node) { t.externals = d.decodeExternals(v) },
 		"links": func(v *yaml.Node) {
 			d.List(v, "links", func(i int, item *yaml.Node, path string) {
 				l := rawLink{at: item, path: path}
@@ -192,6 +195,7 @@ func (d *decoder) decodeNetwork(n *yaml.Node) rawNetwork {
 		"hairpinMode":      func(v *yaml.Node) { nw.hairpinMode = v },
 		"ipv6LinkLocal":    func(v *yaml.Node) { nw.ipv6LL = v },
 		"clusterDNS":       func(v *yaml.Node) { nw.clusterDNS = v }, // services.go
+		"masquerade":       func(v *yaml.Node) { nw.masquerade = v },
 		"vxlan": func(v *yaml.Node) {
 			nw.vxlan.at = v
 			d.Mapping(v, "network.vxlan", yamldoc.Keys{

@@ -2,34 +2,13 @@ package spec
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/labctl/labctl/internal/golden"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-// golden compares got with the golden file, or rewrites it with -update.
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
-	}
-}
 
 // TestInvalidTopologies loads every testdata/invalid/*.yaml, one mistake (or
 // one family of mistakes) per file, and compares the full report with the
@@ -51,7 +30,7 @@ func TestInvalidTopologies(t *testing.T) {
 				t.Errorf("Load(%s) returned a topology along with its error", file)
 			}
 			checkProblems(t, file, inv.Problems)
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(err.Error()+"\n"))
 		})
 	}
 }
@@ -111,7 +90,7 @@ func TestValidTopologies(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(topo, again) {
 				t.Errorf("loading %s twice gave different models:\n%s\n%s", file, dump(topo), dump(again))
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", dump(topo))
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(dump(topo)))
 		})
 	}
 }
@@ -125,6 +104,9 @@ func dump(t *Topology) string {
 		nw.Underlay, nw.ClusterCIDR, nw.ServiceCIDR, nw.NodeMaskSize, nw.Backend, nw.MTU, t.PodMTU())
 	if nw.CNI != CNIBridge || !nw.HairpinMode || nw.IPv6LinkLocal {
 		fmt.Fprintf(&b, "cni=%s hairpinMode=%v ipv6LinkLocal=%v\n", nw.CNI, nw.HairpinMode, nw.IPv6LinkLocal)
+	}
+	if nw.Masquerade != (nw.CNI == CNIBridge) {
+		fmt.Fprintf(&b, "masquerade=%v\n", nw.Masquerade)
 	}
 	if nw.Backend == BackendVXLAN || len(t.Links) > 0 {
 		fmt.Fprintf(&b, "vxlan mode=%s device=%s vni=%d port=%d flooding=%s group=%v\n",
@@ -164,6 +146,7 @@ func dump(t *Topology) string {
 		}
 	}
 	dumpServices(&b, t)
+	dumpExternals(&b, t)
 	return b.String()
 }
 
@@ -205,5 +188,24 @@ func dumpServices(b *strings.Builder, t *Topology) {
 	}
 	for _, w := range t.Warnings {
 		fmt.Fprintf(b, "warning %s\n", w.Error())
+	}
+}
+
+// dumpExternals renders the router and the external hosts.
+func dumpExternals(b *strings.Builder, t *Topology) {
+	if r := t.Router; r != nil {
+		fmt.Fprintf(b, "router ip=%s\n", r.IP)
+		for _, n := range r.Networks {
+			fmt.Fprintf(b, "  network %s bridge=%s device=%s gateway=%s\n", n.CIDR, n.Bridge, n.Device, n.Gateway)
+		}
+	}
+	for _, e := range t.Externals {
+		fmt.Fprintf(b, "external %s ip=%s network=%s gateway=%v restart=%s\n", e.Name, e.IP, e.Network, e.Gateway, e.RestartPolicy)
+		for _, r := range e.Routes {
+			fmt.Fprintf(b, "  route %s via %s\n", dstWord(r.Dst), r.Via)
+		}
+		for _, c := range e.Containers {
+			fmt.Fprintf(b, "  container %s builtin=%q command=%q ports=%v\n", c.Name, c.Builtin, c.Command, c.Ports)
+		}
 	}
 }

@@ -126,4 +126,57 @@ func checkInvariants(t testing.TB, topo *Topology) {
 			podIPs[p.IP] = true
 		}
 	}
+	checkExternalInvariants(t, topo, names, nodeIPs, underlayVeths)
+}
+
+// checkExternalInvariants asserts what every accepted topology guarantees
+// of its external hosts and router: names unique with the nodes' and pods',
+// veths unique in the underlay namespace, addresses free host addresses of
+// their networks, networks apart from each other and the lab's ranges.
+func checkExternalInvariants(t testing.TB, topo *Topology, names map[string]bool, nodeIPs map[netip.Addr]bool, veths map[string]bool) {
+	t.Helper()
+	nw := topo.Network
+	if r := topo.Router; r != nil {
+		if names[RouterName] || r.IP != UnderlayGateway(nw.Underlay) || nodeIPs[r.IP] {
+			t.Fatalf("router: name taken or address %s not the underlay's free first address", r.IP)
+		}
+		for i, n := range r.Networks {
+			if reserved(n.CIDR) != "" || n.CIDR.Overlaps(nw.Underlay) || n.CIDR.Overlaps(nw.ClusterCIDR) || n.CIDR.Overlaps(nw.ServiceCIDR) || n.Gateway != n.CIDR.Addr().Next() {
+				t.Fatalf("external network %+v overlaps the lab or has a wrong gateway", n)
+			}
+			for _, o := range r.Networks[:i] {
+				if o.CIDR.Overlaps(n.CIDR) || o.Bridge == n.Bridge || o.Device == n.Device {
+					t.Fatalf("external networks %+v and %+v clash", o, n)
+				}
+			}
+		}
+	}
+	ips := map[netip.Addr]bool{}
+	for _, e := range topo.Externals {
+		if checkName(e.Name) != "" || reservedNames[e.Name] || names[e.Name] {
+			t.Fatalf("external name %q is invalid, reserved or repeated", e.Name)
+		}
+		names[e.Name] = true
+		if v := VethName(e.Name); veths[v] {
+			t.Fatalf("external %s: underlay veth %s repeated", e.Name, v)
+		} else {
+			veths[v] = true
+		}
+		onUnderlay := e.Network == nw.Underlay
+		if !onUnderlay && topo.ExternalNetworkOf(e) == nil {
+			t.Fatalf("external %s: network %s is neither the underlay nor the router's", e.Name, e.Network)
+		}
+		if !e.Network.Contains(e.IP) || e.IP == e.Network.Addr() || e.IP == broadcast(e.Network) || ips[e.IP] || (onUnderlay && nodeIPs[e.IP]) || e.IP == e.Gateway {
+			t.Fatalf("external %s: IP %s is not a free host address of %s", e.Name, e.IP, e.Network)
+		}
+		ips[e.IP] = true
+		if (topo.Router != nil) != e.Gateway.IsValid() {
+			t.Fatalf("external %s: gateway %s in a lab with router %v", e.Name, e.Gateway, topo.Router)
+		}
+		for _, r := range e.Routes {
+			if !e.Network.Contains(r.Via) || r.Via == e.IP || (!r.Dst.IsValid() && e.Gateway.IsValid()) {
+				t.Fatalf("external %s: route %+v", e.Name, r)
+			}
+		}
+	}
 }

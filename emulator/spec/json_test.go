@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"github.com/labctl/labctl/internal/golden"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -53,7 +54,7 @@ func TestJSONGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, strings.TrimSuffix(file, ".yaml")+".golden", string(data)+"\n")
+	golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(string(data)+"\n"))
 }
 
 // TestJSONFieldNames: every field of the model has an explicit JSON name,

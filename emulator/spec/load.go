@@ -131,7 +131,7 @@ func (v *validator) name(n *yaml.Node, path, what string) (string, bool) {
 		v.Addf(n, path, "%s name %q is reserved for the lab's underlay namespace", what, s)
 		return "", false
 	}
-	if (what == "lab" || what == "pod") && cgroupFiles[s] {
+	if (what == "lab" || what == "pod" || what == "external") && cgroupFiles[s] {
 		v.Addf(n, path, "%s name %q is taken: %s", what, s, cgroupFileWhy)
 		return "", false
 	}
@@ -214,7 +214,8 @@ type netCheck struct {
 // build validates a decoded topology in passes, each relying on the ones
 // before: the lab name; the network (its ranges, which every address is
 // checked against); the deployments, expanded into pods on their nodes;
-// the nodes and pods, named and addressed (buildNodes); the links between
+// the nodes and pods, named and addressed (buildNodes), then the external
+// hosts and their router (buildExternals); the links between
 // named nodes; the devices each node gets once the backends per pair are
 // known.
 func (v *validator) build(file string, raw rawTopology) *Topology {
@@ -252,7 +253,7 @@ func (v *validator) build(file string, raw rawTopology) *Topology {
 
 	v.templates = v.expandDeployments(t, &raw)
 	v.addClusterDNSPod(t, &raw, ok) // services.go
-	v.buildNodes(t, raw, ok)
+	v.buildNodes(t, raw, ok).buildExternals(raw.externals)
 	v.buildLinks(t, raw)
 	v.checkNodeDevices(t, raw)
 	v.buildServices(t, raw, ok) // services.go
@@ -490,6 +491,7 @@ func (v *validator) buildNetwork(nw *Network, raw rawNetwork) netCheck {
 		nw.Backend = b
 	}
 	v.buildCNI(nw, raw)
+	v.buildMasquerade(nw, raw)
 	v.buildVXLAN(&nw.VXLAN, raw.vxlan, nw.CNI)
 	v.buildIPIP(&nw.IPIP, raw.ipip, nw.CNI)
 

@@ -79,6 +79,11 @@ type Topology struct {
 	// Warnings are what validation found legal but likely not meant, such
 	// as a selector that matches no pod: front ends show them.
 	Warnings []yamldoc.Problem `json:"warnings"`
+	// Externals are machines outside the cluster (externals.go); Router
+	// joins the networks of those not on the underlay to it, nil when
+	// there are none.
+	Externals []External `json:"externals"`
+	Router    *Router    `json:"router"`
 }
 
 // Deployment is a set of identical pods spread over nodes.
@@ -119,6 +124,11 @@ type Network struct {
 	// tenth address of the service CIDR and its CoreDNS pod on the first
 	// node (services.go). On by default in a lab with services.
 	ClusterDNS bool `json:"clusterDNS"`
+	// Masquerade makes every node masquerade its pods' traffic to
+	// destinations outside the cluster CIDR to its own address, as
+	// flannel's ip-masq does (externals.go). Records written before it
+	// existed read false, which is what those labs built.
+	Masquerade bool `json:"masquerade"`
 }
 
 // VXLANMode says how VXLAN carries pod traffic.

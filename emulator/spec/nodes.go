@@ -40,7 +40,9 @@ type nodePasses struct {
 
 type nameClaim struct{ path, kind string }
 
-func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
+// buildNodes returns its passes' claims, which the external hosts share
+// (buildExternals).
+func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) *nodePasses {
 	p := &nodePasses{
 		validator: v, t: t, raw: raw, ok: ok,
 		names:         map[string]nameClaim{},
@@ -65,28 +67,42 @@ func (v *validator) buildNodes(t *Topology, raw rawTopology, ok netCheck) {
 			p.podAddresses(&t.Nodes[i], rn)
 		}
 	}
+	return p
 }
 
 // claimName reports a node or pod name already taken in the lab.
 func (p *nodePasses) claimName(n *yaml.Node, path, name, kind string) {
 	if prev, dup := p.names[name]; dup {
-		p.Addf(n, path, "%s name %q is already used by the %s at %s (node and pod names must be unique in a lab)",
+		p.Addf(n, path, "%s name %q is already used by the %s at %s (node, pod and external host names must be unique in a lab)",
 			kind, name, prev.kind, strings.TrimSuffix(prev.path, ".name"))
 		return
 	}
 	p.names[name] = nameClaim{path, kind}
 }
 
+// underlayName reads the name of an object whose veth is in the underlay
+// namespace (a node, an external host) and claims it lab-wide, and its
+// veth there; "" when it has none or a bad one (reported).
+func (p *nodePasses) underlayName(at, n *yaml.Node, path, kind, where string) string {
+	if n == nil {
+		p.Missing(at, path, "name", "every %s needs a name", kindWords[kind])
+		return ""
+	}
+	name, good := p.name(n, path+".name", kind)
+	if !good {
+		return ""
+	}
+	p.claimName(n, path+".name", name, kind)
+	p.claimVeth(p.underlayVeths, n, path+".name", kind, name, VethName(name), where)
+	return name
+}
+
+var kindWords = map[string]string{"node": "node", "external": "external host"}
+
 // explicitNode is pass 1 for one node: its name, what the file sets
 // explicitly, and its pods' names and containers.
 func (p *nodePasses) explicitNode(n *Node, rn rawNode) {
-	if rn.name == nil {
-		p.Missing(rn.at, rn.path, "name", "every node needs a name")
-	} else if name, good := p.name(rn.name, rn.path+".name", "node"); good {
-		n.Name = name
-		p.claimName(rn.name, rn.path+".name", name, "node")
-		p.claimVeth(p.underlayVeths, rn.name, rn.path+".name", "node", name, VethName(name), "on the underlay bridge")
-	}
+	n.Name = p.underlayName(rn.at, rn.name, rn.path, "node", "on the underlay bridge")
 	p.explicitNodeIP(n, rn)
 	p.explicitSubnet(n, rn)
 	p.podWiring(n, rn)

@@ -81,8 +81,8 @@ func TestShippedTopologies(t *testing.T) {
 			// Neither file sets tunnel options: flannel's and Calico's defaults.
 			tt.want.Network.VXLAN = VXLANOptions{Mode: VXLANRouted, Device: "flannel.1", VNI: 1, Port: 8472, Flooding: FloodMulticast}
 			tt.want.Network.IPIP = IPIPOptions{Device: "tunl0", Datapath: DatapathAuto}
-			// Bridge style with flannel's hairpin mode, no IPv6.
-			tt.want.Network.CNI, tt.want.Network.HairpinMode = CNIBridge, true
+			// Bridge style with flannel's hairpin mode and ip-masq, no IPv6.
+			tt.want.Network.CNI, tt.want.Network.HairpinMode, tt.want.Network.Masquerade = CNIBridge, true, true
 			for i := range tt.want.Nodes {
 				tt.want.Nodes[i].HairpinMode = true
 				for j := range tt.want.Nodes[i].Pods {

@@ -122,10 +122,16 @@ func (v *validator) countNamespaces(raw *rawTopology) (namespaces int, full bool
 		pods += len(rn.pods)
 	}
 	namespaces += pods
+	externals := raw.externals.namespaces() // externals.go: the hosts and their router
+	namespaces += externals
 	full = namespaces > MaxNamespaces
 	if full {
-		v.Addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods); one host holds at most %d (each costs the kernel about 0.4 MB)",
-			namespaces, len(raw.nodes), pods, MaxNamespaces)
+		others := ""
+		if externals > 0 {
+			others = fmt.Sprintf(" and %d for external hosts", externals)
+		}
+		v.Addf(raw.nodesAt, "nodes", "the lab has %d namespaces (the underlay, %d nodes and %d pods%s); one host holds at most %d (each costs the kernel about 0.4 MB)",
+			namespaces, len(raw.nodes), pods, others, MaxNamespaces)
 	}
 	return namespaces, full
 }

@@ -78,6 +78,12 @@ func Analyze(rec *Recording, k Kernel) *Journey {
 			j.Answer.Summary += ", seen by the sender as from " + addrPort(last.Src, last.SrcPort)
 		}
 	}
+	if rep := j.Reply; rep != nil && !rep.Arrived && rep.Stop != nil {
+		// The destination answered, but the answer was lost on its way
+		// back: a reply to an address nothing routes back to, such as a
+		// pod's that was not masqueraded on its way out of the cluster.
+		j.Answer.Summary += fmt.Sprintf(", which never came back: it stopped in %s (%s)", rep.Stop.Place, rep.Stop.Reason)
+	}
 	if j.Answer.RTT > 0 && j.Answer.Kind != AnswerNone && j.Answer.Kind != AnswerNotSent {
 		j.Answer.Summary += " in " + ms(time.Duration(j.Answer.RTT))
 	}

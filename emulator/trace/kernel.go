@@ -127,7 +127,7 @@ func (k *liveKernel) Links(ns string) ([]Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := retry(h.LinkList)
+	list, err := netns.RetryDump(h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %q: list links: %w", ns, err)
 	}
@@ -253,7 +253,7 @@ func (k *liveKernel) Neighbours(ns string) ([]Neighbour, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := retry(func() ([]netlink.Neigh, error) { return h.NeighList(0, unix.AF_INET) })
+	list, err := netns.RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, unix.AF_INET) })
 	if err != nil {
 		return nil, fmt.Errorf("namespace %q: list neighbours: %w", ns, err)
 	}
@@ -299,20 +299,6 @@ func neighState(s int) string {
 		return "noarp"
 	}
 	return "none"
-}
-
-// retry repeats a netlink dump the kernel interrupted because the table
-// changed under it.
-func retry[T any](dump func() ([]T, error)) ([]T, error) {
-	var out []T
-	var err error
-	for range 5 {
-		out, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return out, err
-		}
-	}
-	return out, err
 }
 
 // replay answers from a recording alone.

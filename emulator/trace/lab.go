@@ -18,8 +18,8 @@ import (
 const MaxPlaces = 64
 
 // ForLab prepares a trace in a running lab, from the lab's status (no
-// live inspection needed): from a node or pod, to an address or a node or
-// pod, by name.
+// live inspection needed): from a node, pod, external host or the router,
+// to an address or any of those by name.
 func ForLab(st *lab.Status, from, to string, probe Probe) (Request, error) {
 	req := Request{Lab: st.Name, Probe: probe}
 	if st.Topology == nil {
@@ -45,9 +45,9 @@ func ForLab(st *lab.Status, from, to string, probe Probe) (Request, error) {
 	src, ok := byName[from]
 	if !ok {
 		if from == "underlay" {
-			return req, fmt.Errorf("trace in lab %q: the underlay is a switch and sends nothing: trace from a node or pod", st.Name)
+			return req, fmt.Errorf("trace in lab %q: the underlay is a switch and sends nothing: trace from a node, pod or external host", st.Name)
 		}
-		return req, fmt.Errorf("trace in lab %q: no node or pod %q to send from (it has: %s): %w", st.Name, from, known(), lab.ErrNotFound)
+		return req, fmt.Errorf("trace in lab %q: no node, pod or external host %q to send from (it has: %s): %w", st.Name, from, known(), lab.ErrNotFound)
 	}
 	if !src.Present {
 		return req, fmt.Errorf("trace in lab %q: %s %q is %s (labctl up --repair): %w", st.Name, src.Role, from, src.State, lab.ErrDegraded)
@@ -66,7 +66,7 @@ func ForLab(st *lab.Status, from, to string, probe Probe) (Request, error) {
 	} else {
 		dst, ok := byName[to]
 		if !ok {
-			return req, fmt.Errorf("trace in lab %q: %q is neither an IPv4 address nor a node or pod (it has: %s): %w", st.Name, to, known(), lab.ErrNotFound)
+			return req, fmt.Errorf("trace in lab %q: %q is neither an IPv4 address nor a node, pod or external host (it has: %s): %w", st.Name, to, known(), lab.ErrNotFound)
 		}
 		if req.To, err = netip.ParseAddr(dst.IP); err != nil {
 			return req, fmt.Errorf("trace in lab %q: %s %q has no address", st.Name, dst.Role, to)

@@ -1,7 +1,9 @@
 // Package workload runs the containers of lab pods: processes in their pod's
-// network namespace (so containers of a pod share localhost), with the pod
-// name as hostname, Kubernetes-style restart policies, requests and limits
-// on cgroups, per-container logs, status, and exec into a container. It is
+// namespaces (network, so containers of a pod share localhost; UTS, with the
+// pod name as hostname; IPC; PID, whose PID 1 is the pod's supervisor; a
+// mount namespace with the pod's own /etc/hosts and /etc/resolv.conf),
+// Kubernetes-style restart policies, requests and limits on cgroups,
+// per-container logs, status, and exec into a container. It is
 // the pods-and-supervisors room; the pieces it is built from have rooms of
 // their own:
 //
@@ -16,8 +18,9 @@
 //	shim, err := workload.StartPod(ctx, workload.PodSpec{...}, workload.Options{})
 //	err = workload.StopPod(shim, grace)            // or StopPods(shims, grace)
 //	st, err := workload.ReadStatus(stateDir)       // phase, containers (Summary()), restarts, exit codes, cgroup driver
-//	err = workload.Exec(workload.ExecOptions{...}) // replaces the process; returns only on error
-//	cmd, err := workload.ExecCommand(exe, opts)    // the same as a child process
+//	cmd, err := workload.Command(workload.ExecOptions{...}) // set streams, then cmd.Start/Run (exec.go)
+//	err = workload.StartIn(cmd, workload.Join{...})         // start any exec.Cmd in a process's namespaces
+//	cmd, err := workload.ExecCommand(exe, opts)             // the same through a child labctl
 //	err = workload.ReadLogs(ctx, w, stateDir, workload.LogOptions{...}) // kubectl logs: -f, --previous, --tail, --timestamps
 //	err = workload.SweepLab(lab, "")               // last resort when the lab's Shims are lost
 //
@@ -35,33 +38,37 @@
 // with the records' Shims before deleting namespaces (a supervisor whose
 // namespace disappears stops by itself within a second, but down should not
 // rely on it), and SweepLab(lab) when the record is lost. `status` reads
-// ReadStatus per pod. `exec POD -c C -- CMD` calls Exec (default container:
-// DefaultContainer), `logs POD -c C [-f]` calls ReadLogs.
+// ReadStatus per pod. `exec POD -c C -- CMD` runs Command (default
+// container: DefaultContainer; ExecOptions.Sandbox for the pod itself) as
+// its child, `logs POD -c C [-f]` calls ReadLogs.
 //
 // # Processes
 //
 // Each pod has one supervisor process, "labctl-shim <lab>/<pod>": the pause
 // container and containerd-shim in one. StartPod starts it with
 // helper.Start: detached (own session, so it survives the `labctl up` that
-// started it) in the pod's network namespace and a new UTS namespace. It
+// started it) in the pod's network namespace and new UTS, IPC, PID and
+// mount namespaces (the pod sandbox: sandbox.go), as PID 1 of the pod. It
 // starts every container as "labctl-init", which joins the container's
 // cgroups, enters the root filesystem if there is one, and executes the
 // command or runs the builtin in place. Containers die with their
-// supervisor (PR_SET_PDEATHSIG), the supervisor adopts their orphans
-// (PR_SET_CHILD_SUBREAPER), and everything of a pod lives in its cgroups,
-// which StopPod empties with SIGKILL as a last step, so no process outlives
-// its lab. PIDs are always recorded with their start time and signalled
-// through pidfds (emulator/process), so a reused PID is never hit.
+// supervisor (PR_SET_PDEATHSIG, and the kernel ends a PID namespace with
+// its PID 1), the supervisor adopts their orphans, and everything of a pod
+// lives in its cgroups, which StopPod empties with SIGKILL as a last step,
+// so no process outlives its lab. PIDs are recorded as the host sees them,
+// always with their start time, and signalled through pidfds
+// (emulator/process), so a reused PID is never hit.
 //
 // # Files
 //
 // StateDir (one per pod) holds _pod.json (the spec), _status.json (written
-// by the supervisor, replaced atomically), <container>.log (stdout and
+// by the supervisor, replaced atomically), etc-hosts and resolv.conf (the
+// pod's /etc/hosts and /etc/resolv.conf), <container>.log (stdout and
 // stderr of every run, as the container wrote them, read by the supervisor
 // through a pipe; where each run begins and ends is in the status),
 // <container>.times (when each line began: logwrite.go), _shim.log, and bin/ (applet links curl and ping
-// to the labctl binary, first in the PATH of builtin containers, last in
-// others'; Options.AppletDir can share one directory between pods).
+// to the labctl binary, last in the PATH of containers without a root filesystem, so the host's tools
+// win where installed; Options.AppletDir can share one directory between pods).
 // StartPod, the supervisor, StopPod, ReadStatus, Exec and Logs reach these
 // files only through emulator/statedir: the directory (and every one above
 // it) must be root's and not writable by others, a relative path is made
@@ -83,5 +90,6 @@
 // values written, per pod and per container.
 //
 // Requires Linux 5.3 (pidfd_open); exec into containers uses setns on a
-// pidfd from 5.8 and /proc/PID/ns before.
+// pidfd from 5.8 and /proc/PID/ns before; root filesystems get the pod's
+// files through openat2 (5.6).
 package workload

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,11 @@ type initConfig struct {
 	Cgroups        []string // to join; empty when it was born in them
 	Port           int
 	PodIP          string
+	// EtcFiles are the pod's files mounted in its namespace (/etc/hosts,
+	// /etc/resolv.conf), and PodShm says /dev/shm is the pod's: a root
+	// filesystem gets them too.
+	EtcFiles []string `json:",omitempty"`
+	PodShm   bool     `json:",omitempty"`
 }
 
 func runInit(_ context.Context, cfg initConfig) int {
@@ -43,7 +49,7 @@ func runInit(_ context.Context, cfg initConfig) int {
 		return initFailed(err)
 	}
 	if cfg.RootFS != "" {
-		if err := enterRootFS(cfg.RootFS); err != nil {
+		if err := enterRootFS(cfg.RootFS, cfg.EtcFiles, cfg.PodShm); err != nil {
 			return initFailed(fmt.Errorf("root filesystem %s: %w", cfg.RootFS, err))
 		}
 	}
@@ -163,9 +169,11 @@ func executable(p string) error {
 
 // enterRootFS makes root the root of this process's mount namespace (a new
 // one: the supervisor forked us with CLONE_NEWNS) with fresh /proc, /dev and
-// /sys, the way runc prepares a container's root. Every mount made here is
-// private to the namespace, so nothing propagates back to the host.
-func enterRootFS(root string) error {
+// /sys, the way runc prepares a container's root, and the pod's files
+// (etc: /etc/hosts, /etc/resolv.conf) and /dev/shm (shm) bind-mounted into
+// it, as the kubelet asks the runtime to. Every mount made here is private
+// to the namespace, so nothing propagates back to the host.
+func enterRootFS(root string, etc []string, shm bool) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
@@ -192,6 +200,16 @@ func enterRootFS(root string) error {
 	}
 	if err := populateDev(filepath.Join(root, "dev")); err != nil {
 		return err
+	}
+	if shm {
+		if err := unix.Mount("/dev/shm", filepath.Join(root, "dev", "shm"), "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the pod's /dev/shm: %w", err)
+		}
+	}
+	for _, target := range etc {
+		if err := bindIntoRoot(root, target); err != nil {
+			return err
+		}
 	}
 	if err := os.Chdir(root); err != nil {
 		return err
@@ -229,6 +247,55 @@ func populateDev(dev string) error {
 		if err := os.Mkdir(filepath.Join(dev, d), 0o755); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// bindIntoRoot bind-mounts target (a file of the pod's mount namespace,
+// such as /etc/hosts) onto the same path inside root. The path inside root
+// is resolved as the container will see it (RESOLVE_IN_ROOT: a link in the
+// root filesystem never leads out of it); a missing file is created empty
+// to mount on, as container runtimes create their mount points, and so is
+// a missing /etc.
+func bindIntoRoot(root, target string) error {
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	rel := strings.TrimPrefix(target, "/")
+	how := func(flags uint64) *unix.OpenHow {
+		h := &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+		if flags&unix.O_CREAT != 0 {
+			h.Mode = 0o644 // openat2 refuses a mode without O_CREAT
+		}
+		return h
+	}
+	fd, err := unix.Openat2(rootfd, rel, how(unix.O_PATH))
+	if errors.Is(err, unix.ENOSYS) {
+		// Before Linux 5.6 a path cannot be kept inside the root while it
+		// is resolved: the container keeps its own file.
+		fmt.Fprintf(os.Stderr, "labctl: this kernel has no openat2: the container keeps its own %s\n", target)
+		return nil
+	}
+	if errors.Is(err, unix.ENOENT) {
+		if dir := filepath.Dir(rel); dir != "." {
+			if err := unix.Mkdirat(rootfd, dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("create %s in the root filesystem: %w", "/"+dir, err)
+			}
+		}
+		var w int
+		if w, err = unix.Openat2(rootfd, rel, how(unix.O_WRONLY|unix.O_CREAT)); err == nil {
+			unix.Close(w)
+			fd, err = unix.Openat2(rootfd, rel, how(unix.O_PATH))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s in the root filesystem: %w", target, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Mount(target, "/proc/self/fd/"+strconv.Itoa(fd), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the pod's %s: %w", target, err)
 	}
 	return nil
 }

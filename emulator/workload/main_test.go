@@ -138,6 +138,27 @@ func testRole(role string) int {
 			select {}
 		}
 		return 0
+	case "readfile":
+		b, err := os.ReadFile(os.Getenv("WLTEST_FILE"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		os.Stdout.Write(b)
+		return 0
+	case "writefile":
+		if err := os.WriteFile(os.Getenv("WLTEST_FILE"), []byte(os.Getenv("WLTEST_DATA")), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	case "nsreport":
+		b, _ := json.Marshal(readNSReport())
+		fmt.Println(string(b))
+		if os.Getenv("WLTEST_SLEEP") != "" {
+			select {}
+		}
+		return 0
 	case "stubborn":
 		// Ignores SIGTERM, and leaves behind a grandchild that escaped its
 		// process group, as a daemon does.
@@ -169,15 +190,6 @@ func testRole(role string) int {
 		b, _ := json.Marshal(shim)
 		fmt.Println(string(b))
 		return 0
-	case "exec":
-		var opts ExecOptions
-		if err := json.Unmarshal([]byte(os.Getenv("WLTEST_EXEC")), &opts); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 98
-		}
-		err := Exec(opts)
-		fmt.Fprintln(os.Stderr, "exec failed:", err)
-		return 99
 	}
 	fmt.Fprintf(os.Stderr, "unknown WLTEST_ROLE %q\n", role)
 	return 2
@@ -246,9 +258,18 @@ func testBinary() string {
 // that nothing is left) when the test ends.
 func startPod(t testing.TB, n *testNet, i int, pod string, ctrs ...Container) (Shim, PodSpec) {
 	t.Helper()
+	return startPodWith(t, n, i, pod, nil, ctrs...)
+}
+
+// startPodWith is startPod with a change to the spec.
+func startPodWith(t testing.TB, n *testNet, i int, pod string, change func(*PodSpec), ctrs ...Container) (Shim, PodSpec) {
+	t.Helper()
 	spec := PodSpec{
 		Lab: n.lab, Pod: pod, Namespace: n.path(i), PodIP: n.ips[i],
 		StateDir: filepath.Join(t.TempDir(), pod), Containers: ctrs,
+	}
+	if change != nil {
+		change(&spec)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -330,22 +351,23 @@ func container(st PodStatus, name string) ContainerStatus {
 	return ContainerStatus{}
 }
 
-// execIn runs Exec in a child process, since Exec replaces its caller.
+// execIn runs a command in a pod as `labctl exec` does, and returns its
+// output and exit code; a command that could not start exits 99 with the
+// reason on stderr.
 func execIn(t testing.TB, opts ExecOptions) (stdout, stderr string, code int) {
 	t.Helper()
-	b, _ := json.Marshal(opts)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testBinary())
-	cmd.Env = append(os.Environ(), "WLTEST_ROLE=exec", "WLTEST_EXEC="+string(b))
 	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code = cmd.ProcessState.ExitCode()
-	if err != nil && code < 0 {
-		t.Fatalf("exec %v: %v", opts.Argv, err)
+	cmd, err := Command(opts)
+	if err == nil {
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err = cmd.Start(); err == nil {
+			timer := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
+			defer timer.Stop()
+			_ = cmd.Wait()
+			return out.String(), errb.String(), ExitCode(cmd.ProcessState)
+		}
 	}
-	return out.String(), errb.String(), code
+	return out.String(), err.Error(), 99
 }
 
 // testCmd is a container command running the test binary in a role.
@@ -369,4 +391,40 @@ func readLog(t testing.TB, stateDir, container string) string {
 
 func hasLine(text, line string) bool {
 	return slices.Contains(strings.Split(text, "\n"), line)
+}
+
+// nsReport is what a process sees of its pod: its namespaces and PID 1's,
+// the processes its /proc lists, and the pod's files.
+type nsReport struct {
+	PID      int               `json:"pid"`
+	Hostname string            `json:"hostname"`
+	Self     map[string]string `json:"self"` // namespace kind -> "net:[4026...]"
+	Init     map[string]string `json:"init"` // the same of /proc/1
+	// Procs maps each PID /proc lists to its command line.
+	Procs      map[int]string `json:"procs"`
+	Hosts      string         `json:"hosts"`
+	ResolvConf string         `json:"resolvConf"`
+}
+
+var nsKinds = []string{"net", "uts", "ipc", "pid", "mnt"}
+
+func readNSReport() nsReport {
+	r := nsReport{PID: os.Getpid(), Self: map[string]string{}, Init: map[string]string{}, Procs: map[int]string{}}
+	r.Hostname, _ = os.Hostname()
+	for _, k := range nsKinds {
+		r.Self[k], _ = os.Readlink("/proc/self/ns/" + k)
+		r.Init[k], _ = os.Readlink("/proc/1/ns/" + k)
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			r.Procs[pid] = strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	b, _ := os.ReadFile("/etc/hosts")
+	r.Hosts = string(b)
+	b, _ = os.ReadFile("/etc/resolv.conf")
+	r.ResolvConf = string(b)
+	return r
 }

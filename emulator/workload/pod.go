@@ -73,8 +73,9 @@ type Options struct {
 // by init never see it.
 const goRuntimeEnv = "GOMAXPROCS=1"
 
-// StartPod starts a pod's supervisor in the pod's network namespace and a
-// UTS namespace of its own (hostname = spec.Hostname), and returns once
+// StartPod starts a pod's supervisor in the pod's network namespace and
+// UTS, IPC, PID and mount namespaces of its own (the pod sandbox:
+// sandbox.go; hostname = spec.Hostname), and returns once
 // every container has started: commands have been executed, builtin servers
 // listen. The supervisor is detached (own session) and outlives the caller;
 // keep the returned Shim to stop it. On error nothing of the pod is left
@@ -178,7 +179,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		Args:       []string{"labctl-shim", spec.Lab + "/" + spec.Pod},
 		Env:        []string{"PATH=" + defaultPath, goRuntimeEnv},
 		Namespace:  spec.Namespace,
-		Cloneflags: unix.CLONE_NEWUTS,
+		Cloneflags: sandboxCloneflags,
 		// Forked from a thread that joined the supervisor's cgroups and
 		// is then thrown away (the supervisor uses no Pdeathsig).
 		Cgroups:      shimHome,

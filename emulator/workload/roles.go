@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/helper"
 )
@@ -27,18 +30,36 @@ func init() {
 	helper.Register(roleExec, runExec)
 }
 
-// ExecCommand returns a command that runs opts in a container without
-// replacing the calling process: a child labctl (exe) that joins the
-// container and becomes the command (see Exec), so its stdin, stdout,
-// stderr and exit code are the command's. Exit codes of its own: 127 when
-// the command is not found, 126 when it cannot be run, 1 when the
-// container is not running.
+// ExecCommand returns a command that runs opts in a container as a child
+// labctl (exe), for callers that want an ordinary exec.Cmd: the child
+// joins the container (see Command), runs the command as its own child
+// and exits with its code, passing its stdin, stdout and stderr on. Exit
+// codes of its own: 127 when the command is not found, 126 when it cannot
+// be run, 1 when the container is not running.
 func ExecCommand(exe string, opts ExecOptions) (*exec.Cmd, error) {
 	return helper.Command(exe, roleExec, opts, "labctl-exec")
 }
 
 func runExec(_ context.Context, opts ExecOptions) int {
-	err := Exec(opts) // returns only on failure
+	cmd, err := Command(opts)
+	if err == nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// The command has the terminal's signals itself (it is in this
+		// process's group); the others are passed on.
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGHUP)
+		if err = cmd.Start(); err == nil {
+			go func() {
+				for sig := range sigs {
+					if sig == unix.SIGTERM || sig == unix.SIGHUP {
+						_ = cmd.Process.Signal(sig)
+					}
+				}
+			}()
+			_ = cmd.Wait()
+			return ExitCode(cmd.ProcessState)
+		}
+	}
 	fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
 	switch {
 	case errors.Is(err, ErrCommandNotFound):

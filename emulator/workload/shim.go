@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,10 +23,16 @@ import (
 )
 
 // The supervisor ("shim") is one process per pod, the equivalent of the pause
-// container plus containerd-shim: it holds the pod's network and UTS
-// namespaces, starts the containers, restarts them by policy, keeps
-// status.json current and stops everything on SIGTERM, or when the pod's
-// network namespace is gone (helper's namespace watch).
+// container plus containerd-shim: it holds the pod's namespaces (network,
+// UTS, IPC, PID as its PID 1, mount: sandbox.go), starts the containers,
+// restarts them by policy, keeps status.json current and stops everything
+// on SIGTERM, or when the pod's network namespace is gone (helper's
+// namespace watch). As PID 1 of the pod it takes every process of the pod
+// with it when it ends, whatever ends it.
+//
+// Inside the pod, /proc is the pod's: PIDs the supervisor forks, waits
+// for and signals are the pod's. The status records host PIDs (hostPID),
+// since everything that reads it works from the host.
 //
 // All its state belongs to one goroutine, locked to its thread: containers
 // are forked from that thread because PR_SET_PDEATHSIG fires when the
@@ -52,6 +59,7 @@ type shim struct {
 	shimCgroup bool
 	// spawner forks containers into their cgroups (cgroup v1).
 	spawner *cgroups.Spawner
+	sandbox sandbox
 }
 
 type ctr struct {
@@ -114,9 +122,16 @@ func runShim(ctx context.Context, stateDir string) int {
 		events:   make(chan event, 64),
 		pending:  true,
 	}
-	s.self = Shim{Lab: cfg.Spec.Lab, Pod: cfg.Spec.Pod, PID: os.Getpid(), StateDir: stateDir,
-		Cgroups: cfg.Cgroup.PodDirs(cfg.Spec.Lab, cfg.Spec.Pod)}
-	if self, err := process.Of(os.Getpid()); err == nil {
+	s.self = Shim{Lab: cfg.Spec.Lab, Pod: cfg.Spec.Pod, StateDir: stateDir,
+		Cgroups: cfg.Cgroup.PodDirs(cfg.Spec.Lab, cfg.Spec.Pod), PID: os.Getpid()}
+	// Until setup mounts the pod's /proc, /proc is the host's: it tells
+	// the PID the host knows the supervisor by (inside the pod it is 1).
+	if link, err := os.Readlink("/proc/self"); err == nil {
+		if pid, err := strconv.Atoi(link); err == nil {
+			s.self.PID = pid
+		}
+	}
+	if self, err := process.Of(s.self.PID); err == nil {
 		s.self.StartTime = self.StartTime
 	}
 	return s.run(ctx)
@@ -189,12 +204,20 @@ func (s *shim) run(ctx context.Context) int {
 	return 0
 }
 
-// setup sets the hostname, creates the cgroups and moves the supervisor
-// into its own.
+// setup sets the hostname, prepares the pod's mount namespace, creates the
+// cgroups and moves the supervisor into its own.
 func (s *shim) setup() error {
 	spec := &s.cfg.Spec
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 		return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+	}
+	sb, err := setupSandbox(s.dir, spec)
+	if err != nil {
+		return err
+	}
+	s.sandbox = sb
+	for _, n := range sb.notes {
+		s.logf("%s", n)
 	}
 	// Orphans of a container (a daemon that double-forked) are reparented
 	// to the supervisor, not to init: they stay part of the pod.
@@ -290,6 +313,8 @@ func (s *shim) fork(c *ctr) error {
 		RootFS:     spec.RootFS,
 		Port:       spec.port(),
 		PodIP:      s.cfg.Spec.PodIP,
+		EtcFiles:   s.sandbox.etc,
+		PodShm:     s.sandbox.shm,
 	}
 	born := s.spawner != nil
 	if !born {
@@ -356,9 +381,15 @@ func (s *shim) fork(c *ctr) error {
 	}
 	c.pid, c.running = pid, true
 	s.byPID[pid] = c
-	c.status.PID = pid
-	if id, err := process.Of(pid); err == nil {
-		c.status.PIDStartTime = id.StartTime
+	// The PID cannot be reused before the loop reaps it: it is the
+	// host's PID of this very process.
+	if hp, err := hostPID(s.sandbox.hostProc, pid); err == nil {
+		c.status.PID = hp
+		if id, err := process.Of(pid); err == nil {
+			c.status.PIDStartTime = id.StartTime
+		}
+	} else {
+		s.logf("container %q: %v", spec.Name, err)
 	}
 	c.status.StartedAt = time.Now()
 	c.status.State, c.status.Reason, c.status.Message = StateWaiting, ReasonCreating, ""

@@ -36,6 +36,17 @@ type PodSpec struct {
 	Namespace string // path of the pod's network namespace, e.g. /run/netns/two-node-pod1a
 	Hostname  string // the pod's hostname; default: Pod
 	PodIP     string // the pod's IP: POD_IP in every container and the web server's answer
+	// ClusterDNS is the address of the cluster's DNS service (kube-dns,
+	// the tenth address of the service CIDR): the pod's /etc/resolv.conf
+	// is the kubelet's for dnsPolicy ClusterFirst, naming it. Empty: the
+	// pod sees the host's resolv.conf, as a kubelet without a cluster DNS
+	// gives pods the node's.
+	ClusterDNS string
+	// External says this is an external host (a machine outside the
+	// cluster that runs containers), not a pod: it gets the sandbox's
+	// namespaces but none of the kubelet's files; its /etc/hosts and
+	// /etc/resolv.conf are the host's.
+	External bool
 	// StateDir holds this pod's files: _pod.json (this spec), _status.json,
 	// <container>.log, _shim.log and, unless Options.AppletDir says
 	// otherwise, bin/ (applet links). One per pod; created if missing.
@@ -146,6 +157,11 @@ func (p *PodSpec) check() error {
 			errs = append(errs, fmt.Errorf("pod IP %q is not an IP address", p.PodIP))
 		}
 	}
+	if p.ClusterDNS != "" {
+		if _, err := netip.ParseAddr(p.ClusterDNS); err != nil {
+			errs = append(errs, fmt.Errorf("cluster DNS %q is not an IP address", p.ClusterDNS))
+		}
+	}
 	if err := p.RestartPolicy.check(); err != nil {
 		errs = append(errs, err)
 	}
@@ -253,8 +269,9 @@ func (c *Container) port() int {
 }
 
 // defaultPath is the PATH of a container that sets none, as in container
-// images; the applet directory goes first for builtins (their purpose is
-// `labctl exec ... -- curl`) and last elsewhere, so host tools win.
+// images. Without a root filesystem the applet directory follows it, in
+// builtins too: the host's curl and ping win where installed (they are the
+// real ones a student expects), labctl's serve where not.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // environ builds a container's environment: defaults first, then the
@@ -262,11 +279,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 func (p *PodSpec) environ(c *Container, appletDir string) []string {
 	path := defaultPath
 	if appletDir != "" && c.RootFS == "" {
-		if c.Builtin != "" {
-			path = appletDir + ":" + path
-		} else {
-			path = path + ":" + appletDir
-		}
+		path += ":" + appletDir
 	}
 	vars := []EnvVar{
 		{"PATH", path},

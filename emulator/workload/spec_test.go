@@ -61,7 +61,7 @@ func TestEnviron(t *testing.T) {
 		}
 	}
 	web := Container{Name: "w", Builtin: builtin.Client}
-	if got := p.environ(&web, "/state/bin")[0]; got != "PATH=/state/bin:"+defaultPath {
-		t.Errorf("builtin PATH = %s, want the applets first", got)
+	if got := p.environ(&web, "/state/bin")[0]; got != "PATH="+defaultPath+":/state/bin" {
+		t.Errorf("builtin PATH = %s, want the host's tools first, then the applets", got)
 	}
 }

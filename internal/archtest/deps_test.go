@@ -25,6 +25,9 @@ var rules = []struct {
 	{"emulator/report", []string{"emulator/spec", "emulator/plan", "emulator/kernel", "emulator/netns", "emulator/lab", "emulator/probe", "emulator/capture", "emulator/workload", "emulator/scenario", "emulator/grade"}},
 	{"emulator/scenario", []string{"emulator/kernel", "emulator/lab", "emulator/probe", "emulator/capture", "emulator/workload", "emulator/grade", "emulator/report"}},
 	{"emulator/grade", []string{"cmd/labctl", "cmd/labbench", "tui"}},
+	// The TUI is a front end beside the CLI: it reads labs through lab,
+	// capture, trace and grade, never through the CLI's package.
+	{"tui", []string{"cmd/labctl", "cmd/labbench"}},
 }
 
 func TestDependencies(t *testing.T) {

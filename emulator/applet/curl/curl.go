@@ -1,434 +1,378 @@
 package curl
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"os"
-	"sort"
-	"strconv"
+	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// curl's exit codes.
+// The curl the applet answers as: Debian 12's, whose output it follows.
 const (
-	curlOK              = 0
-	curlUnsupported     = 1
-	curlUsage           = 2
-	curlBadURL          = 3
-	curlResolve         = 6
-	curlConnect         = 7
-	curlHTTPError       = 22
-	curlWriteError      = 23
-	curlReadError       = 26
-	curlTimeout         = 28
-	curlTooManyRedirect = 47
-	curlEmptyReply      = 52
-	curlRecvError       = 56
+	curlVersion = "7.88.1"
+	userAgent   = "curl/" + curlVersion
 )
 
-type curlOpts struct {
-	silent, showError, verbose, include, head, fail, location, insecure bool
-	output, method, data, writeOut, userAgent                           string
-	headers                                                             []string
-	maxTime, connectTimeout                                             time.Duration
-	urls                                                                []string
-}
-
-const curlUsageText = `Usage: curl [options...] <url>...
-labctl's curl applet. Options:
- -d, --data <data>           send data (POST unless -X says otherwise); @file reads a file
- -f, --fail                  exit 22 on HTTP errors, printing no body
- -H, --header <header>       add a request header
- -i, --include               print the response headers too
- -I, --head                  send HEAD and print the headers
- -k, --insecure              do not verify TLS certificates
- -L, --location              follow redirects
- -m, --max-time <seconds>    give up after this long
-     --connect-timeout <s>   give up connecting after this long
- -o, --output <file>         write the body to a file
- -s, --silent                no error messages
- -S, --show-error            error messages even with -s
- -v, --verbose               show the request and response headers on stderr
- -w, --write-out <format>    print %{http_code}, %{remote_ip}, %{time_total}... after the body
- -X, --request <method>      use this method
- -A, --user-agent <name>     send this User-Agent
-`
-
-func parseCurlArgs(args []string) (*curlOpts, error) {
-	o := &curlOpts{userAgent: "curl/labctl"}
-	takesValue := map[string]*string{
-		"-o": &o.output, "--output": &o.output, "-X": &o.method, "--request": &o.method,
-		"-d": &o.data, "--data": &o.data, "--data-raw": &o.data, "--data-binary": &o.data,
-		"-w": &o.writeOut, "--write-out": &o.writeOut, "-A": &o.userAgent, "--user-agent": &o.userAgent,
-	}
-	flags := map[string]*bool{
-		"-s": &o.silent, "--silent": &o.silent, "-S": &o.showError, "--show-error": &o.showError,
-		"-v": &o.verbose, "--verbose": &o.verbose, "-i": &o.include, "--include": &o.include,
-		"-I": &o.head, "--head": &o.head, "-f": &o.fail, "--fail": &o.fail,
-		"-L": &o.location, "--location": &o.location, "-k": &o.insecure, "--insecure": &o.insecure,
-	}
-	ignored := map[string]bool{"-4": true, "--ipv4": true, "-#": true, "--progress-bar": true, "--no-progress-meter": true}
-	value := func(i *int, name, attached string) (string, error) {
-		if attached != "" {
-			return attached, nil
-		}
-		if *i+1 >= len(args) {
-			return "", fmt.Errorf("option %s: requires parameter", name)
-		}
-		*i++
-		return args[*i], nil
-	}
-	seconds := func(name, v string) (time.Duration, error) {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 {
-			return 0, fmt.Errorf("option %s: expected a proper numerical parameter", name)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-h" || a == "--help":
-			return nil, errHelp
-		case a == "-V" || a == "--version":
-			return nil, errVersion
-		case strings.HasPrefix(a, "--"):
-			name, attached, _ := strings.Cut(a, "=")
-			switch {
-			case flags[name] != nil:
-				*flags[name] = true
-			case takesValue[name] != nil:
-				v, err := value(&i, name, attached)
-				if err != nil {
-					return nil, err
-				}
-				*takesValue[name] = v
-			case name == "--header":
-				v, err := value(&i, name, attached)
-				if err != nil {
-					return nil, err
-				}
-				o.headers = append(o.headers, v)
-			case name == "--max-time" || name == "--connect-timeout":
-				v, err := value(&i, name, attached)
-				if err != nil {
-					return nil, err
-				}
-				d, err := seconds(name, v)
-				if err != nil {
-					return nil, err
-				}
-				if name == "--max-time" {
-					o.maxTime = d
-				} else {
-					o.connectTimeout = d
-				}
-			case ignored[name]:
-			default:
-				return nil, fmt.Errorf("option %s: is unknown", name)
-			}
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			// Short options combine: -sS, -sv, -o file or -ofile.
-		chars:
-			for j := 1; j < len(a); j++ {
-				name := "-" + string(a[j])
-				rest := a[j+1:]
-				switch {
-				case flags[name] != nil:
-					*flags[name] = true
-				case ignored[name]:
-				case takesValue[name] != nil || name == "-H" || name == "-m":
-					v, err := value(&i, name, rest)
-					if err != nil {
-						return nil, err
-					}
-					switch name {
-					case "-H":
-						o.headers = append(o.headers, v)
-					case "-m":
-						if o.maxTime, err = seconds(name, v); err != nil {
-							return nil, err
-						}
-					default:
-						*takesValue[name] = v
-					}
-					break chars // the rest of the word was the value
-				case name == "-h":
-					return nil, errHelp
-				default:
-					return nil, fmt.Errorf("option %s: is unknown", name)
-				}
-			}
-		default:
-			o.urls = append(o.urls, a)
-		}
-	}
-	if len(o.urls) == 0 {
-		return nil, errors.New("no URL specified")
-	}
-	return o, nil
-}
-
-var (
-	errHelp    = errors.New("help")
-	errVersion = errors.New("version")
+// curl's exit codes (CURLcode) that the applet returns.
+const (
+	curlOK                 = 0
+	curlUnsupportedProto   = 1
+	curlFailedInit         = 2
+	curlURLMalformat       = 3
+	curlCouldntResolveProx = 5
+	curlCouldntResolveHost = 6
+	curlCouldntConnect     = 7
+	curlWeirdServerReply   = 8
+	curlPartialFile        = 18
+	curlHTTPReturnedError  = 22
+	curlWriteError         = 23
+	curlReadError          = 26
+	curlOperationTimedout  = 28
+	curlTooManyRedirects   = 47
+	curlGotNothing         = 52
+	curlSendError          = 55
+	curlRecvError          = 56
 )
 
-// curlError is a failure with curl's exit code.
+// curlError is a failed transfer: curl prints "curl: (code) msg".
 type curlError struct {
 	code int
 	msg  string
+	// errno is the system error behind a failed connect, for
+	// --retry-connrefused (CURLINFO_OS_ERRNO).
+	errno unix.Errno
 }
 
 func (e *curlError) Error() string { return fmt.Sprintf("(%d) %s", e.code, e.msg) }
 
+func failf(code int, format string, a ...any) *curlError {
+	return &curlError{code: code, msg: fmt.Sprintf(format, a...)}
+}
+
 // Main runs curl with args (without the program name) and returns its exit
-// code.
+// code: the last transfer's, as curl does.
 func Main(args []string) int {
-	o, err := parseCurlArgs(args)
-	switch {
-	case errors.Is(err, errHelp):
-		fmt.Print(curlUsageText)
-		return curlOK
-	case errors.Is(err, errVersion):
-		fmt.Println("curl (labctl applet): HTTP GET, HEAD, POST and friends; no DNS inside labs")
-		return curlOK
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "curl: %v\ncurl: try 'curl --help' for more information\n", err)
-		return curlUsage
+	// Like curl: a reader that went away is a write error (23), not a
+	// death by SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
+	if len(args) == 0 {
+		hint(os.Stderr)
+		return curlFailedInit
 	}
-	out := io.Writer(os.Stdout)
-	if o.output != "" && o.output != "-" {
-		f, err := os.Create(o.output)
+	cfg, err := parseArgs(args)
+	if err == nil {
+		err = cfg.settle()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "curl: (%d) Failed to open the file %s: %v\n", curlWriteError, o.output, err)
-			return curlWriteError
+			return curlFailedInit // settle's warning said why
 		}
-		defer f.Close()
-		out = f
 	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "curl: %v\n", err)
+		hint(os.Stderr)
+		return curlFailedInit
+	}
+	switch {
+	case cfg.help:
+		fmt.Print(usageText)
+		return curlOK
+	case cfg.version:
+		fmt.Print(versionText)
+		return curlOK
+	case len(cfg.urls) == 0:
+		fmt.Fprintln(os.Stderr, "curl: no URL specified!")
+		hint(os.Stderr)
+		return curlFailedInit
+	}
+	t := newTool(cfg)
+	defer t.closeAll()
 	code := curlOK
-	for _, u := range o.urls {
-		if err := curlOne(o, u, out); err != nil {
-			var ce *curlError
-			if !errors.As(err, &ce) {
-				ce = &curlError{curlRecvError, err.Error()}
-			}
-			if !o.silent || o.showError {
-				fmt.Fprintf(os.Stderr, "curl: %v\n", ce)
-			}
-			code = ce.code
-		}
+	for i, u := range cfg.urls {
+		code = t.run(i, u)
 	}
 	return code
 }
 
-func curlOne(o *curlOpts, raw string, out io.Writer) error {
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
+func hint(w io.Writer) {
+	fmt.Fprintln(w, "curl: try 'curl --help' or 'curl --manual' for more information")
+}
+
+// warnf is curl's warnf: "Warning: " before every line of the message,
+// wrapped at 79 columns, unless -s.
+func warnf(c *config, format string, a ...any) { voutf(os.Stderr, c, "Warning: ", format, a...) }
+
+// notef is curl's notef: the same with "Note: ", and only with -v.
+func notef(c *config, format string, a ...any) {
+	if c.verbose {
+		voutf(os.Stderr, c, "Note: ", format, a...)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return &curlError{curlBadURL, "URL rejected: Malformed input to a URL function"}
+}
+
+func voutf(w io.Writer, c *config, prefix, format string, a ...any) {
+	if c.silent {
+		return
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return &curlError{curlUnsupported, fmt.Sprintf("Protocol %q not supported", u.Scheme)}
-	}
-	method := "GET"
-	var body io.Reader
-	if o.data != "" {
-		method = "POST"
-		data := o.data
-		if strings.HasPrefix(data, "@") {
-			b, err := os.ReadFile(data[1:])
-			if err != nil {
-				return &curlError{curlReadError, fmt.Sprintf("Failed to open %s", data[1:])}
-			}
-			data = string(b)
+	width := 79 - len(prefix)
+	msg := fmt.Sprintf(format, a...)
+	var b strings.Builder
+	for len(msg) > 0 {
+		b.WriteString(prefix)
+		if len(msg) <= width {
+			b.WriteString(msg)
+			break
 		}
-		body = strings.NewReader(data)
-	}
-	if o.head {
-		method = "HEAD"
-	}
-	if o.method != "" {
-		method = o.method
-	}
-	ctx := context.Background()
-	if o.maxTime > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.maxTime)
-		defer cancel()
-	}
-	start := time.Now()
-	var remote string
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		ConnectStart: func(_, addr string) {
-			if o.verbose {
-				fmt.Fprintf(os.Stderr, "*   Trying %s...\n", addr)
-			}
-		},
-		GotConn: func(info httptrace.GotConnInfo) {
-			remote = info.Conn.RemoteAddr().String()
-			if o.verbose {
-				host, port, _ := net.SplitHostPort(remote)
-				fmt.Fprintf(os.Stderr, "* Connected to %s (%s) port %s\n", u.Hostname(), host, port)
-			}
-		},
-	})
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return &curlError{curlBadURL, err.Error()}
-	}
-	req.Header.Set("User-Agent", o.userAgent)
-	req.Header.Set("Accept", "*/*")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	for _, h := range o.headers {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok {
-			continue
+		cut := width - 1
+		for cut > 0 && msg[cut] != ' ' && msg[cut] != '\t' {
+			cut--
 		}
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
-	connectTimeout := o.connectTimeout
-	if connectTimeout == 0 {
-		connectTimeout = 300 * time.Second // curl's default
-	}
-	client := &http.Client{
-		Transport: &http.Transport{
-			Proxy:             nil, // a lab namespace reaches no proxy
-			DialContext:       (&net.Dialer{Timeout: connectTimeout}).DialContext,
-			DisableKeepAlives: true,
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: o.insecure},
-		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if !o.location {
-				return http.ErrUseLastResponse
-			}
-			if len(via) >= 50 {
-				return &curlError{curlTooManyRedirect, "Maximum (50) redirects followed"}
-			}
-			return nil
-		},
-	}
-	if o.verbose {
-		fmt.Fprintf(os.Stderr, "> %s %s HTTP/1.1\n> Host: %s\n", method, req.URL.RequestURI(), u.Host)
-		printHeaders(os.Stderr, "> ", req.Header)
-		fmt.Fprintln(os.Stderr, ">")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return curlErr(err, u, time.Since(start))
-	}
-	defer resp.Body.Close()
-	if o.verbose {
-		fmt.Fprintf(os.Stderr, "< %s %s\n", resp.Proto, resp.Status)
-		printHeaders(os.Stderr, "< ", resp.Header)
-		fmt.Fprintln(os.Stderr, "<")
-	}
-	if o.fail && resp.StatusCode >= 400 {
-		return &curlError{curlHTTPError, fmt.Sprintf("The requested URL returned error: %d", resp.StatusCode)}
-	}
-	if o.include || o.head {
-		fmt.Fprintf(out, "%s %s\r\n", resp.Proto, resp.Status)
-		printHeaders(out, "", resp.Header)
-		fmt.Fprint(out, "\r\n")
-	}
-	n, err := io.Copy(out, resp.Body)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &curlError{curlTimeout, fmt.Sprintf("Operation timed out after %d milliseconds", time.Since(start).Milliseconds())}
+		if cut == 0 {
+			cut = width - 1
 		}
-		return &curlError{curlRecvError, "Failure when receiving data from the peer"}
+		b.WriteString(msg[:cut+1])
+		b.WriteString("\n")
+		msg = msg[cut+1:]
 	}
-	if o.writeOut != "" {
-		// Like curl: the body may go to -o, the write-out always to stdout.
-		fmt.Fprint(os.Stdout, writeOut(o.writeOut, resp, remote, n, time.Since(start)))
+	_, _ = io.WriteString(w, b.String())
+}
+
+// tool is one run of the applet: what lives across its transfers (the
+// connection kept alive, connection numbers, the trace's line state).
+type tool struct {
+	cfg    *config
+	stderr *lockedWriter
+	trace  tracer
+	idle   *conn // a connection left intact, for the next request to reuse
+	nextID int
+	tty    bool // stdout is a terminal
+}
+
+func newTool(cfg *config) *tool {
+	t := &tool{cfg: cfg, stderr: &lockedWriter{w: os.Stderr}}
+	t.trace.w, t.trace.on = t.stderr, cfg.verbose
+	_, err := unix.IoctlGetTermios(int(os.Stdout.Fd()), unix.TCGETS)
+	t.tty = err == nil
+	return t
+}
+
+func (t *tool) closeAll() {
+	if t.idle != nil {
+		t.idle.nc.Close()
+		t.idle = nil
 	}
+}
+
+// run makes the transfer of the i-th URL, with its retries, and returns
+// its result as curl's post_per_transfer does.
+func (t *tool) run(i int, raw string) int {
+	cfg := t.cfg
+	retriesLeft := cfg.retry
+	sleep := time.Second
+	if cfg.retryDelay > 0 {
+		sleep = cfg.retryDelay
+	}
+	retryStart := time.Now()
+	var out *output
+	for {
+		out = t.openOutput(i, out)
+		x := newTransfer(t, i, raw, out)
+		err := x.perform()
+		var ce *curlError
+		if err != nil && !errors.As(err, &ce) {
+			ce = &curlError{code: curlRecvError, msg: err.Error()}
+		}
+		result := 0
+		if ce != nil {
+			result = ce.code
+			x.errmsg = ce.msg
+		}
+		if result != 0 && (!cfg.silent || cfg.showError) {
+			fmt.Fprintf(t.stderr, "curl: (%d) %s\n", result, ce.msg)
+		} else if result == 0 && cfg.failWithBody && x.code >= 400 {
+			if !cfg.silent || cfg.showError {
+				fmt.Fprintf(t.stderr, "curl: (%d) The requested URL returned error: %d\n", curlHTTPReturnedError, x.code)
+			}
+			result = curlHTTPReturnedError
+		}
+		if result == 0 && !out.opened && out.name != "" {
+			// A successful transfer without data still makes its file.
+			if err := out.open(); err != nil {
+				result = curlWriteError
+			}
+		}
+		if retriesLeft > 0 && (cfg.retryMaxTime == 0 || time.Since(retryStart) < cfg.retryMaxTime) {
+			if why := retryReason(cfg, x, result, ce); why != "" {
+				warnf(cfg, "Problem %s. Will retry in %d seconds. %d retries left.\n", why, int64(sleep/time.Second), retriesLeft)
+				retriesLeft--
+				wait := sleep
+				if cfg.retryDelay == 0 {
+					sleep = min(sleep*2, 10*time.Minute)
+				}
+				if out.written > 0 && out.file != nil {
+					if !cfg.silent {
+						fmt.Fprintf(t.stderr, "Throwing away %d bytes\n", out.written)
+					}
+					if err := out.rewind(); err != nil {
+						if !cfg.silent || cfg.showError {
+							fmt.Fprintf(t.stderr, "curl: (%d) Failed to truncate file\n", curlWriteError)
+						}
+						out.close()
+						return curlWriteError
+					}
+				}
+				time.Sleep(wait)
+				continue
+			}
+		}
+		if cfg.writeOut != "" {
+			x.writeOut(cfg.writeOut, result)
+		}
+		out.close()
+		return result
+	}
+}
+
+// retryReason is why --retry tries again, as curl's post_per_transfer
+// words it, or "" for no retry.
+func retryReason(cfg *config, x *transfer, result int, ce *curlError) string {
+	switch {
+	case result == curlOperationTimedout || result == curlCouldntResolveHost || result == curlCouldntResolveProx:
+		return ": timeout"
+	case cfg.retryConnRefused && result == curlCouldntConnect:
+		if ce != nil && ce.errno == unix.ECONNREFUSED {
+			return ": connection refused"
+		}
+	case result == 0 || ((cfg.fail || cfg.failWithBody) && result == curlHTTPReturnedError):
+		switch x.code {
+		case 408, 429, 500, 502, 503, 504:
+			return ": HTTP error"
+		}
+	}
+	if result != 0 && cfg.retryAllErrors {
+		return "(retrying all errors)"
+	}
+	return ""
+}
+
+// lockedWriter serialises stderr between the transfer and the progress
+// meter's clock.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// output is where a transfer's body goes: stdout, or a file (-o) created
+// at the first byte, as curl does.
+type output struct {
+	name    string // "" for stdout
+	file    *os.File
+	opened  bool
+	written int64
+	err     error
+}
+
+func (t *tool) openOutput(i int, prev *output) *output {
+	if prev != nil {
+		return prev // a retry writes where the first attempt did
+	}
+	o := &output{}
+	if i < len(t.cfg.outputs) && t.cfg.outputs[i] != "-" {
+		o.name = t.cfg.outputs[i]
+	}
+	return o
+}
+
+func (o *output) open() error {
+	if o.opened || o.name == "" {
+		o.opened = true
+		return nil
+	}
+	f, err := os.Create(o.name)
+	if err != nil {
+		o.err = err
+		return err
+	}
+	o.file, o.opened = f, true
 	return nil
 }
 
-func printHeaders(w io.Writer, prefix string, h http.Header) {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
+func (o *output) Write(p []byte) (int, error) {
+	if err := o.open(); err != nil {
+		return 0, err
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range h[k] {
-			fmt.Fprintf(w, "%s%s: %s\r\n", prefix, k, v)
-		}
+	var n int
+	var err error
+	if o.file != nil {
+		n, err = o.file.Write(p)
+	} else {
+		n, err = os.Stdout.Write(p)
+	}
+	o.written += int64(n)
+	return n, err
+}
+
+func (o *output) rewind() error {
+	if err := o.file.Truncate(0); err != nil {
+		return err
+	}
+	_, err := o.file.Seek(0, io.SeekStart)
+	o.written = 0
+	return err
+}
+
+func (o *output) close() {
+	if o.file != nil {
+		o.file.Close()
+		o.file = nil
 	}
 }
 
-// curlErr maps a failed request to curl's exit code and message.
-func curlErr(err error, u *url.URL, took time.Duration) error {
-	var ce *curlError
-	if errors.As(err, &ce) {
-		return ce
-	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	switch {
-	case errors.As(err, &dnsErr):
-		return &curlError{curlResolve, "Could not resolve host: " + host}
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return &curlError{curlTimeout, fmt.Sprintf("Connection timed out after %d milliseconds", took.Milliseconds())}
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return &curlError{curlConnect, fmt.Sprintf("Failed to connect to %s port %s after %d ms: %s", host, port, took.Milliseconds(), connectReason(err))}
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return &curlError{curlEmptyReply, "Empty reply from server"}
-	case errors.Is(err, syscall.ECONNRESET):
-		return &curlError{curlRecvError, "Recv failure: Connection reset by peer"}
-	}
-	return &curlError{curlRecvError, err.Error()}
-}
+const usageText = `Usage: curl [options...] <url>
+ labctl's curl applet: curl 7.88.1's HTTP/1.1 client as a student meets it.
+ -d, --data <data>          HTTP POST data (@file, @- for stdin); also
+     --data-raw, --data-binary, --data-ascii, --data-urlencode
+ -D, --dump-header <file>   Write the received headers to <file> (- for stdout)
+ -f, --fail                 Fail fast with no output on HTTP errors
+     --fail-with-body       Fail on HTTP errors but save the body
+ -G, --get                  Put the post data in the URL and use GET
+ -H, --header <header>      Pass custom header(s) to server ("X:" removes X)
+ -i, --include              Include protocol response headers in the output
+ -I, --head                 Show document info only
+ -k, --insecure             Accepted; the applet speaks no TLS
+ -L, --location             Follow redirects (--max-redirs <num>)
+ -m, --max-time <seconds>   Maximum time allowed for transfer
+     --connect-timeout <s>  Maximum time allowed for connection
+     --noproxy <list>       List of hosts which do not use proxy
+ -x, --proxy <url>          Use this HTTP proxy (also http_proxy, all_proxy)
+     --resolve <host:port:addr>  Resolve the host+port to this address
+     --retry <num>          Retry request if transient problems occur
+     --retry-delay <s>, --retry-max-time <s>, --retry-connrefused,
+     --retry-all-errors
+ -o, --output <file>        Write to file instead of stdout
+ -s, --silent               Silent mode
+ -S, --show-error           Show error even when -s is used
+ -u, --user <user:password> Server user and password (Basic)
+ -A, --user-agent <name>    Send User-Agent <name> to server
+ -e, --referer <URL>        Referrer URL
+ -v, --verbose              Make the operation more talkative
+ -w, --write-out <format>   Use output FORMAT after completion
+ -X, --request <method>     Specify request method to use
+ -0, --http1.0              Use HTTP 1.0
+ -h, --help                 This help
+ -V, --version              Show version number and quit
+`
 
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
-
-func connectReason(err error) string {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "Couldn't connect to server"
-	case errors.Is(err, syscall.ENETUNREACH):
-		return "Network is unreachable"
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "No route to host"
-	}
-	return "Couldn't connect to server"
-}
-
-// writeOut expands the -w variables labs use.
-func writeOut(format string, resp *http.Response, remote string, size int64, took time.Duration) string {
-	ip, port, _ := net.SplitHostPort(remote)
-	r := strings.NewReplacer(
-		"%{http_code}", fmt.Sprintf("%03d", resp.StatusCode),
-		"%{response_code}", fmt.Sprintf("%03d", resp.StatusCode),
-		"%{remote_ip}", ip,
-		"%{remote_port}", port,
-		"%{size_download}", strconv.FormatInt(size, 10),
-		"%{time_total}", fmt.Sprintf("%.6f", took.Seconds()),
-		"%{url_effective}", resp.Request.URL.String(),
-		"%{content_type}", resp.Header.Get("Content-Type"),
-		`\n`, "\n", `\t`, "\t", `\r`, "\r",
-	)
-	return r.Replace(format)
-}
+const versionText = "curl " + curlVersion + " (labctl applet: curl's HTTP/1.1 client, without TLS)\n" +
+	"Protocols: http\n" +
+	"Features: IPv6 Largefile\n"
