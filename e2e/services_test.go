@@ -16,11 +16,9 @@ import (
 	"time"
 
 	"github.com/labctl/labctl/emulator/lab"
-	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/plan"
 	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
-	"github.com/labctl/labctl/internal/nstest"
 )
 
 // The article's service lab, extended with a pod on node-1 (D) and the
@@ -84,14 +82,18 @@ services:
     clusterIP: 10.96.0.7
     selector: {app: nothing}
     ports: [{port: 80}]
+externals:
+  - name: vm1                  # the tutorial's VM1: another network, behind the router
+    network: 10.130.0.0/24
+    ip: 10.130.0.10
 `
 
 // Addresses of the lab.
 var (
 	svcNodeIPs = map[string]netip.Addr{"node-0": addr("192.168.64.4"), "node-1": addr("192.168.64.5"), "node-2": addr("192.168.64.6")}
 	svcPodIPs  = map[string]netip.Addr{"A0": addr("10.200.0.2"), "A1": addr("10.200.0.3"), "B": addr("10.200.1.2"), "D": addr("10.200.1.3"), "C": addr("10.200.2.2")}
-	gatewayA0  = addr("10.200.0.1") // node-0's bridge: where a masqueraded hairpin comes from
-	clientIP   = addr("192.168.64.100")
+	gatewayA0  = addr("10.200.0.1")  // node-0's bridge: where a masqueraded hairpin comes from
+	clientIP   = addr("10.130.0.10") // vm1, the external host
 )
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -391,17 +393,14 @@ func TestServices(t *testing.T) {
 	})
 }
 
-// checkNodePorts reaches the NodePorts from a machine on the underlay that
-// is not a node (a namespace of the test's, with an address on the
-// underlay and no route to any pod subnet), as the tutorial's VM1 does.
+// checkNodePorts reaches the NodePorts from vm1, an external host on a
+// network of its own behind the lab's router (no route to any pod subnet),
+// as the tutorial's VM1 reaches node01:30001.
 func checkNodePorts(t *testing.T, l *svcLab) {
-	client := nstest.AddNamespace(t, nstest.Unique(nstest.Prefix("e2esvc"))+"-vm1")
-	underlay := plan.UnderlayNamespace(l.name)
-	nstest.IP(t, "-n", underlay, "link", "add", "to-vm1", "type", "veth", "peer", "name", "eth0", "netns", client)
-	nstest.IP(t, "-n", underlay, "link", "set", "to-vm1", "master", plan.UnderlayBridge, "up")
-	nstest.IP(t, "-n", client, "addr", "add", clientIP.String()+"/24", "dev", "eth0")
-	nstest.IP(t, "-n", client, "link", "set", "eth0", "up")
-	vm1 := netns.Path(client)
+	vm1 := l.ns("vm1")
+	if _, err := ask(vm1, "tcp", svcPodIPs["A0"].String()+":8080", 500*time.Millisecond); err == nil {
+		t.Fatal("vm1 reached A0's pod address directly; an external host must reach pods only through a node port")
+	}
 
 	// Cluster policy: either endpoint, the client's address masqueraded to
 	// one of node-0's.
