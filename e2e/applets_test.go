@@ -3,11 +3,16 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/labctl/labctl/internal/nstest"
 )
 
 // splitRun runs a command with env added to this process's environment
@@ -128,4 +133,99 @@ func TestPingAndCurlInLabs(t *testing.T) {
 			t.Errorf("ping -V with the host's ping: exit %d: %s", code, out)
 		}
 	})
+}
+
+// In a container with a root filesystem that has neither ping nor curl,
+// through the real binary: labctl's applets serve, from /dev/.labctl at
+// the end of the container's PATH, as its command and through exec; they
+// resolve names with the pod's /etc/hosts; and the root filesystem on
+// disk is unchanged once the lab is down.
+func TestAppletsInRootFSContainer(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	bin := buildLabctl(t)
+	state := t.TempDir()
+	name := uniqueName("tar")
+	// An image with nothing to run but its mount points and the files the
+	// kubelet's are mounted on: the web server is labctl's builtin.
+	root := t.TempDir()
+	for _, d := range []string{"proc", "dev", "sys", "etc"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"etc/hosts", "etc/resolv.conf"} {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := nstest.Tree(t, root)
+	path := writeTopology(t, fmt.Sprintf(`name: %s
+network: {underlay: 10.30.45.0/24, clusterCIDR: 192.168.0.0/16}
+nodes:
+  - name: n1
+    podCIDR: 192.168.1.0/24
+    pods:
+      - name: img
+        ip: 192.168.1.10
+        containers:
+          - {name: web, builtin: web-server, rootfs: %[2]s}
+          - {name: probe, command: [ping, -c, "1", -W, "5", 192.168.2.20], rootfs: %[2]s, restartPolicy: Never}
+  - name: n2
+    podCIDR: 192.168.2.0/24
+    pods:
+      - name: peer
+        ip: 192.168.2.20
+        containers:
+          - {name: web, builtin: web-server}
+`, name, root))
+	t.Cleanup(func() {
+		run(t, bin, "--state-dir", state, "down", name)
+		assertNoNamespaces(t, name)
+	})
+	if out, code := run(t, bin, "--state-dir", state, "up", path); code != 0 {
+		t.Fatalf("up: exit %d: %s", code, out)
+	}
+	labctl := func(args ...string) (string, string, int) {
+		t.Helper()
+		return splitRun(t, nil, bin, append([]string{"--state-dir", state}, args...)...)
+	}
+	inImage := func(args ...string) []string { return append([]string{"exec", "img", "-c", "web", "--"}, args...) }
+	for _, tc := range []struct {
+		name  string
+		argv  []string
+		wants []string
+	}{
+		// Two routers on the way: TTL 62.
+		{"ping across nodes", inImage("ping", "-c1", "-W", "5", "192.168.2.20"), []string{"ttl=62", "1 packets transmitted, 1 received, 0% packet loss"}},
+		{"ping is labctl's", inImage("ping", "-V"), []string{"labctl applet"}},
+		{"curl across nodes", inImage("curl", "-s", "http://192.168.2.20/from-img"), []string{"HTTP Server IP address: 192.168.2.20\nRequest path: /from-img"}},
+		// "img" is only in the pod's /etc/hosts, mounted into the root.
+		{"curl by the pod's name", inImage("curl", "-s", "http://img/self"), []string{"HTTP Server IP address: 192.168.1.10\nRequest path: /self"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := labctl(tc.argv...)
+			for _, want := range tc.wants {
+				if code != 0 || !strings.Contains(out, want) {
+					t.Errorf("%q: exit %d, want 0 and %q:\n%s%s", tc.argv, code, want, out, errOut)
+				}
+			}
+		})
+	}
+	// The probe container's command, found by its init inside the root.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, errOut, _ := labctl("logs", "img", "-c", "probe")
+		if strings.Contains(out, "1 packets transmitted, 1 received, 0% packet loss") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the probe container's ping did not answer:\n%s%s", out, errOut)
+		}
+	}
+	if out, code := run(t, bin, "--state-dir", state, "down", name); code != 0 {
+		t.Fatalf("down: exit %d: %s", code, out)
+	}
+	if after := nstest.Tree(t, root); after != before {
+		t.Errorf("the root filesystem changed on disk:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
 }

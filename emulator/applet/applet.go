@@ -9,15 +9,25 @@
 //   - in a container without a root filesystem: its PATH lists the host's
 //     directories first and the pod's applet links last, so again the
 //     host's tool if installed, else the applet;
-//   - in a container with a root filesystem: the image's own tools.
+//   - in a container with a root filesystem: the image's own tools first;
+//     where the image has none, the labctl binary bind-mounted read-only
+//     into the container (emulator/workload puts it at /dev/.labctl, last
+//     on the container's PATH). Only a statically linked labctl runs in
+//     any image (StaticallyLinked); a dynamically linked one serves no
+//     applets there.
 //
 // Each applet is a package of its own (curl, ping) with a Main; this
 // package registers them. A new applet is one more line in init and Names.
 package applet
 
 import (
+	"debug/elf"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"slices"
+	"strings"
 
 	"github.com/labctl/labctl/emulator/applet/curl"
 	"github.com/labctl/labctl/emulator/applet/ping"
@@ -46,4 +56,33 @@ func Program(name string, executable func() (string, error)) (string, error) {
 		return "", err
 	}
 	return exe, nil
+}
+
+// StaticallyLinked returns nil when the binary at exe runs in any root
+// filesystem: it names no ELF interpreter (the dynamic loader), as a Go
+// binary built with CGO_ENABLED=0 does (static PIE included). Otherwise
+// the error says what it would need from the host: a dynamically linked
+// labctl cannot run in an image without the host's C library at the same
+// paths.
+func StaticallyLinked(exe string) error {
+	r, err := os.Open(exe)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return fmt.Errorf("%s is not an ELF executable: %w", exe, err)
+	}
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		interp, err := io.ReadAll(io.LimitReader(p.Open(), 4096))
+		if err != nil {
+			return fmt.Errorf("read %s: ELF interpreter: %w", exe, err)
+		}
+		return fmt.Errorf("%s is dynamically linked: it needs the host's loader %s and shared libraries (CGO_ENABLED=0 builds a static one)", exe, strings.TrimRight(string(interp), "\x00"))
+	}
+	return nil
 }

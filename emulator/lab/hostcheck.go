@@ -73,7 +73,26 @@ func HostFeatures() Features {
 }
 
 // host reads the kernel's files under root ("/" but in tests).
-type host struct{ root string }
+type host struct {
+	root string
+	// labctlStatic says why the labctl binary cannot run inside a root
+	// filesystem (nil: it can); nil asks applet.StaticallyLinked of
+	// this program, which `up` runs containers from.
+	labctlStatic func() error
+}
+
+// appletsInRoots returns nil when labctl's applets serve in containers
+// with a root filesystem, or why not.
+func (h host) appletsInRoots() error {
+	if h.labctlStatic != nil {
+		return h.labctlStatic()
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return applet.StaticallyLinked(exe)
+}
 
 func (h host) path(p string) string { return filepath.Join(h.root, p) }
 
@@ -210,7 +229,7 @@ func (h host) checkContainers(t *spec.Topology, add func(string, string, ...any)
 			}
 		}
 		if c.Builtin == "" && len(c.Command) > 0 {
-			if msg := findProgram(c, root); msg != "" {
+			if msg := h.findProgram(c, root); msg != "" {
 				add(path+".command", "%s", msg)
 			}
 		}
@@ -230,14 +249,12 @@ func (h host) checkContainers(t *spec.Topology, add func(string, string, ...any)
 	}
 }
 
-// defaultPath is the PATH a container without its own gets, as the
-// workload package sets it.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 // findProgram explains why a container's program cannot be found, or
 // returns "": a path must be an executable file, a name must be on the
-// container's PATH or be one of labctl's applets.
-func findProgram(c spec.Container, root string) string {
+// container's PATH (as workload sets it) or be one of labctl's applets
+// where that PATH reaches them. In a root filesystem the applets serve
+// only from a statically linked labctl (see workload.RootFSAppletDir).
+func (h host) findProgram(c spec.Container, root string) string {
 	prog := c.Command[0]
 	if strings.Contains(prog, "/") {
 		if !executable(filepath.Join(root, prog)) {
@@ -245,21 +262,24 @@ func findProgram(c spec.Container, root string) string {
 		}
 		return ""
 	}
-	if slices.Contains(applet.Names(), prog) {
-		return ""
-	}
-	path := defaultPath
-	for _, e := range c.Env {
-		if e.Name == "PATH" {
-			path = e.Value
-		}
-	}
+	wc := toWorkload(c)
+	path, applets := wc.SearchPath()
 	for _, dir := range filepath.SplitList(path) {
 		if dir != "" && executable(filepath.Join(root, dir, prog)) {
 			return ""
 		}
 	}
-	return fmt.Sprintf("program %q is not on the container's PATH (%s)%s", prog, path, inRoot(c.RootFS))
+	msg := fmt.Sprintf("program %q is not on the container's PATH (%s)%s", prog, path, inRoot(c.RootFS))
+	if !applets || !slices.Contains(applet.Names(), prog) {
+		return msg
+	}
+	if c.RootFS == "" {
+		return ""
+	}
+	if err := h.appletsInRoots(); err != nil {
+		return fmt.Sprintf("%s, and labctl's own %s cannot serve in a root filesystem: %v", msg, prog, err)
+	}
+	return ""
 }
 
 func executable(p string) bool {

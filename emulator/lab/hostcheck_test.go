@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,8 @@ func fakeHost(t *testing.T, files map[string]string) host {
 			t.Fatal(err)
 		}
 	}
-	return host{root: root}
+	// A statically linked labctl, as `make build` makes it.
+	return host{root: root, labctlStatic: func() error { return nil }}
 }
 
 // roomy is a host with plenty of everything and no tunnel modules.
@@ -146,6 +148,57 @@ func TestHostCheck(t *testing.T) {
 				if !strings.Contains(errs[i].Error(), want) {
 					t.Errorf("error %d = %q\nwant it to contain %q", i, errs[i], want)
 				}
+			}
+		})
+	}
+}
+
+// ping and curl are labctl's applets where the container's PATH reaches
+// them and its image (or the host) has none; in a root filesystem only
+// from a statically linked labctl.
+func TestHostCheckApplets(t *testing.T) {
+	rootfs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "ping"), []byte("#!"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dynamic := func() error { return errors.New("/usr/local/bin/labctl is dynamically linked") }
+	container := func(c string) *spec.Topology {
+		return parse(t, "name: lab\nnodes:\n  - name: n1\n    pods:\n      - name: p1\n        containers:\n          - "+c+"\n")
+	}
+	const notOnPath = `nodes[0].pods[0].containers[0].command: program "curl" is not on the container's PATH`
+	tests := []struct {
+		name   string
+		static func() error
+		c      string
+		want   string // "" for no error
+	}{
+		{"the applet on the host", dynamic, "{name: c, command: [curl, 10.0.0.1]}", ""},
+		{"the applet in a root filesystem", nil, "{name: c, command: [curl, 10.0.0.1], rootfs: " + rootfs + "}", ""},
+		{"no applet in a root filesystem from a dynamic labctl", dynamic, "{name: c, command: [curl, 10.0.0.1], rootfs: " + rootfs + "}",
+			notOnPath + " (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin) in " + rootfs +
+				", and labctl's own curl cannot serve in a root filesystem: /usr/local/bin/labctl is dynamically linked"},
+		{"the image's own ping needs no applet", dynamic, "{name: c, command: [ping, 10.0.0.1], rootfs: " + rootfs + "}", ""},
+		{"a PATH that leaves the applets out", nil, "{name: c, command: [curl], env: [{name: PATH, value: /bin}], rootfs: " + rootfs + "}",
+			notOnPath + " (/bin) in " + rootfs},
+		{"a PATH that extends the default keeps them", nil, "{name: c, command: [curl], env: [{name: PATH, value: '/opt:$(PATH)'}], rootfs: " + rootfs + "}", ""},
+		{"a PATH that extends the default finds the image's programs", dynamic, "{name: c, command: [ping], env: [{name: PATH, value: '/opt:$(PATH)'}], rootfs: " + rootfs + "}", ""},
+		{"the applets' directory named in a root filesystem", nil, "{name: c, command: [curl], env: [{name: PATH, value: '/bin:/dev/.labctl'}], rootfs: " + rootfs + "}", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fakeHost(t, roomy())
+			if tt.static != nil {
+				h.labctlStatic = tt.static
+			}
+			errs := h.check(container(tt.c))
+			switch {
+			case tt.want == "" && len(errs) > 0:
+				t.Errorf("got %q, want no error", errs)
+			case tt.want != "" && (len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.want)):
+				t.Errorf("got %q, want one error with %q", errs, tt.want)
 			}
 		})
 	}

@@ -68,7 +68,8 @@
 // through a pipe; where each run begins and ends is in the status),
 // <container>.times (when each line began: logwrite.go), _shim.log, and bin/ (applet links curl and ping
 // to the labctl binary, last in the PATH of containers without a root filesystem, so the host's tools
-// win where installed; Options.AppletDir can share one directory between pods).
+// win where installed; Options.AppletDir can share one directory between pods; containers with a root
+// filesystem get theirs at RootFSAppletDir instead, mounted by their init: init.go).
 // StartPod, the supervisor, StopPod, ReadStatus, Exec and Logs reach these
 // files only through emulator/statedir: the directory (and every one above
 // it) must be root's and not writable by others, a relative path is made

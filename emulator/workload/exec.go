@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/applet"
 	"github.com/labctl/labctl/emulator/cgroups"
 	"github.com/labctl/labctl/emulator/netns"
 	"github.com/labctl/labctl/emulator/process"
@@ -57,6 +58,9 @@ type ExecOptions struct {
 type Cmd struct {
 	*exec.Cmd
 	join Join
+	// notFound is added to ErrCommandNotFound's message: why labctl's
+	// applet of that name is not there either.
+	notFound string
 }
 
 // Join says where StartIn starts a command.
@@ -161,9 +165,13 @@ func Command(opts ExecOptions) (*Cmd, error) {
 	if wd == "" {
 		wd = "/"
 	}
-	env := mergeEnv(pc.Spec.environ(c, pc.AppletDir), opts.Env)
+	env := mergeEnv(pc.Spec.environ(c, pc.appletsFor(c)), opts.Env)
 	cmd := &exec.Cmd{Args: argv, Dir: wd, Env: env}
-	return &Cmd{Cmd: cmd, join: Join{
+	var notFound string
+	if c.RootFS != "" && pc.NoRootFSApplets != "" && slices.Contains(applet.Names(), argv[0]) {
+		notFound = "labctl's own " + argv[0] + " cannot serve in a root filesystem: " + pc.NoRootFSApplets
+	}
+	return &Cmd{Cmd: cmd, notFound: notFound, join: Join{
 		Process:    process.ID{PID: cs.PID, StartTime: cs.PIDStartTime},
 		Namespaces: podNamespaces,
 		Cgroups:    cs.Cgroups,
@@ -179,7 +187,13 @@ const podNamespaces = unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC 
 // Start starts the command in the pod (see the top of this file). A
 // program that is not found is ErrCommandNotFound, a container or pod that
 // stopped meanwhile ErrNotRunning.
-func (c *Cmd) Start() error { return StartIn(c.Cmd, c.join) }
+func (c *Cmd) Start() error {
+	err := StartIn(c.Cmd, c.join)
+	if c.notFound != "" && errors.Is(err, ErrCommandNotFound) {
+		err = fmt.Errorf("%w; %s", err, c.notFound)
+	}
+	return err
+}
 
 // Run starts the command and waits for it.
 func (c *Cmd) Run() error {

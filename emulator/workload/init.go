@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/labctl/labctl/emulator/applet"
 	"github.com/labctl/labctl/emulator/builtin"
 	"github.com/labctl/labctl/emulator/cgroups"
 	"github.com/labctl/labctl/emulator/helper"
@@ -42,6 +43,9 @@ type initConfig struct {
 	// filesystem gets them too.
 	EtcFiles []string `json:",omitempty"`
 	PodShm   bool     `json:",omitempty"`
+	// AppletBinary is the labctl binary (statically linked) that a root
+	// filesystem gets at RootFSAppletDir with its applets; "" for none.
+	AppletBinary string `json:",omitempty"`
 }
 
 func runInit(_ context.Context, cfg initConfig) int {
@@ -49,7 +53,7 @@ func runInit(_ context.Context, cfg initConfig) int {
 		return initFailed(err)
 	}
 	if cfg.RootFS != "" {
-		if err := enterRootFS(cfg.RootFS, cfg.EtcFiles, cfg.PodShm); err != nil {
+		if err := enterRootFS(cfg.RootFS, cfg.EtcFiles, cfg.PodShm, cfg.AppletBinary); err != nil {
 			return initFailed(fmt.Errorf("root filesystem %s: %w", cfg.RootFS, err))
 		}
 	}
@@ -171,9 +175,11 @@ func executable(p string) error {
 // one: the supervisor forked us with CLONE_NEWNS) with fresh /proc, /dev and
 // /sys, the way runc prepares a container's root, and the pod's files
 // (etc: /etc/hosts, /etc/resolv.conf) and /dev/shm (shm) bind-mounted into
-// it, as the kubelet asks the runtime to. Every mount made here is private
-// to the namespace, so nothing propagates back to the host.
-func enterRootFS(root string, etc []string, shm bool) error {
+// it, as the kubelet asks the runtime to, and with labctl's ping and curl
+// from the binary at applets unless that is "" (mountApplets). Every
+// mount made here is private to the namespace, so nothing propagates back
+// to the host.
+func enterRootFS(root string, etc []string, shm bool, applets string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
@@ -206,6 +212,11 @@ func enterRootFS(root string, etc []string, shm bool) error {
 			return fmt.Errorf("bind the pod's /dev/shm: %w", err)
 		}
 	}
+	if applets != "" {
+		if err := mountApplets(filepath.Join(root, RootFSAppletDir), applets); err != nil {
+			return fmt.Errorf("labctl's applets at %s: %w", RootFSAppletDir, err)
+		}
+	}
 	for _, target := range etc {
 		if err := bindIntoRoot(root, target); err != nil {
 			return err
@@ -223,6 +234,80 @@ func enterRootFS(root string, etc []string, shm bool) error {
 		return fmt.Errorf("detach the host's root: %w", err)
 	}
 	return os.Chdir("/")
+}
+
+// RootFSAppletDir is where a container with a root filesystem finds
+// labctl's applets (links named curl and ping to the labctl binary), last
+// on its PATH, so the image's own tools win. It lies in the container's
+// /dev, a tmpfs enterRootFS mounts afresh, because the applets must not
+// touch the image: a root filesystem is the user's directory on the host,
+// not a copy, so a mount point made in it would stay there (runc and
+// Docker's --init create theirs in the container's writable layer, which
+// labctl does not have). Nothing of an image can clash with it either: the
+// image's /dev is hidden under the tmpfs. A dot directory in /dev is where
+// early-boot tools kept their state before /run existed (/dev/.udev).
+const RootFSAppletDir = "/dev/.labctl"
+
+// appletBinary is the name of the labctl binary in RootFSAppletDir, which
+// the applets' links point at.
+const appletBinary = "labctl"
+
+// mountApplets makes dir (RootFSAppletDir inside a root about to be
+// entered; its parent is the container's fresh /dev) a small tmpfs that
+// holds the labctl binary at exe, bind-mounted, and the applet links to
+// it. Both mounts end read-only: rm, cp or a shell redirection through a
+// link can neither remove the applets nor write into the host's labctl
+// binary, and the rest of /dev stays writable. The tmpfs is noexec (only
+// the binary's own mount runs programs) and, as the binary's mount, nosuid
+// and nodev. The binary must be statically linked: the image has none of
+// the host's libraries (StartPod checks, applet.StaticallyLinked).
+//
+// exe is a path, not /proc/self/exe: that link leads to the supervisor's
+// mount of the binary, which belongs to the pod's mount namespace, and
+// the kernel binds only mounts of the caller's own (EINVAL). A binary
+// that is gone (labctl uninstalled while the lab runs) leaves the
+// container without applets and says so on its stderr, rather than
+// keeping it from starting.
+func mountApplets(dir, exe string) error {
+	src, err := unix.Open(exe, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		fmt.Fprintf(os.Stderr, "labctl: no ping or curl of labctl's in this container: %s is gone\n", exe)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open the labctl binary: %w", err)
+	}
+	defer unix.Close(src)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	const flags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	if err := unix.Mount("tmpfs", dir, "tmpfs", flags, "mode=755,size=4k"); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", err)
+	}
+	target := filepath.Join(dir, appletBinary)
+	f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	// Bound through the descriptor: the file opened above, whatever
+	// happens to the path meanwhile.
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(src), target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the labctl binary %s: %w", exe, err)
+	}
+	if err := unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("make the labctl binary read-only: %w", err)
+	}
+	for _, name := range applet.Names() {
+		if err := os.Symlink(appletBinary, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|flags, ""); err != nil {
+		return fmt.Errorf("make it read-only: %w", err)
+	}
+	return nil
 }
 
 // populateDev creates the device nodes programs expect.

@@ -86,7 +86,7 @@ func checkLeftovers() int {
 func testRole(role string) int {
 	switch role {
 	case "sleep":
-		select {}
+		sleepForever()
 	case "busy":
 		//lint:ignore SA5002 the test needs a container that burns CPU
 		for {
@@ -135,7 +135,7 @@ func testRole(role string) int {
 			fmt.Printf("cgroup=%s\n", strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", ";"))
 		}
 		if os.Getenv("WLTEST_SLEEP") != "" {
-			select {}
+			sleepForever()
 		}
 		return 0
 	case "readfile":
@@ -152,11 +152,26 @@ func testRole(role string) int {
 			return 1
 		}
 		return 0
+	case "which":
+		// Where the PATH leads, as a shell's `command -v` says.
+		for _, name := range strings.Fields(os.Getenv("WLTEST_NAMES")) {
+			p, err := exec.LookPath(name)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			fmt.Printf("%s=%s\n", name, p)
+		}
+		return 0
+	case "args":
+		// An image's program: a script whose interpreter is this binary.
+		fmt.Printf("args=%s\n", strings.Join(os.Args, " "))
+		return 0
 	case "nsreport":
 		b, _ := json.Marshal(readNSReport())
 		fmt.Println(string(b))
 		if os.Getenv("WLTEST_SLEEP") != "" {
-			select {}
+			sleepForever()
 		}
 		return 0
 	case "stubborn":
@@ -174,7 +189,7 @@ func testRole(role string) int {
 			id, _ := process.Of(cmd.Process.Pid)
 			fmt.Printf("child=%d start=%d\n", cmd.Process.Pid, id.StartTime)
 		}
-		select {}
+		sleepForever()
 	case "startpod":
 		// `labctl up` in miniature: start a pod, print its Shim, exit.
 		var spec PodSpec
@@ -193,6 +208,14 @@ func testRole(role string) int {
 	}
 	fmt.Fprintf(os.Stderr, "unknown WLTEST_ROLE %q\n", role)
 	return 2
+}
+
+// sleepForever blocks, also in a test binary built without cgo, whose
+// runtime would end a bare select{} as a deadlock.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 func uniqueName() string { return nstest.Unique(testPrefix) }

@@ -123,6 +123,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 	if err != nil {
 		return fail(err)
 	}
+	rootfs := false
 	for _, c := range spec.Containers {
 		if driver.Name == cgroups.None && !c.Resources.IsZero() {
 			return fail(fmt.Errorf("container %q: resources need cgroups, and there are none: %s", c.Name, driver.Note))
@@ -131,6 +132,7 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 			if fi, err := os.Stat(c.RootFS); err != nil || !fi.IsDir() {
 				return fail(fmt.Errorf("container %q: root filesystem %q is not a directory", c.Name, c.RootFS))
 			}
+			rootfs = true
 		}
 	}
 	cfg := podConfig{
@@ -140,6 +142,12 @@ func StartPod(ctx context.Context, spec PodSpec, opts Options) (Shim, error) {
 		Backoff:     opts.Backoff,
 		AppletDir:   opts.AppletDir,
 		ReadyWithin: Duration(opts.ReadyTimeout),
+	}
+	if rootfs {
+		// Only a static binary runs inside any image (see mountApplets).
+		if err := applet.StaticallyLinked(exe); err != nil {
+			cfg.NoRootFSApplets = err.Error()
+		}
 	}
 	// On cgroup v1 the supervisor is born in its cgroup (see
 	// cgroups.Spawner). Whatever StartPod fails on, it removes the pod's

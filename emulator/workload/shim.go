@@ -219,6 +219,9 @@ func (s *shim) setup() error {
 	for _, n := range sb.notes {
 		s.logf("%s", n)
 	}
+	if s.cfg.NoRootFSApplets != "" {
+		s.logf("containers with a root filesystem get no ping or curl of labctl's, only the image's: %s", s.cfg.NoRootFSApplets)
+	}
 	// Orphans of a container (a daemon that double-forked) are reparented
 	// to the supervisor, not to init: they stay part of the pod.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -260,7 +263,7 @@ func (s *shim) setup() error {
 		s.ctrs = append(s.ctrs, &ctr{
 			spec:    c,
 			policy:  policy,
-			env:     spec.environ(c, s.cfg.AppletDir),
+			env:     spec.environ(c, s.cfg.appletsFor(c)),
 			backoff: time.Duration(s.cfg.Backoff.Initial),
 			status: ContainerStatus{
 				Name: c.Name, Builtin: string(c.Builtin), State: StateWaiting,
@@ -315,6 +318,9 @@ func (s *shim) fork(c *ctr) error {
 		PodIP:      s.cfg.Spec.PodIP,
 		EtcFiles:   s.sandbox.etc,
 		PodShm:     s.sandbox.shm,
+	}
+	if spec.RootFS != "" && s.cfg.appletsFor(spec) != "" {
+		ic.AppletBinary = s.cfg.Executable
 	}
 	born := s.spawner != nil
 	if !born {

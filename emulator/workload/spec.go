@@ -75,8 +75,8 @@ type Container struct {
 	Ports      []Port
 	// RootFS, when set, is a directory (an extracted Alpine minirootfs, say)
 	// that becomes the container's root in a mount namespace of its own, with
-	// fresh /proc, /dev and /sys. By default the container sees the host's
-	// files.
+	// fresh /proc, /dev and /sys, and labctl's applets at RootFSAppletDir.
+	// By default the container sees the host's files.
 	RootFS        string
 	RestartPolicy RestartPolicy // overrides the pod's when set
 	// Resources are requests and limits, mapped onto the container's
@@ -269,16 +269,19 @@ func (c *Container) port() int {
 }
 
 // defaultPath is the PATH of a container that sets none, as in container
-// images. Without a root filesystem the applet directory follows it, in
-// builtins too: the host's curl and ping win where installed (they are the
-// real ones a student expects), labctl's serve where not.
+// images. A directory of labctl's applets follows it, in builtins too: the
+// host's curl and ping (or the image's, in a root filesystem) win where
+// installed, as they are the real ones a student expects; labctl's serve
+// where not. Without a root filesystem that directory is the pod's applet
+// links (Options.AppletDir), with one RootFSAppletDir.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// environ builds a container's environment: defaults first, then the
-// container's variables with $(NAME) expanded against what came before.
+// environ builds a container's environment: defaults first (PATH with
+// appletDir last, unless it is ""), then the container's variables with
+// $(NAME) expanded against what came before.
 func (p *PodSpec) environ(c *Container, appletDir string) []string {
 	path := defaultPath
-	if appletDir != "" && c.RootFS == "" {
+	if appletDir != "" {
 		path += ":" + appletDir
 	}
 	vars := []EnvVar{
@@ -317,6 +320,31 @@ func (p *PodSpec) environ(c *Container, appletDir string) []string {
 		env[i] = v.Name + "=" + v.Value
 	}
 	return env
+}
+
+// SearchPath is the PATH in which the container's command is looked up,
+// as StartPod sets it but without the directory of labctl's applets, and
+// whether that directory is on it: it is last on the default PATH, and a
+// PATH of the container's own has it where it says $(PATH) (or, with a root
+// filesystem, RootFSAppletDir). What the lab checks before `up` uses it to
+// agree with what the container will find. $(POD_NAME), $(POD_IP) and
+// $(HOSTNAME) in a PATH expand to nothing here.
+func (c *Container) SearchPath() (path string, applets bool) {
+	// Stands for the applet directory: no PATH can name it, as
+	// environment values hold no NUL byte.
+	const mark = "\x00applets"
+	var dirs []string
+	for _, d := range filepath.SplitList(envValue((&PodSpec{}).environ(c, mark), "PATH")) {
+		if d == mark || c.RootFS != "" && filepath.Clean(d) == RootFSAppletDir {
+			applets = true
+			continue
+		}
+		dirs = append(dirs, d)
+	}
+	if len(dirs) == 0 && !applets {
+		return defaultPath, false // as lookPath reads an empty PATH
+	}
+	return strings.Join(dirs, string(filepath.ListSeparator)), applets
 }
 
 func (p *PodSpec) hostname() string {

@@ -65,3 +65,62 @@ func TestEnviron(t *testing.T) {
 		t.Errorf("builtin PATH = %s, want the host's tools first, then the applets", got)
 	}
 }
+
+// Which directory of applets ends a container's PATH: the pod's links
+// without a root filesystem, RootFSAppletDir in one, none in one when the
+// labctl binary cannot run there.
+func TestAppletsFor(t *testing.T) {
+	plain := Container{Name: "p", Command: []string{"x"}}
+	rooted := Container{Name: "r", Command: []string{"x"}, RootFS: "/srv/alpine"}
+	static := podConfig{AppletDir: "/state/bin"}
+	dynamic := podConfig{AppletDir: "/state/bin", NoRootFSApplets: "/labctl is dynamically linked"}
+	for _, tt := range []struct {
+		name string
+		pc   podConfig
+		c    Container
+		want string
+	}{
+		{"no root filesystem", static, plain, "/state/bin"},
+		{"no root filesystem, dynamic labctl", dynamic, plain, "/state/bin"},
+		{"a root filesystem", static, rooted, RootFSAppletDir},
+		{"a root filesystem, dynamic labctl", dynamic, rooted, ""},
+	} {
+		if got := tt.pc.appletsFor(&tt.c); got != tt.want {
+			t.Errorf("%s: appletsFor = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	p := PodSpec{Pod: "pod1a"}
+	if got := p.environ(&rooted, RootFSAppletDir)[0]; got != "PATH="+defaultPath+":"+RootFSAppletDir {
+		t.Errorf("PATH in a root filesystem = %s, want the image's directories first, then the applets", got)
+	}
+}
+
+// SearchPath agrees with the PATH StartPod gives a container: whether it
+// reaches the applets, and the directories besides.
+func TestSearchPath(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		rootfs  string
+		path    *string // the container's own PATH, if any
+		want    string
+		applets bool
+	}{
+		{"the default", "", nil, defaultPath, true},
+		{"the default in a root filesystem", "/srv/alpine", nil, defaultPath, true},
+		{"a PATH of its own", "", ptr("/opt/bin:/bin"), "/opt/bin:/bin", false},
+		{"a PATH that extends the default", "", ptr("$(PATH):/opt/bin"), defaultPath + ":/opt/bin", true},
+		{"the applet directory named in a root filesystem", "/srv/alpine", ptr("/bin:/dev/.labctl/"), "/bin", true},
+		{"the same name on the host is just a directory", "", ptr("/bin:/dev/.labctl"), "/bin:/dev/.labctl", false},
+		{"an empty PATH, which execvp reads as the default", "", ptr(""), defaultPath, false},
+	} {
+		c := Container{Name: "c", Command: []string{"x"}, RootFS: tt.rootfs}
+		if tt.path != nil {
+			c.Env = []EnvVar{{"PATH", *tt.path}}
+		}
+		if got, applets := c.SearchPath(); got != tt.want || applets != tt.applets {
+			t.Errorf("%s: SearchPath = %q, %v; want %q, %v", tt.name, got, applets, tt.want, tt.applets)
+		}
+	}
+}
+
+func ptr(s string) *string { return &s }

@@ -255,9 +255,26 @@ type podConfig struct {
 	Backoff     Backoff        `json:"backoff"`
 	AppletDir   string         `json:"appletDir"`
 	ReadyWithin Duration       `json:"readyWithin"`
+	// NoRootFSApplets says why containers with a root filesystem find no
+	// applets at RootFSAppletDir (Executable is dynamically linked); empty
+	// when they do, or when no container has a root filesystem.
+	NoRootFSApplets string `json:"noRootFSApplets,omitempty"`
 	// BornInCgroups: StartPod created the pod's cgroups and started the
 	// supervisor in its own, so it need not move itself there.
 	BornInCgroups bool `json:"bornInCgroups,omitempty"`
+}
+
+// appletsFor is the directory of labctl's applets last on container c's
+// PATH: the pod's applet links, or inside a root filesystem
+// RootFSAppletDir; "" when it has none.
+func (pc *podConfig) appletsFor(c *Container) string {
+	switch {
+	case c.RootFS == "":
+		return pc.AppletDir
+	case pc.NoRootFSApplets == "":
+		return RootFSAppletDir
+	}
+	return ""
 }
 
 func readPodConfig(stateDir string) (*podConfig, error) {
