@@ -164,9 +164,24 @@ func TestStringMatchesConntrackTool(t *testing.T) {
 	if _, err := probe.Ping(ctx, netns.Path(c), netip.MustParseAddr("10.1.0.254"), probe.PingOptions{Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	flows, err := List(netns.Path(r))
-	if err != nil {
-		t.Fatal(err)
+	// The closed TCP connection moves on to TIME_WAIT as its last packets
+	// pass; wait for it there, or the two listings may catch it in two
+	// states (FIN_WAIT in ours, TIME_WAIT in the tool's).
+	var flows []Flow
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if flows, err = List(netns.Path(r)); err != nil {
+			t.Fatal(err)
+		}
+		settled := true
+		for _, f := range flows {
+			if f.Protocol == "tcp" && f.State != "TIME_WAIT" {
+				settled = false
+			}
+		}
+		if settled || time.Now().After(deadline) {
+			break
+		}
 	}
 	var ours []string
 	for _, f := range flows {
