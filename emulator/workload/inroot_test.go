@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/labctl/labctl/emulator/clusterdns"
 	"github.com/labctl/labctl/internal/nstest"
@@ -223,4 +226,81 @@ func writeFile(t *testing.T, root, path, data string) {
 	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// inRoot.mountPoint resolves a path as the container will, inside the
+// root, and creates what is missing along the image's links: the
+// descriptor it returns names the object in the root that the container
+// will see at that path, and nothing outside the root changes.
+func TestMountPoint(t *testing.T) {
+	host := t.TempDir() // what the links name on the host; stays empty
+	climb := strings.Repeat("../", strings.Count(host, "/")+8)
+	for _, tc := range []struct {
+		name  string
+		links map[string]string // path in the image -> link target
+		dirs  []string          // directories in the image
+		path  string
+		dir   bool
+		want  string // where path leads in the root, or the error
+	}{
+		{"missing", nil, nil, "/proc", true, "/proc"},
+		{"missing file and directory", nil, nil, "/etc/hosts", false, "/etc/hosts"},
+		{"present", nil, []string{"proc"}, "/proc", true, "/proc"},
+		{"relative link", map[string]string{"etc": "usr/etc"}, []string{"usr/etc"}, "/etc/hosts", false, "/usr/etc/hosts"},
+		{"absolute link, missing target", map[string]string{"etc": "/usr/etc"}, nil, "/etc/hosts", false, "/usr/etc/hosts"},
+		{"absolute link to the host", map[string]string{"etc": host + "/etc"}, nil, "/etc/hosts", false, host + "/etc/hosts"},
+		{"climbing out", map[string]string{"etc": climb + "x/etc"}, nil, "/etc/hosts", false, "/x/etc/hosts"},
+		{"climbing out from below", map[string]string{"usr/lib/etc": "../../../../.." + host}, []string{"usr/lib"}, "/usr/lib/etc/hosts", false, host + "/hosts"},
+		{"dangling file link in a linked directory", map[string]string{"etc": "usr/etc", "usr/etc/resolv.conf": "../../run/resolv.conf"}, nil,
+			"/etc/resolv.conf", false, "/run/resolv.conf"},
+		{".. after a link is the target's parent", map[string]string{"proc": "a/b/../c", "a/b": "/d/e"}, []string{"d/e"}, "/proc", true, "/d/c"},
+		{"a chain of links", map[string]string{"sys": "s1", "s1": "/s2", "s2": "./s3/"}, nil, "/sys", true, "/s3"},
+
+		{"a file", nil, nil, "/wltest/x", true, "mount point /wltest/x: not a directory"},
+		{"a link to a file", map[string]string{"dev": "wltest"}, nil, "/dev", true, "mount point /dev: not a directory"},
+		{"a directory for a file", nil, []string{"etc/hosts"}, "/etc/hosts", false, "mount point /etc/hosts: is a directory"},
+		{"a loop", map[string]string{"sys": "a", "a": "/sys"}, nil, "/sys", true, "mount point /sys: too many levels of symbolic links"},
+		{"the root", map[string]string{"proc": climb}, nil, "/proc", true, "mount point /proc: is the root filesystem itself"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, root, "wltest", "")
+			for _, d := range tc.dirs {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for p, target := range tc.links {
+				replaceWithLink(t, root, p, target)
+			}
+			hostBefore := nstest.Tree(t, host)
+			fd, err := openRoot(t, root).mountPoint(tc.path, tc.dir)
+			if now := nstest.Tree(t, host); now != hostBefore {
+				t.Errorf("the host's directory changed:\nbefore:\n%s\nafter:\n%s", hostBefore, now)
+			}
+			if !strings.HasPrefix(tc.want, "/") {
+				if err == nil || err.Error() != tc.want {
+					t.Errorf("error %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			got, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+			if got != root+tc.want {
+				t.Errorf("%s leads to %s, want %s", tc.path, got, root+tc.want)
+			}
+		})
+	}
+}
+
+func openRoot(t *testing.T, root string) inRoot {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return inRoot{fd: fd}
 }
