@@ -91,6 +91,6 @@
 // values written, per pod and per container.
 //
 // Requires Linux 5.3 (pidfd_open); exec into containers uses setns on a
-// pidfd from 5.8 and /proc/PID/ns before; root filesystems get the pod's
-// files through openat2 (5.6).
+// pidfd from 5.8 and /proc/PID/ns before; containers with a root
+// filesystem need openat2 (5.6), which keeps their mount points inside it.
 package workload

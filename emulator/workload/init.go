@@ -178,51 +178,71 @@ func executable(p string) error {
 // it, as the kubelet asks the runtime to, and with labctl's ping and curl
 // from the binary at applets unless that is "" (mountApplets). Every
 // mount made here is private to the namespace, so nothing propagates back
-// to the host.
+// to the host. Every mount point is resolved inside root (inRoot), so an
+// image's links cannot lead a mount, or a directory or file created for
+// one, out of it.
 func enterRootFS(root string, etc []string, shm bool, applets string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	// pivot_root needs the new root to be a mount point.
-	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind mount: %w", err)
+	r, err := bindRoot(root)
+	if err != nil {
+		return err
 	}
+	defer unix.Close(r.fd)
 	mounts := []struct {
-		target, fstype, data string
-		flags                uintptr
+		target, fstype string
+		attrs          int
+		opts           []string // key=value
 	}{
-		{"proc", "proc", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
-		{"dev", "tmpfs", "mode=755,size=64k", unix.MS_NOSUID | unix.MS_STRICTATIME},
-		{"sys", "sysfs", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY},
+		{"/proc", "proc", unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC, nil},
+		{"/dev", "tmpfs", unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_STRICTATIME, []string{"mode=755", "size=64k"}},
+		{"/sys", "sysfs", unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC | unix.MOUNT_ATTR_RDONLY, nil},
 	}
+	dev := -1
+	defer func() {
+		if dev >= 0 {
+			unix.Close(dev)
+		}
+	}()
 	for _, m := range mounts {
-		dir := filepath.Join(root, m.target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		at, err := r.mountPoint(m.target, true)
+		if err != nil {
 			return err
 		}
-		if err := unix.Mount(m.fstype, dir, m.fstype, m.flags, m.data); err != nil {
-			return fmt.Errorf("mount %s on /%s: %w", m.fstype, m.target, err)
+		fd, err := mountNew(m.fstype, m.attrs, m.opts, at)
+		unix.Close(at)
+		if err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
+		}
+		if m.target == "/dev" {
+			dev = fd
+		} else {
+			unix.Close(fd)
 		}
 	}
-	if err := populateDev(filepath.Join(root, "dev")); err != nil {
+	// The fresh /dev, reached through its mount's descriptor: labctl's
+	// own tmpfs, whatever the image's path to it.
+	devDir := "/proc/self/fd/" + strconv.Itoa(dev)
+	if err := populateDev(devDir); err != nil {
 		return err
 	}
 	if shm {
-		if err := unix.Mount("/dev/shm", filepath.Join(root, "dev", "shm"), "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount("/dev/shm", filepath.Join(devDir, "shm"), "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind the pod's /dev/shm: %w", err)
 		}
 	}
 	if applets != "" {
-		if err := mountApplets(filepath.Join(root, RootFSAppletDir), applets); err != nil {
+		if err := mountApplets(filepath.Join(devDir, strings.TrimPrefix(RootFSAppletDir, "/dev/")), applets); err != nil {
 			return fmt.Errorf("labctl's applets at %s: %w", RootFSAppletDir, err)
 		}
 	}
 	for _, target := range etc {
-		if err := bindIntoRoot(root, target); err != nil {
+		if err := bindIntoRoot(r, target); err != nil {
 			return err
 		}
 	}
-	if err := os.Chdir(root); err != nil {
+	if err := unix.Fchdir(r.fd); err != nil {
 		return err
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
@@ -234,6 +254,59 @@ func enterRootFS(root string, etc []string, shm bool, applets string) error {
 		return fmt.Errorf("detach the host's root: %w", err)
 	}
 	return os.Chdir("/")
+}
+
+// bindRoot bind-mounts root onto itself (pivot_root needs the new root to
+// be a mount point) and returns the bind mount's top directory held open,
+// where every mount point is then resolved: the bind, not what a path to
+// root leads to later.
+func bindRoot(root string) (inRoot, error) {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return inRoot{}, err
+	}
+	defer unix.Close(dir)
+	tree, err := unix.OpenTree(dir, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if errors.Is(err, unix.ENOSYS) {
+		return inRoot{}, errors.New("mounting inside a root filesystem needs the mount API of Linux 5.2 (and openat2 of 5.6) or later")
+	}
+	if err != nil {
+		return inRoot{}, fmt.Errorf("bind mount: %w", err)
+	}
+	if err := unix.MoveMount(tree, "", dir, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(tree)
+		return inRoot{}, fmt.Errorf("bind mount: %w", err)
+	}
+	return inRoot{fd: tree}, nil
+}
+
+// mountNew mounts a new filesystem of type fstype, with the mount
+// attributes attrs (unix.MOUNT_ATTR_*) and the options opts (key=value),
+// on the directory at, and returns a descriptor of its top directory.
+func mountNew(fstype string, attrs int, opts []string, at int) (int, error) {
+	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen: %w", err)
+	}
+	defer unix.Close(fs)
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		if err := unix.FsconfigSetString(fs, k, v); err != nil {
+			return -1, fmt.Errorf("option %s: %w", o, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, err
+	}
+	m, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount: %w", err)
+	}
+	if err := unix.MoveMount(m, "", at, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(m)
+		return -1, err
+	}
+	return m, nil
 }
 
 // RootFSAppletDir is where a container with a root filesystem finds
@@ -337,46 +410,14 @@ func populateDev(dev string) error {
 }
 
 // bindIntoRoot bind-mounts target (a file of the pod's mount namespace,
-// such as /etc/hosts) onto the same path inside root. The path inside root
-// is resolved as the container will see it (RESOLVE_IN_ROOT: a link in the
-// root filesystem never leads out of it); a missing file is created empty
-// to mount on, as container runtimes create their mount points, and so is
-// a missing /etc.
-func bindIntoRoot(root, target string) error {
-	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// such as /etc/hosts) onto the same path inside the root, resolved as the
+// container will see it (inRoot.mountPoint: a missing file is created
+// empty to mount on, as container runtimes create their mount points, and
+// so is a missing /etc).
+func bindIntoRoot(r inRoot, target string) error {
+	fd, err := r.mountPoint(target, false)
 	if err != nil {
 		return err
-	}
-	defer unix.Close(rootfd)
-	rel := strings.TrimPrefix(target, "/")
-	how := func(flags uint64) *unix.OpenHow {
-		h := &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-		if flags&unix.O_CREAT != 0 {
-			h.Mode = 0o644 // openat2 refuses a mode without O_CREAT
-		}
-		return h
-	}
-	fd, err := unix.Openat2(rootfd, rel, how(unix.O_PATH))
-	if errors.Is(err, unix.ENOSYS) {
-		// Before Linux 5.6 a path cannot be kept inside the root while it
-		// is resolved: the container keeps its own file.
-		fmt.Fprintf(os.Stderr, "labctl: this kernel has no openat2: the container keeps its own %s\n", target)
-		return nil
-	}
-	if errors.Is(err, unix.ENOENT) {
-		if dir := filepath.Dir(rel); dir != "." {
-			if err := unix.Mkdirat(rootfd, dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("create %s in the root filesystem: %w", "/"+dir, err)
-			}
-		}
-		var w int
-		if w, err = unix.Openat2(rootfd, rel, how(unix.O_WRONLY|unix.O_CREAT)); err == nil {
-			unix.Close(w)
-			fd, err = unix.Openat2(rootfd, rel, how(unix.O_PATH))
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%s in the root filesystem: %w", target, err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Mount(target, "/proc/self/fd/"+strconv.Itoa(fd), "", unix.MS_BIND, ""); err != nil {
