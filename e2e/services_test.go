@@ -1,24 +1,20 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/labctl/labctl/emulator/lab"
 	"github.com/labctl/labctl/emulator/plan"
-	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/emulator/spec"
+	"github.com/labctl/labctl/internal/whoami"
 )
 
 // The article's service lab, extended with a pod on node-1 (D) and the
@@ -115,111 +111,23 @@ func upServicesLab(t *testing.T, prefix string, hairpin bool) *svcLab {
 	l := &svcLab{name: name, m: newManager(t)}
 	l.topo = upLab(t, l.m, writeTopology(t, fmt.Sprintf(servicesLab, name, hairpin)))
 	for _, pod := range []string{"A0", "B", "D"} {
-		serveWho(t, l.ns(pod), pod)
+		whoami.Serve(t, l.ns(pod), pod, 8080, 5353)
 	}
 	return l
 }
 
-// serveWho answers every TCP connection to port 8080 and every UDP datagram
-// to port 5353 in a namespace with "<who> <address the client came from>",
-// until the test ends.
-func serveWho(t *testing.T, nsPath, who string) {
-	t.Helper()
-	ln, err := probe.ListenTCP(nsPath, ":8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc, err := probe.ListenUDP(nsPath, ":5353")
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s\n", who, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap())
-			c.Close()
-		}
-	})
-	wg.Go(func() {
-		buf := make([]byte, 64)
-		for {
-			_, from, err := uc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			_, _ = uc.WriteToUDPAddrPort(fmt.Appendf(nil, "%s %s\n", who, from.Addr().Unmap()), from)
-		}
-	})
-	t.Cleanup(func() { ln.Close(); uc.Close(); wg.Wait() })
-}
-
-// answer is what a server said: who it is and whom it saw.
-type answer struct {
-	who  string
-	seen netip.Addr
-}
-
-func parseAnswer(line string) (answer, error) {
-	who, seen, ok := strings.Cut(strings.TrimSpace(line), " ")
-	if !ok {
-		return answer{}, fmt.Errorf("unexpected answer %q", line)
-	}
-	ip, err := netip.ParseAddr(seen)
-	return answer{who, ip}, err
-}
-
-// ask connects (TCP) or sends one datagram from a fresh socket (UDP: a new
-// conntrack entry each time) from a namespace, and reads the answer.
-func ask(nsPath, proto, to string, timeout time.Duration) (answer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var c net.Conn
-	var err error
-	if proto == "udp" {
-		var uc *net.UDPConn
-		uc, err = probe.DialUDP(nsPath, to)
-		if err == nil {
-			c = uc
-			_, err = c.Write([]byte("hello\n"))
-		}
-	} else {
-		var tc *net.TCPConn
-		tc, err = probe.DialTCP(ctx, nsPath, to)
-		if tc != nil {
-			c = tc
-		}
-	}
-	if c != nil {
-		defer c.Close()
-	}
-	if err != nil {
-		return answer{}, err
-	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return answer{}, err
-	}
-	return parseAnswer(line)
-}
-
 // spread asks n times; every ask must be answered. It returns the answers
 // by server.
-func spread(t *testing.T, nsPath, proto, to string, n int) (map[string]int, []answer) {
+func spread(t *testing.T, nsPath, proto, to string, n int) (map[string]int, []whoami.Answer) {
 	t.Helper()
 	counts := map[string]int{}
-	var all []answer
+	var all []whoami.Answer
 	for i := range n {
-		a, err := ask(nsPath, proto, to, 2*time.Second)
+		a, err := whoami.Ask(nsPath, proto, to, 2*time.Second)
 		if err != nil {
 			t.Fatalf("%s %s, attempt %d of %d: %v", proto, to, i+1, n, err)
 		}
-		counts[a.who]++
+		counts[a.Who]++
 		all = append(all, a)
 	}
 	return counts, all
@@ -275,8 +183,8 @@ func TestServices(t *testing.T) {
 			counts, answers := spread(t, l.ns(from), "tcp", "10.96.0.2:8080", 400)
 			requireSplit(t, counts, 400, "A0", "B")
 			for _, a := range answers {
-				if a.seen != svcPodIPs[from] {
-					t.Fatalf("%s saw %s as %s, want its pod IP (no masquerade inside the cluster)", a.who, from, a.seen)
+				if a.Seen != svcPodIPs[from] {
+					t.Fatalf("%s saw %s as %s, want its pod IP (no masquerade inside the cluster)", a.Who, from, a.Seen)
 				}
 			}
 			if from != "C" {
@@ -308,8 +216,8 @@ func TestServices(t *testing.T) {
 		counts, answers := spread(t, l.ns("A0"), "tcp", "10.96.0.2:8080", 400)
 		requireSplit(t, counts, 400, "A0", "B")
 		for _, a := range answers {
-			if a.who == "A0" && a.seen != gatewayA0 || a.who == "B" && a.seen != svcPodIPs["A0"] {
-				t.Fatalf("%s saw A0 as %s", a.who, a.seen)
+			if a.Who == "A0" && a.Seen != gatewayA0 || a.Who == "B" && a.Seen != svcPodIPs["A0"] {
+				t.Fatalf("%s saw A0 as %s", a.Who, a.Seen)
 			}
 		}
 	})
@@ -332,14 +240,14 @@ func TestServices(t *testing.T) {
 		// serve, are refused at once; an address no service has drops.
 		for _, to := range []string{"10.96.0.7:80", "10.96.0.2:81"} {
 			start := time.Now()
-			if _, err := ask(l.ns("C"), "tcp", to, 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+			if _, err := whoami.Ask(l.ns("C"), "tcp", to, 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Errorf("C -> %s: %v, want connection refused", to, err)
 			}
 			if d := time.Since(start); d > time.Second {
 				t.Errorf("C -> %s took %s to be refused", to, d)
 			}
 		}
-		if _, err := ask(l.ns("C"), "tcp", "10.96.0.99:80", 300*time.Millisecond); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+		if _, err := whoami.Ask(l.ns("C"), "tcp", "10.96.0.99:80", 300*time.Millisecond); err == nil || errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("C -> 10.96.0.99:80 (no service): %v, want a silent drop", err)
 		}
 	})
@@ -398,7 +306,7 @@ func TestServices(t *testing.T) {
 // as the tutorial's VM1 reaches node01:30001.
 func checkNodePorts(t *testing.T, l *svcLab) {
 	vm1 := l.ns("vm1")
-	if _, err := ask(vm1, "tcp", svcPodIPs["A0"].String()+":8080", 500*time.Millisecond); err == nil {
+	if _, err := whoami.Ask(vm1, "tcp", svcPodIPs["A0"].String()+":8080", 500*time.Millisecond); err == nil {
 		t.Fatal("vm1 reached A0's pod address directly; an external host must reach pods only through a node port")
 	}
 
@@ -409,28 +317,28 @@ func checkNodePorts(t *testing.T, l *svcLab) {
 		t.Errorf("NodePort with Cluster policy used only %v", counts)
 	}
 	for _, a := range answers {
-		if a.seen != svcNodeIPs["node-0"] && a.seen != gatewayA0 {
-			t.Fatalf("%s saw the client as %s, want one of node-0's addresses", a.who, a.seen)
+		if a.Seen != svcNodeIPs["node-0"] && a.Seen != gatewayA0 {
+			t.Fatalf("%s saw the client as %s, want one of node-0's addresses", a.Who, a.Seen)
 		}
 	}
 	// Another node forwards to the endpoints too.
-	if a, err := ask(vm1, "tcp", "192.168.64.6:30001", 2*time.Second); err != nil || a.seen == clientIP {
+	if a, err := whoami.Ask(vm1, "tcp", "192.168.64.6:30001", 2*time.Second); err != nil || a.Seen == clientIP {
 		t.Errorf("client -> node-2:30001: %+v, %v (want an answer, the client masqueraded)", a, err)
 	}
 	// Local policy: the pod sees the client itself; a node without a
 	// local endpoint does not answer at all.
 	for i := range 20 {
-		a, err := ask(vm1, "tcp", "192.168.64.4:30002", 2*time.Second)
-		if err != nil || a.who != "A0" || a.seen != clientIP {
+		a, err := whoami.Ask(vm1, "tcp", "192.168.64.4:30002", 2*time.Second)
+		if err != nil || a.Who != "A0" || a.Seen != clientIP {
 			t.Fatalf("client -> node-0:30002, attempt %d: %+v, %v (want A0, seeing %s)", i+1, a, err, clientIP)
 		}
 	}
-	_, err := ask(vm1, "tcp", "192.168.64.5:30002", 500*time.Millisecond)
+	_, err := whoami.Ask(vm1, "tcp", "192.168.64.5:30002", 500*time.Millisecond)
 	if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("client -> node-1:30002 (no local endpoint): %v, want no answer at all", err)
 	}
 	// Inside the cluster a Local service still works from any node.
-	if a, err := ask(l.ns("D"), "tcp", "10.96.0.5:80", 2*time.Second); err != nil || a.who != "A0" {
+	if a, err := whoami.Ask(l.ns("D"), "tcp", "10.96.0.5:80", 2*time.Second); err != nil || a.Who != "A0" {
 		t.Errorf("D -> the cluster IP of the Local service: %+v, %v", a, err)
 	}
 }
@@ -444,11 +352,11 @@ func TestServiceHairpinOff(t *testing.T) {
 	l := upServicesLab(t, "tsvh", false)
 	failed, self, other := 0, 0, 0
 	for range 40 {
-		a, err := ask(l.ns("A0"), "tcp", "10.96.0.2:8080", 250*time.Millisecond)
+		a, err := whoami.Ask(l.ns("A0"), "tcp", "10.96.0.2:8080", 250*time.Millisecond)
 		switch {
 		case err != nil:
 			failed++
-		case a.who == "A0":
+		case a.Who == "A0":
 			self++
 		default:
 			other++
@@ -501,7 +409,7 @@ func TestServiceDryRunScript(t *testing.T) {
 	}
 	checkBridgeObjects(t, topo)
 	for _, pod := range []string{"A0", "B"} {
-		serveWho(t, nsOf(name, pod), pod)
+		whoami.Serve(t, nsOf(name, pod), pod, 8080, 5353)
 	}
 	for _, from := range []string{"C", "A1", "A0"} {
 		counts, _ := spread(t, nsOf(name, from), "tcp", "10.96.0.2:8080", 200)

@@ -1,24 +1,21 @@
 package kubeproxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/labctl/labctl/emulator/conntrack"
 	"github.com/labctl/labctl/emulator/netns"
-	"github.com/labctl/labctl/emulator/probe"
 	"github.com/labctl/labctl/internal/nstest"
+	"github.com/labctl/labctl/internal/whoami"
 )
 
 // testLab is the tutorial's cluster, built by hand from namespaces:
@@ -153,98 +150,6 @@ func hostUnchanged(t testing.TB) {
 	})
 }
 
-// serve answers every connection to port in pod's namespace, TCP and UDP,
-// with "<pod> <address the client came from>", until the test ends.
-func (l *testLab) serve(t testing.TB, pod string, port int) {
-	t.Helper()
-	ln, err := probe.ListenTCP(l.ns(pod), fmt.Sprintf(":%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc, err := probe.ListenUDP(l.ns(pod), fmt.Sprintf(":%d", port))
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s\n", pod, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap())
-			c.Close()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 64)
-		for {
-			_, from, err := uc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			_, _ = uc.WriteToUDPAddrPort([]byte(fmt.Sprintf("%s %s\n", pod, from.Addr().Unmap())), from)
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); uc.Close(); wg.Wait() })
-}
-
-// answer is what a test server said: who it is and whom it saw.
-type answer struct {
-	pod  string
-	seen netip.Addr
-}
-
-func parseAnswer(line string) (answer, error) {
-	pod, seen, ok := strings.Cut(strings.TrimSpace(line), " ")
-	if !ok {
-		return answer{}, fmt.Errorf("unexpected answer %q", line)
-	}
-	ip, err := netip.ParseAddr(seen)
-	return answer{pod, ip}, err
-}
-
-// askTCP connects from the role's namespace to addr and reads the answer.
-func (l *testLab) askTCP(from, addr string, timeout time.Duration) (answer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	c, err := probe.DialTCP(ctx, l.ns(from), addr)
-	if err != nil {
-		return answer{}, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return answer{}, err
-	}
-	return parseAnswer(line)
-}
-
-// askUDP sends one datagram from a fresh socket (a new source port, so a
-// new conntrack entry) and reads the answer.
-func (l *testLab) askUDP(from, addr string, timeout time.Duration) (answer, error) {
-	c, err := probe.DialUDP(l.ns(from), addr)
-	if err != nil {
-		return answer{}, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte("hello\n")); err != nil {
-		return answer{}, err
-	}
-	buf := make([]byte, 64)
-	n, err := c.Read(buf)
-	if err != nil {
-		return answer{}, err
-	}
-	return parseAnswer(string(buf[:n]))
-}
-
 // spread asks n times and counts the answers by pod; every ask must work.
 func (l *testLab) spread(t *testing.T, from, addr string, n int, udp bool) map[string]int {
 	t.Helper()
@@ -258,7 +163,7 @@ func (l *testLab) spread(t *testing.T, from, addr string, n int, udp bool) map[s
 		if err != nil {
 			t.Fatalf("%s -> %s, attempt %d of %d: %v", from, addr, i+1, n, err)
 		}
-		counts[a.pod]++
+		counts[a.Who]++
 	}
 	return counts
 }
@@ -316,8 +221,8 @@ func TestClusterIPSpreadsOverNodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.seen != podIPs[from] {
-				t.Errorf("%s saw the client as %s, want its pod IP %s (no masquerade inside the cluster)", a.pod, a.seen, podIPs[from])
+			if a.Seen != podIPs[from] {
+				t.Errorf("%s saw the client as %s, want its pod IP %s (no masquerade inside the cluster)", a.Who, a.Seen, podIPs[from])
 			}
 		})
 	}
@@ -355,12 +260,12 @@ func TestHairpin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("attempt %d with hairpin on: %v", i+1, err)
 		}
-		counts[a.pod]++
-		if a.pod == "a" && a.seen != gw1 {
-			t.Errorf("a reached itself seen as %s, want the bridge address %s (masqueraded)", a.seen, gw1)
+		counts[a.Who]++
+		if a.Who == "a" && a.Seen != gw1 {
+			t.Errorf("a reached itself seen as %s, want the bridge address %s (masqueraded)", a.Seen, gw1)
 		}
-		if a.pod == "b" && a.seen != podIPs["a"] {
-			t.Errorf("b saw a as %s, want %s", a.seen, podIPs["a"])
+		if a.Who == "b" && a.Seen != podIPs["a"] {
+			t.Errorf("b saw a as %s, want %s", a.Seen, podIPs["a"])
 		}
 	}
 	requireSplit(t, counts, n, "a", "b")
@@ -372,7 +277,7 @@ func TestHairpin(t *testing.T) {
 		switch {
 		case err != nil:
 			failed++
-		case a.pod == "a":
+		case a.Who == "a":
 			servedBySelf++
 		}
 	}
@@ -395,7 +300,7 @@ func TestHairpin(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hairpin off and bridge netfilter off, attempt %d: %v", i+1, err)
 		}
-		counts[a.pod]++
+		counts[a.Who]++
 	}
 	if counts["a"] == 0 {
 		t.Errorf("with hairpin and bridge netfilter off, a never reached itself: %v", counts)
@@ -420,7 +325,7 @@ func TestSameNodeNeedsBridgeNetfilter(t *testing.T) {
 	}
 	sysctl(t, l.names["node1"], "net/bridge/bridge-nf-call-iptables", "0")
 	if a, err := l.askTCP("c", "10.96.0.2:80", 500*time.Millisecond); err == nil {
-		t.Errorf("with bridge netfilter off, c still reached %s through the service", a.pod)
+		t.Errorf("with bridge netfilter off, c still reached %s through the service", a.Who)
 	}
 	// Across nodes the answer is routed by node2, so it needs nothing.
 	if _, err := l.askTCP("d", "10.96.0.2:80", 2*time.Second); err != nil {
@@ -447,9 +352,9 @@ func TestNodePortCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("client -> node1:30001, attempt %d: %v", i+1, err)
 		}
-		counts[a.pod]++
-		if a.seen != node1Addrs[0] && a.seen != node1Addrs[1] {
-			t.Errorf("%s saw the client as %s, want one of node1's addresses %v", a.pod, a.seen, node1Addrs)
+		counts[a.Who]++
+		if a.Seen != node1Addrs[0] && a.Seen != node1Addrs[1] {
+			t.Errorf("%s saw the client as %s, want one of node1's addresses %v", a.Who, a.Seen, node1Addrs)
 		}
 	}
 	if counts["a"] == 0 || counts["b"] == 0 {
@@ -457,8 +362,8 @@ func TestNodePortCluster(t *testing.T) {
 	}
 	if a, err := l.askTCP("client", "10.128.0.3:30001", 2*time.Second); err != nil {
 		t.Errorf("client -> node2:30001: %v", err)
-	} else if a.seen == clientIP {
-		t.Errorf("%s saw the client's own address through a Cluster NodePort", a.pod)
+	} else if a.Seen == clientIP {
+		t.Errorf("%s saw the client's own address through a Cluster NodePort", a.Who)
 	}
 }
 
@@ -477,8 +382,8 @@ func TestNodePortLocal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("client -> node1:30002: %v", err)
 		}
-		if a.seen != clientIP {
-			t.Fatalf("%s saw the client as %s, want the client's own %s", a.pod, a.seen, clientIP)
+		if a.Seen != clientIP {
+			t.Fatalf("%s saw the client as %s, want the client's own %s", a.Who, a.Seen, clientIP)
 		}
 	}
 	_, err := l.askTCP("client", "10.128.0.3:30002", 500*time.Millisecond)
@@ -569,21 +474,21 @@ func TestMasqueradeToOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.seen != node1IP {
-		t.Errorf("the client saw c as %s, want node1's address %s", a.seen, node1IP)
+	if a.Seen != node1IP {
+		t.Errorf("the client saw c as %s, want node1's address %s", a.Seen, node1IP)
 	}
 	a, err = l.askTCP("c", "10.244.2.3:9000", 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.seen != podIPs["c"] {
-		t.Errorf("d saw c as %s, want c's own %s", a.seen, podIPs["c"])
+	if a.Seen != podIPs["c"] {
+		t.Errorf("d saw c as %s, want c's own %s", a.Seen, podIPs["c"])
 	}
 	// Off: the pod's own address leaves the node, and the client, which
 	// has no route back to pod subnets, never answers.
 	l.program(t, nil, func(n *Node) { n.MasqueradeOutside = false })
 	if a, err := l.askTCP("c", "10.128.0.100:9000", 300*time.Millisecond); err == nil {
-		t.Errorf("with masquerade off the client answered c, seen as %s", a.seen)
+		t.Errorf("with masquerade off the client answered c, seen as %s", a.Seen)
 	}
 }
 
@@ -683,4 +588,22 @@ func TestRefusesHostNamespace(t *testing.T) {
 	if err := Remove("/proc/self/ns/net"); err == nil {
 		t.Error("Remove accepted the host's namespace")
 	}
+}
+
+// serve answers every connection to port in pod's namespace, TCP and UDP,
+// with "<pod> <address the client came from>" (whoami.Serve).
+func (l *testLab) serve(t testing.TB, pod string, port int) {
+	t.Helper()
+	whoami.Serve(t, l.ns(pod), pod, port, port)
+}
+
+// askTCP connects from the role's namespace to addr and reads the answer.
+func (l *testLab) askTCP(from, addr string, timeout time.Duration) (whoami.Answer, error) {
+	return whoami.Ask(l.ns(from), "tcp", addr, timeout)
+}
+
+// askUDP sends one datagram from a fresh socket (a new source port, so a
+// new conntrack entry) and reads the answer.
+func (l *testLab) askUDP(from, addr string, timeout time.Duration) (whoami.Answer, error) {
+	return whoami.Ask(l.ns(from), "udp", addr, timeout)
 }
